@@ -1,0 +1,64 @@
+/**
+ * Typed errors. Every error Stowage raises on purpose is a StowageError: a stable `code` for
+ * programs (the extension picks actions by it) and a message a user can act on.
+ */
+export type ErrorCode =
+  | 'INVALID_REFERENCE'
+  | 'INVALID_DIGEST'
+  | 'INVALID_PLATFORM'
+  | 'RESERVED_NAME'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
+  | 'NOT_FOUND'
+  | 'TOO_MANY_REQUESTS'
+  | 'REGISTRY_ERROR'
+  | 'NETWORK'
+  | 'TLS'
+  | 'INSECURE_REFUSED'
+  | 'DIGEST_MISMATCH'
+  | 'SIZE_MISMATCH'
+  | 'MANIFEST_INVALID'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'TOO_LARGE'
+  | 'NO_MATCHING_PLATFORM'
+  | 'NOT_CACHED'
+  | 'CACHE_CORRUPT'
+  | 'LOCK_TIMEOUT'
+  | 'ABORTED'
+  | 'STALLED'
+  | 'OFFLINE'
+  | 'DOCKERFILE'
+  | 'USAGE';
+
+export class StowageError extends Error {
+  override name = 'StowageError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** What the user can do about it, when there is something useful to say. */
+    readonly hint?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Message plus hint, for one-line reporting (CLI stderr, notifications). */
+  get detail(): string {
+    return this.hint ? `${this.message} ${this.hint}` : this.message;
+  }
+}
+
+export function isStowageError(e: unknown, code?: ErrorCode): e is StowageError {
+  return e instanceof StowageError && (code === undefined || e.code === code);
+}
+
+/** The error an AbortSignal carries, as a StowageError. */
+export function abortError(signal?: AbortSignal): StowageError {
+  const reason = signal?.reason;
+  if (reason instanceof StowageError) return reason;
+  return new StowageError('ABORTED', 'The operation was cancelled.', undefined, { cause: reason });
+}
+
+export function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw abortError(signal);
+}

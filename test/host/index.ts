@@ -1,0 +1,13 @@
+// Entry point of the tests that run inside a real extension host (the test-electron contract:
+// export run()). Suites register with mocha's BDD globals when imported below.
+import Mocha from 'mocha';
+
+export function run(): Promise<void> {
+  const mocha = new Mocha({ ui: 'bdd', timeout: 60_000, color: false, reporter: 'spec' });
+  mocha.suite.emit('pre-require', globalThis, 'host', mocha);
+  // Imported after the globals exist; esbuild bundles them into dist-test/suite.js.
+  require('./activation.suite');
+  return new Promise((resolve, reject) => {
+    mocha.run((failures) => (failures ? reject(new Error(`${failures} host test(s) failed`)) : resolve()));
+  });
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  credentialKey,
+  familiarReference,
+  formatReference,
+  parsePullableReference,
+  parseReference,
+  registryHost,
+} from '../../src/core/reference';
+
+const D = `sha256:${'a'.repeat(64)}`;
+
+describe('parseReference', () => {
+  const cases: [string, string][] = [
+    ['alpine', 'docker.io/library/alpine:latest'],
+    ['alpine:3.20', 'docker.io/library/alpine:3.20'],
+    ['user/app', 'docker.io/user/app:latest'],
+    ['docker.io/alpine', 'docker.io/library/alpine:latest'],
+    ['index.docker.io/library/alpine:1', 'docker.io/library/alpine:1'],
+    ['localhost/app', 'localhost/app:latest'],
+    ['localhost:5000/team/app:v1', 'localhost:5000/team/app:v1'],
+    ['127.0.0.1:5000/team/app:v1', '127.0.0.1:5000/team/app:v1'],
+    ['ghcr.io/owner/repo/sub:tag', 'ghcr.io/owner/repo/sub:tag'],
+    [`alpine@${D}`, `docker.io/library/alpine@${D}`],
+    [`alpine:3.20@${D}`, `docker.io/library/alpine:3.20@${D}`],
+    ['my_org/my-app__x.y:1.0-rc_1', 'docker.io/my_org/my-app__x.y:1.0-rc_1'],
+    ['[::1]:5000/app', '[::1]:5000/app:latest'],
+  ];
+  for (const [input, expected] of cases) {
+    test(`${input} → ${expected}`, () => assert.equal(formatReference(parseReference(input)), expected));
+  }
+
+  test('keeps tag and digest both', () => {
+    const r = parseReference(`app:v1@${D}`);
+    assert.equal(r.tag, 'v1');
+    assert.equal(r.digest, D);
+  });
+
+  const bad: [string, RegExp][] = [
+    ['', /empty/],
+    ['Alpine', /lowercase|not a valid/],
+    ['team/App', /lowercase/],
+    ['alpine:', /tag "" is not valid/],
+    ['alpine:-bad', /tag "-bad"/],
+    [`alpine:${'x'.repeat(129)}`, /tag/],
+    ['alpine@sha256:abc', /sha256:<64 hex>/],
+    [`alpine@md5:${'a'.repeat(32)}`, /sha256/],
+    [`alpine@sha256:${'A'.repeat(64)}`, /sha256/],
+    ['alpine@sha256:../../etc/passwd', /sha256/],
+    ['a//b', /empty component/],
+    ['has space', /white space/],
+    ['ghcr.io/', /empty/],
+  ];
+  for (const [input, why] of bad) {
+    test(`rejects ${JSON.stringify(input)}`, () => {
+      assert.throws(
+        () => parseReference(input),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, 'INVALID_REFERENCE');
+          assert.match(e.message, why);
+          assert.ok(e.message.includes(`"${input}"`), 'the message names the input');
+          return true;
+        },
+      );
+    });
+  }
+
+  test('scratch is reserved for pulls', () => {
+    assert.throws(() => parsePullableReference('scratch'), { code: 'RESERVED_NAME' });
+    assert.throws(() => parsePullableReference('SCRATCH'), { code: 'RESERVED_NAME' });
+  });
+
+  test('docker hub host and credential key', () => {
+    assert.equal(registryHost('docker.io'), 'registry-1.docker.io');
+    assert.equal(registryHost('ghcr.io'), 'ghcr.io');
+    assert.equal(credentialKey('docker.io'), 'https://index.docker.io/v1/');
+    assert.equal(credentialKey('127.0.0.1:5000'), '127.0.0.1:5000');
+  });
+
+  test('familiar form', () => {
+    assert.equal(familiarReference(parseReference('alpine:3')), 'alpine:3');
+    assert.equal(familiarReference(parseReference('user/app')), 'user/app:latest');
+    assert.equal(familiarReference(parseReference('ghcr.io/a/b:c')), 'ghcr.io/a/b:c');
+  });
+});
