@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'INVALID_PLATFORM'
   | 'RESERVED_NAME'
   | 'UNAUTHORIZED'
+  /** A credential source failed: malformed docker config.json, a broken credential helper. */
+  | 'CREDENTIALS'
   | 'DENIED'
   | 'NOT_FOUND'
   | 'TOO_MANY_REQUESTS'
