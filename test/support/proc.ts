@@ -26,12 +26,12 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
     const child = spawn(cmd, args, {
       env: options.env ?? process.env,
       cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const stdout = Buffer.concat(out).toString('utf8');
@@ -42,7 +42,11 @@ export function run(cmd: string, args: string[], options: RunOptions = {}): Prom
         reject(new Error(`${shown} exited ${code ?? signal}:\n${mask(stderr || stdout, options.secrets)}`));
       }
     });
-    child.stdin.end(options.input ?? '');
+    if (child.stdin) {
+      // A child may exit before reading its input; that is its exit code's business, not an EPIPE crash.
+      child.stdin.on('error', () => {});
+      child.stdin.end(options.input);
+    }
   });
 }
 

@@ -149,7 +149,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
     if (tls) {
       setup.push(
         (async () => {
-          const cert = await makeSelfSignedCert(workDir, 'server');
+          const cert = await makeSelfSignedCert(workDir, 'server', 'localhost', 'ec');
           http.tls = { certificate: cert.certFile, key: cert.keyFile };
           caPem = cert.certPem;
           caFile = cert.certFile;

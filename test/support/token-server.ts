@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeSelfSignedCert, type TestCert } from './certs';
+import { makeSelfSignedCert, sharedSigningCert, type TestCert } from './certs';
 
 export interface Credentials {
   username: string;
@@ -25,6 +25,8 @@ export interface TokenServerOptions {
   userActions?: string[];
   /** Seconds a token lives (default 300). Changeable later through `TokenServer.expiresIn`. */
   expiresIn?: number;
+  /** Make a new signing key instead of the process-wide shared one (e.g. to test a foreign signer). */
+  freshCert?: boolean;
 }
 
 /** One request the token server saw. Never holds a secret: only whether credentials came. */
@@ -99,8 +101,10 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 export async function startTokenServer(options: TokenServerOptions = {}): Promise<TokenServer> {
-  const dir = await mkdtemp(join(tmpdir(), 'stowage-token-'));
-  const cert = await makeSelfSignedCert(dir, 'token-signer', 'stowage-test-token-signer');
+  const dir = options.freshCert ? await mkdtemp(join(tmpdir(), 'stowage-token-')) : undefined;
+  const cert = dir
+    ? await makeSelfSignedCert(dir, 'token-signer', 'stowage-test-token-signer')
+    : await sharedSigningCert();
   const service = options.service ?? 'stowage-test-registry';
   const issuer = options.issuer ?? 'stowage-test-issuer';
   const userActions = options.userActions ?? ['pull', 'push'];
@@ -278,7 +282,7 @@ export async function startTokenServer(options: TokenServerOptions = {}): Promis
     async stop() {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
-      await rm(dir, { recursive: true, force: true });
+      if (dir) await rm(dir, { recursive: true, force: true });
     },
   };
   return server;
