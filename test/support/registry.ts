@@ -2,6 +2,7 @@
 // of the configurations tests need: plain HTTP, TLS + htpasswd basic auth, or Bearer token auth.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,22 +70,39 @@ export interface RunningRegistry {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
+/** Registries not yet stopped: their process and work dir. */
+const live = new Map<ChildProcess, string>();
+let hooksInstalled = false;
 
-/** If a test process dies without stopping its registries, do not leave them running. */
-function installExitHook() {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const child of live) {
-      try {
-        if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+function killAllSync() {
+  for (const [child, dir] of live) {
+    try {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
     }
-  });
+    rmSync(dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+
+/**
+ * If a test process ends without stopping its registries (a crash, or the runner's SIGTERM/SIGINT
+ * on cancellation), do not leave them running. A SIGKILL of the test process cannot be caught.
+ */
+function installExitHooks() {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', killAllSync);
+  const onSignal = (signal: NodeJS.Signals) => {
+    killAllSync();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    // Keep the default behaviour (terminate) unless someone else handles the signal.
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 const LOG_LIMIT = 2 * 1024 * 1024;
@@ -99,7 +117,7 @@ async function htpasswdLines(users: Credentials[]): Promise<string> {
 }
 
 export async function startRegistry(options: RegistryOptions = {}): Promise<RunningRegistry> {
-  installExitHook();
+  installExitHooks();
   const auth = options.auth ?? 'none';
   const tls = options.tls ?? false;
   const workDir = await mkdtemp(join(tmpdir(), 'stowage-registry-'));
@@ -113,11 +131,11 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
   const cleanup = async () => {
     if (child) {
       await stopChild(child);
-      live.delete(child);
     }
     if (ownsTokenServer) await tokenServer?.stop();
     await dispatcher?.close().catch(() => {});
     await rm(workDir, { recursive: true, force: true });
+    if (child) live.delete(child);
   };
 
   try {
@@ -207,7 +225,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Runn
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = started;
-    live.add(started);
+    live.set(started, workDir);
     const timeoutMs = options.startTimeoutMs ?? 10_000;
     const port = await new Promise<number>((resolve, reject) => {
       let done = false;
