@@ -1,0 +1,272 @@
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Digest } from '../digest';
+import { StowageError } from '../errors';
+import { BLOB_MODE, placeNoReplace, syncDir } from './fsutil';
+import type { FileLock } from './lock';
+
+/**
+ * A resumable writer for one blob. Usage:
+ *
+ *   const ing = await store.ingest(desc.digest, desc.size, { signal });
+ *   try {
+ *     if (!ing.present) {            // someone (maybe another process) already committed it
+ *       // fetch with `Range: bytes=${ing.offset}-` when ing.offset > 0
+ *       for await (const chunk of body) await ing.write(chunk);
+ *       await ing.commit();
+ *     }
+ *   } finally {
+ *     await ing.close();             // keeps partial data for a later resume; no-op after commit
+ *   }
+ *
+ * Calls must not overlap (await each write). The chunk is copied; the caller may reuse it.
+ */
+export interface Ingest {
+  readonly digest: Digest;
+  /** True when the blob is already in the store: nothing to write, commit() is a no-op. */
+  readonly present: boolean;
+  /** Bytes already held (re-hashed from the partial file on open): where to resume. */
+  readonly offset: number;
+  readonly expectedSize?: number;
+  write(chunk: Uint8Array): Promise<void>;
+  /** Discards the partial data and starts again at offset 0. */
+  truncate(): Promise<void>;
+  /** Verifies size and digest, then moves the blob into place (read-only). */
+  commit(): Promise<void>;
+  /** Keeps the partial data for a later resume and releases the per-blob lock. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface IngestMeta {
+  digest: Digest;
+  expectedSize?: number;
+  startedAt: string;
+  updatedAt: string;
+}
+
+/** Coalesce small network chunks into fewer, larger writes. */
+const BUFFER_SIZE = 1024 * 1024;
+
+export class PresentIngest implements Ingest {
+  readonly present = true;
+  constructor(
+    readonly digest: Digest,
+    readonly offset: number,
+  ) {}
+  get expectedSize(): number {
+    return this.offset;
+  }
+  async write(): Promise<void> {
+    throw new StowageError('CACHE_CORRUPT', `Blob ${this.digest} is already in the cache; nothing to write.`);
+  }
+  async truncate(): Promise<void> {}
+  async commit(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+export class BlobIngest implements Ingest {
+  readonly present = false;
+  private done = false;
+  private buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  private buffered = 0;
+
+  private constructor(
+    readonly digest: Digest,
+    readonly expectedSize: number | undefined,
+    private readonly algorithm: string,
+    private readonly hex: string,
+    private readonly folder: string,
+    private readonly target: string,
+    private readonly lock: FileLock,
+    private fh: FileHandle,
+    private hash: Hash,
+    private written: number,
+  ) {}
+
+  get offset(): number {
+    return this.written;
+  }
+
+  get dataPath(): string {
+    return join(this.folder, 'data');
+  }
+
+  /**
+   * Opens (or resumes) the ingest in `folder`, whose lock the caller holds. The partial data is
+   * re-hashed to rebuild the hash state and find the resume offset.
+   */
+  static async open(options: {
+    digest: Digest;
+    algorithm: string;
+    hex: string;
+    expectedSize: number | undefined;
+    folder: string;
+    target: string;
+    lock: FileLock;
+  }): Promise<BlobIngest> {
+    const { folder, expectedSize } = options;
+    const data = join(folder, 'data');
+    const hash = createHash(options.algorithm);
+    let written = 0;
+    let startedAt = new Date().toISOString();
+    try {
+      const meta = JSON.parse(await fs.readFile(join(folder, 'meta.json'), 'utf8')) as Partial<IngestMeta>;
+      if (typeof meta.startedAt === 'string') startedAt = meta.startedAt;
+    } catch {
+      // No or unreadable meta: informational only.
+    }
+    try {
+      for await (const chunk of createReadStream(data, { highWaterMark: BUFFER_SIZE })) {
+        hash.update(chunk as Buffer);
+        written += (chunk as Buffer).length;
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const fh = await fs.open(data, 'a', 0o600);
+    const ingest = new BlobIngest(
+      options.digest,
+      expectedSize,
+      options.algorithm,
+      options.hex,
+      folder,
+      options.target,
+      options.lock,
+      fh,
+      hash,
+      written,
+    );
+    // More than the blob can hold: the partial belongs to a lying descriptor; start over.
+    if (expectedSize !== undefined && written > expectedSize) await ingest.truncate();
+    const meta: IngestMeta = {
+      digest: options.digest,
+      ...(expectedSize !== undefined ? { expectedSize } : {}),
+      startedAt,
+      updatedAt: new Date().toISOString(),
+    };
+    await fs.writeFile(join(folder, 'meta.json'), JSON.stringify(meta), { mode: 0o600 });
+    return ingest;
+  }
+
+  async write(chunk: Uint8Array): Promise<void> {
+    this.assertOpen();
+    if (this.expectedSize !== undefined && this.written + chunk.byteLength > this.expectedSize) {
+      await this.discard();
+      throw new StowageError(
+        'SIZE_MISMATCH',
+        `Blob ${this.digest} is larger than the ${this.expectedSize} bytes its descriptor declares.`,
+        'The registry served more data than the manifest says; nothing was stored.',
+      );
+    }
+    this.hash.update(chunk);
+    this.written += chunk.byteLength;
+    if (chunk.byteLength >= BUFFER_SIZE) {
+      await this.flush();
+      await writeAll(this.fh, chunk);
+      return;
+    }
+    let from = 0;
+    while (from < chunk.byteLength) {
+      const n = Math.min(BUFFER_SIZE - this.buffered, chunk.byteLength - from);
+      this.buffer.set(chunk.subarray(from, from + n), this.buffered);
+      this.buffered += n;
+      from += n;
+      if (this.buffered === BUFFER_SIZE) await this.flush();
+    }
+  }
+
+  async truncate(): Promise<void> {
+    this.assertOpen();
+    this.buffered = 0;
+    await this.fh.truncate(0);
+    this.hash = createHash(this.algorithm);
+    this.written = 0;
+  }
+
+  async commit(): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.flush();
+      await this.fh.sync();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    await this.fh.close();
+    this.done = true;
+    const actual = this.hash.digest('hex');
+    if (this.expectedSize !== undefined && this.written !== this.expectedSize) {
+      await this.cleanup(true);
+      throw new StowageError(
+        'SIZE_MISMATCH',
+        `Blob ${this.digest} has ${this.written} bytes but its descriptor declares ${this.expectedSize}.`,
+        'The download was incomplete or the registry served different content; nothing was stored.',
+      );
+    }
+    if (actual !== this.hex) {
+      await this.cleanup(true);
+      throw new StowageError(
+        'DIGEST_MISMATCH',
+        `Blob ${this.digest} downloaded with a different digest (${this.algorithm}:${actual.slice(0, 16)}…).`,
+        'The registry or a proxy served corrupted or tampered content; nothing was stored.',
+      );
+    }
+    try {
+      await fs.chmod(this.dataPath, BLOB_MODE);
+      // AlreadyExists is fine: another process committed the same content first.
+      await placeNoReplace(this.dataPath, this.target);
+      await syncDir(dirname(this.target));
+    } finally {
+      await this.cleanup(true);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.done) return;
+    this.done = true;
+    try {
+      await this.flush();
+    } finally {
+      await this.fh.close().catch(() => {});
+      await this.cleanup(this.written === 0);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.done) throw new StowageError('ABORTED', `The ingest of ${this.digest} is already closed.`);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.buffered === 0) return;
+    const n = this.buffered;
+    this.buffered = 0;
+    await writeAll(this.fh, this.buffer.subarray(0, n));
+  }
+
+  /** Deletes the partial data after a verification failure. */
+  private async discard(): Promise<void> {
+    this.done = true;
+    await this.fh.close().catch(() => {});
+    await this.cleanup(true);
+  }
+
+  private async cleanup(removeData: boolean): Promise<void> {
+    if (removeData) {
+      await fs.rm(this.dataPath, { force: true });
+      await fs.rm(join(this.folder, 'meta.json'), { force: true });
+    }
+    await this.lock.release();
+    // Another process may already be waiting on a new lock in here: then the folder stays.
+    if (removeData) await fs.rmdir(this.folder).catch(() => {});
+  }
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+  let from = 0;
+  while (from < bytes.byteLength) {
+    const { bytesWritten } = await fh.write(bytes, from, bytes.byteLength - from);
+    from += bytesWritten;
+  }
+}

@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { abortError, StowageError, throwIfAborted } from '../errors';
+
+/**
+ * A cross-process lock: an exclusive file (`open(…, 'wx')`) holding who took it. Works between
+ * VS Code windows and CLI runs sharing one cache. A holder refreshes the file's mtime while it
+ * holds the lock, so a lock is stale when its process is dead on this host (kill -9) or when it
+ * has not been refreshed for `staleMs` (another host, a reused pid, a frozen process).
+ */
+export interface LockOptions {
+  signal?: AbortSignal;
+  /** Give up with LOCK_TIMEOUT after this long; undefined waits until the signal aborts. */
+  timeoutMs?: number;
+  /** A lock not refreshed for this long is stale. Default 2 minutes. */
+  staleMs?: number;
+  /** What the lock protects, for error messages ("the cache index", "blob sha256:…"). */
+  what?: string;
+}
+
+export interface LockOwner {
+  pid: number;
+  hostname: string;
+  createdAt: string;
+  token: string;
+}
+
+export const DEFAULT_STALE_MS = 120_000;
+const MIN_POLL_MS = 10;
+const MAX_POLL_MS = 500;
+
+export class FileLock {
+  private heartbeat?: NodeJS.Timeout;
+  private released = false;
+
+  private constructor(
+    readonly path: string,
+    readonly token: string,
+    staleMs: number,
+  ) {
+    // Refresh well inside the stale window; unref'd so a held lock never keeps node alive.
+    this.heartbeat = setInterval(
+      () => {
+        const now = new Date();
+        fs.utimes(this.path, now, now).catch(() => {});
+      },
+      Math.max(50, Math.floor(staleMs / 4)),
+    );
+    this.heartbeat.unref();
+  }
+
+  /** Waits (polling with backoff) until the lock is ours. */
+  static async acquire(path: string, options: LockOptions = {}): Promise<FileLock> {
+    const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
+    const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
+    let delay = MIN_POLL_MS;
+    for (;;) {
+      throwIfAborted(options.signal);
+      const token = randomBytes(12).toString('hex');
+      const owner: LockOwner = {
+        pid: process.pid,
+        hostname: hostname(),
+        createdAt: new Date().toISOString(),
+        token,
+      };
+      try {
+        await fs.writeFile(path, JSON.stringify(owner), { flag: 'wx', mode: 0o600 });
+        return new FileLock(path, token, staleMs);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          // The folder holding the lock was removed (a finished ingest cleans up): recreate it.
+          await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+          continue;
+        }
+        if (code !== 'EEXIST') throw e;
+      }
+      if (await breakIfStale(path, staleMs)) continue;
+      if (deadline !== undefined && Date.now() >= deadline) {
+        const holder = await readOwner(path);
+        throw new StowageError(
+          'LOCK_TIMEOUT',
+          `Timed out waiting for the lock on ${options.what ?? path}` +
+            (holder ? ` held by process ${holder.pid} on ${holder.hostname}.` : '.'),
+          `If no other Stowage process is running, delete ${path}.`,
+        );
+      }
+      const wait = Math.min(delay, deadline === undefined ? delay : Math.max(1, deadline - Date.now()));
+      await sleep(wait * (0.75 + Math.random() * 0.5), options.signal);
+      delay = Math.min(MAX_POLL_MS, delay * 1.5);
+    }
+  }
+
+  /** Releases the lock if it is still ours (a peer may have broken it as stale). Idempotent. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.heartbeat);
+    const owner = await readOwner(this.path);
+    if (owner?.token === this.token) await fs.rm(this.path, { force: true });
+  }
+}
+
+export async function readOwner(path: string): Promise<LockOwner | undefined> {
+  try {
+    const parsed = JSON.parse(await fs.readFile(path, 'utf8')) as Partial<LockOwner>;
+    if (
+      typeof parsed.pid === 'number' &&
+      typeof parsed.hostname === 'string' &&
+      typeof parsed.token === 'string'
+    ) {
+      return parsed as LockOwner;
+    }
+  } catch {
+    // Missing, or caught between create and write: treated as held until it ages out.
+  }
+  return undefined;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** True when a lock file's holder is gone: dead on this host, or not refreshed for staleMs. */
+export async function isStale(path: string, staleMs: number): Promise<boolean> {
+  let mtimeMs: number;
+  try {
+    mtimeMs = (await fs.stat(path)).mtimeMs;
+  } catch {
+    return false; // gone: the caller simply retries
+  }
+  if (Date.now() - mtimeMs > staleMs) return true;
+  const owner = await readOwner(path);
+  return !!owner && owner.hostname === hostname() && owner.pid !== process.pid && !processAlive(owner.pid);
+}
+
+/**
+ * Removes a stale lock. Breaking is itself serialised by a short-lived `.break` lock so that two
+ * waiters who both saw the same stale lock cannot delete a fresh lock the faster one just took.
+ */
+async function breakIfStale(path: string, staleMs: number): Promise<boolean> {
+  if (!(await isStale(path, staleMs))) return false;
+  const breaker = `${path}.break`;
+  try {
+    await fs.writeFile(breaker, String(process.pid), { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // Breaking takes milliseconds; a breaker left behind by a killed process ages out quickly.
+    const age = await fs.stat(breaker).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
+    if (age > Math.min(staleMs, 10_000)) await fs.rm(breaker, { force: true });
+    return false;
+  }
+  try {
+    // Re-check under the breaker: the lock may have been released and re-taken meanwhile.
+    if (await isStale(path, staleMs)) await fs.rm(path, { force: true });
+    return true;
+  } finally {
+    await fs.rm(breaker, { force: true });
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
