@@ -12,7 +12,7 @@ import { Agent, request } from 'undici';
 import { type BuiltImage, buildImage, MEDIA, readLayoutBlob } from '../support/fixtures';
 import { run } from '../support/proc';
 import { getManifest, MANIFEST_ACCEPT, pushLayout, skopeoInspectRaw, tagMany } from '../support/push';
-import { type RunningRegistry, startRegistry } from '../support/registry';
+import { type RunningRegistry, startRegistry, withRegistry } from '../support/registry';
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
@@ -189,6 +189,19 @@ describe('plain HTTP, no auth', () => {
     const got = await getManifest(proxy, 'library/alpine', 'v1');
     assert.equal(got.status, 200);
     assert.equal(got.digest, image.digest);
+  });
+
+  test('withRegistry stops the process and removes its files afterwards', async () => {
+    let seen: RunningRegistry | undefined;
+    const status = await withRegistry({}, async (r) => {
+      seen = r;
+      const res = await request(`${r.url}/v2/`, { dispatcher: r.dispatcher });
+      await res.body.dump();
+      return res.statusCode;
+    });
+    assert.equal(status, 200);
+    assert.throws(() => process.kill(seen!.pid, 0), { code: 'ESRCH' });
+    await assert.rejects(stat(seen!.workDir), { code: 'ENOENT' });
   });
 
   test('a registry that cannot start rejects with its log', async () => {
@@ -395,6 +408,37 @@ describe('Bearer token auth', () => {
 
     const bad = await post({ ...common, grant_type: 'password', username, password: 'wrong' });
     assert.equal(bad.status, 401);
+  });
+
+  test('without anonymous pull, an anonymous token grants nothing', async () => {
+    const closed = await start({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
+    await pushLayout(image.layoutDir, 'v1', closed, 'private/app:v1');
+    const url = `${closed.url}/v2/private/app/manifests/v1`;
+    const first = await request(url, { headers: { accept: MANIFEST_ACCEPT }, dispatcher: closed.dispatcher });
+    await first.body.dump();
+    const challenge = parseChallenge(first.headers['www-authenticate'] as string);
+    const anon = await fetchToken(challenge.params, [challenge.params.scope!]);
+    assert.equal(anon.status, 200);
+    const claims = JSON.parse(
+      Buffer.from(String(anon.json.token).split('.')[1]!, 'base64url').toString('utf8'),
+    );
+    assert.deepEqual(claims.access, []);
+    const denied = await request(url, {
+      headers: { accept: MANIFEST_ACCEPT, authorization: `Bearer ${anon.json.token}` },
+      dispatcher: closed.dispatcher,
+    });
+    await denied.body.dump();
+    assert.equal(denied.statusCode, 401);
+    const user = await fetchToken(challenge.params, [challenge.params.scope!], closed.credentials);
+    assert.equal(user.status, 200);
+    const allowed = await request(url, {
+      method: 'HEAD',
+      headers: { accept: MANIFEST_ACCEPT, authorization: `Bearer ${user.json.token}` },
+      dispatcher: closed.dispatcher,
+    });
+    await allowed.body.dump();
+    assert.equal(allowed.statusCode, 200);
+    assert.equal(allowed.headers['docker-content-digest'], image.digest);
   });
 
   test('a v2s2 push with token auth serves a Docker manifest list', async () => {
