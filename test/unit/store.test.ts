@@ -1,0 +1,396 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import type { Digest } from '../../src/core/digest';
+import { isStowageError } from '../../src/core/errors';
+import { Store } from '../../src/core/store';
+import { sha256, tempDir } from './store-fixture';
+
+const code = (c: string) => (e: unknown) => isStowageError(e, c as never);
+
+async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+async function blobFiles(store: Store): Promise<string[]> {
+  return (await fs.readdir(join(store.dir, 'blobs', 'sha256')).catch(() => [])).sort();
+}
+
+/** A pid that is certainly not running: a child that has already exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', '0']);
+  assert.ok(r.pid);
+  return r.pid;
+}
+
+describe('Store layout', () => {
+  test('open creates oci-layout, an empty index and private dirs; reopening keeps them', async (t) => {
+    const dir = join(await tempDir(t), 'cache');
+    const store = await Store.open(dir);
+    assert.deepEqual(JSON.parse(await fs.readFile(join(dir, 'oci-layout'), 'utf8')), {
+      imageLayoutVersion: '1.0.0',
+    });
+    assert.deepEqual(JSON.parse(await fs.readFile(join(dir, 'index.json'), 'utf8')), {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: [],
+    });
+    assert.equal((await fs.stat(dir)).mode & 0o777, 0o700);
+    assert.equal((await fs.stat(join(dir, 'blobs'))).mode & 0o777, 0o700);
+    await store.setReference('example.com/a:1', { mediaType: 'x', digest: sha256('a'), size: 1 });
+    await Store.open(dir);
+    assert.equal((await store.listReferences()).length, 1, 'reopening must not reset index.json');
+  });
+
+  test('blobPath accepts strict digests and rejects traversal, wrong lengths and unknown algorithms', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const ok = sha256('x');
+    assert.equal(store.blobPath(ok), join(store.dir, 'blobs', 'sha256', ok.slice(7)));
+    const bad = [
+      'sha256:../../x',
+      `sha256:../../${'a'.repeat(58)}`,
+      `sha256:${'a'.repeat(63)}`,
+      `sha256:${'a'.repeat(65)}`,
+      `sha256:${'A'.repeat(64)}`,
+      `md5:${'a'.repeat(32)}`,
+      `sha384:${'a'.repeat(96)}`,
+      `sha256:${'a'.repeat(63)}/`,
+      'a'.repeat(64),
+      '',
+    ];
+    for (const d of bad) {
+      assert.throws(() => store.blobPath(d as Digest), code('INVALID_DIGEST'), d);
+      await assert.rejects(store.ingest(d as Digest, 1), code('INVALID_DIGEST'), d);
+      await assert.rejects(store.putBlob(Buffer.from('x'), d as Digest), code('INVALID_DIGEST'), d);
+    }
+    assert.equal(
+      store.blobPath(`sha512:${'b'.repeat(128)}`),
+      join(store.dir, 'blobs', 'sha512', 'b'.repeat(128)),
+    );
+  });
+});
+
+describe('Store blobs', () => {
+  test('putBlob verifies, has() checks size, readBlob verifies and caps size', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const bytes = Buffer.from('{"hello":"world"}');
+    const d = sha256(bytes);
+    assert.equal(await store.has(d), false);
+    await store.putBlob(bytes, d);
+    await store.putBlob(bytes, d); // present: no-op
+    assert.equal(await store.has(d), true);
+    assert.equal(await store.has(d, bytes.length), true);
+    assert.equal(await store.has(d, bytes.length + 1), false);
+    assert.deepEqual(await store.readBlob(d, 1024), bytes);
+    await assert.rejects(store.readBlob(d, bytes.length - 1), code('TOO_LARGE'));
+    await assert.rejects(store.readBlob(sha256('absent'), 1024), code('NOT_CACHED'));
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
+  test('putBlob with content that does not match the digest stores nothing', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    await assert.rejects(store.putBlob(Buffer.from('tampered'), sha256('original')), code('DIGEST_MISMATCH'));
+    assert.deepEqual(await blobFiles(store), []);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'tmp')), []);
+  });
+
+  test('a cached blob that no longer hashes to its name is reported CACHE_CORRUPT and removed', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const bytes = Buffer.from('manifest bytes');
+    const d = sha256(bytes);
+    await store.putBlob(bytes, d);
+    const path = store.blobPath(d);
+    await fs.chmod(path, 0o644);
+    await fs.writeFile(path, 'MANIFEST BYTES');
+    assert.equal(await store.verifyBlob(d), false);
+    await assert.rejects(store.readBlob(d, 1024), code('CACHE_CORRUPT'));
+    assert.equal(await store.has(d), false);
+  });
+
+  test('committed blobs are read-only and no file in the cache is group/world-writable', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const small = Buffer.from('small');
+    await store.putBlob(small, sha256(small));
+    const big = randomBytes(300_000);
+    const ing = await store.ingest(sha256(big), big.length);
+    await ing.write(big);
+    await ing.commit();
+    for (const d of [sha256(small), sha256(big)]) {
+      assert.equal((await fs.stat(store.blobPath(d))).mode & 0o777, 0o444, d);
+    }
+    // root ignores file modes, so the write attempt only proves something for other users.
+    if (process.getuid?.() !== 0) {
+      await assert.rejects(fs.writeFile(store.blobPath(sha256(small)), 'x'), { code: 'EACCES' });
+    }
+    for (const f of await listFiles(store.dir)) {
+      assert.equal((await fs.stat(f)).mode & 0o022, 0, `${f} is group/world-writable`);
+    }
+  });
+});
+
+describe('Store ingest', () => {
+  test('writes in small and large chunks, commits a verified blob and cleans up the ingest folder', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(3 * 1024 * 1024 + 12345);
+    const d = sha256(data);
+    const ing = await store.ingest(d, data.length);
+    assert.equal(ing.present, false);
+    assert.equal(ing.offset, 0);
+    assert.equal(ing.expectedSize, data.length);
+    let at = 0;
+    for (const size of [1, 100, 16384, 65536, 2 * 1024 * 1024]) {
+      await ing.write(data.subarray(at, at + size));
+      at += size;
+    }
+    await ing.write(data.subarray(at));
+    assert.equal(ing.offset, data.length);
+    await ing.commit();
+    await ing.close(); // after commit: a no-op
+    assert.equal(await store.verifyBlob(d), true);
+    assert.equal(await store.has(d, data.length), true);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'ingest')), []);
+  });
+
+  test('wrong digest → DIGEST_MISMATCH, partial deleted, nothing in blobs/', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const good = Buffer.from('the real content');
+    const ing = await store.ingest(sha256(good), good.length);
+    await ing.write(Buffer.from('the fake content'));
+    await assert.rejects(ing.commit(), code('DIGEST_MISMATCH'));
+    assert.deepEqual(await blobFiles(store), []);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'ingest')), []);
+    // The lock was released: a new ingest starts from zero.
+    const again = await store.ingest(sha256(good), good.length);
+    assert.equal(again.offset, 0);
+    await again.close();
+  });
+
+  test('short content → SIZE_MISMATCH; content beyond the declared size → SIZE_MISMATCH at write', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = Buffer.from('0123456789');
+    const short = await store.ingest(sha256(data), data.length);
+    await short.write(data.subarray(0, 6));
+    await assert.rejects(short.commit(), code('SIZE_MISMATCH'));
+    const long = await store.ingest(sha256(data), 8);
+    await long.write(data.subarray(0, 5));
+    await assert.rejects(long.write(data.subarray(5)), code('SIZE_MISMATCH'));
+    await long.close();
+    assert.deepEqual(await blobFiles(store), []);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'ingest')), []);
+  });
+
+  test('resume: close keeps the partial; reopening re-hashes it, offset = bytes written, commit verifies', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(2 * 1024 * 1024 + 777);
+    const d = sha256(data);
+    const first = await store.ingest(d, data.length);
+    await first.write(data.subarray(0, 1_500_000));
+    await first.close();
+    await first.close(); // idempotent
+    const meta = JSON.parse(await fs.readFile(join(store.ingestPath(d), 'meta.json'), 'utf8'));
+    assert.equal(meta.expectedSize, data.length);
+    assert.equal(meta.digest, d);
+
+    const second = await store.ingest(d, data.length);
+    assert.equal(second.offset, 1_500_000);
+    await second.write(data.subarray(1_500_000, 1_600_000));
+    await second.close();
+
+    const reopened = await Store.open(store.dir); // as another process would
+    const third = await reopened.ingest(d, undefined);
+    assert.equal(third.offset, 1_600_000);
+    assert.equal(third.expectedSize, undefined);
+    await third.write(data.subarray(1_600_000));
+    await third.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
+  test('truncate discards the partial data and starts again at offset 0', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(50_000);
+    const d = sha256(data);
+    const ing = await store.ingest(d, data.length);
+    await ing.write(randomBytes(20_000)); // garbage, e.g. a server that ignored Range
+    await ing.truncate();
+    assert.equal(ing.offset, 0);
+    await ing.write(data);
+    await ing.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
+  test('a partial larger than the declared size is discarded on resume', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(1000);
+    const d = sha256(data);
+    const ing = await store.ingest(d, undefined);
+    await ing.write(randomBytes(1500));
+    await ing.close();
+    const again = await store.ingest(d, data.length);
+    assert.equal(again.offset, 0);
+    await again.write(data);
+    await again.commit();
+    assert.equal(await store.has(d, 1000), true);
+  });
+
+  test('ingest of a blob already present returns present: true and writes nothing', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = Buffer.from('already here');
+    const d = sha256(data);
+    await store.putBlob(data, d);
+    const ing = await store.ingest(d, data.length);
+    assert.equal(ing.present, true);
+    assert.equal(ing.offset, data.length);
+    await assert.rejects(ing.write(Buffer.from('x')));
+    await ing.commit();
+    await ing.close();
+    await assert.rejects(store.ingest(d, data.length + 1), code('SIZE_MISMATCH'));
+  });
+
+  test('a stale ingest lock of a dead process is recovered and its partial data resumed', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(10_000);
+    const d = sha256(data);
+    const folder = store.ingestPath(d);
+    await fs.mkdir(folder, { recursive: true });
+    await fs.writeFile(join(folder, 'data'), data.subarray(0, 4000));
+    const { hostname } = await import('node:os');
+    await fs.writeFile(
+      join(folder, 'lock'),
+      JSON.stringify({
+        pid: deadPid(),
+        hostname: hostname(),
+        createdAt: new Date().toISOString(),
+        token: 'dead',
+      }),
+    );
+    const ing = await store.ingest(d, data.length, { timeoutMs: 10_000 });
+    assert.equal(ing.offset, 4000);
+    await ing.write(data.subarray(4000));
+    await ing.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
+  test('a lock held by a live process makes a waiter time out (LOCK_TIMEOUT) or abort (ABORTED)', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = Buffer.from('contended');
+    const d = sha256(data);
+    const holder = await store.ingest(d, data.length);
+    await assert.rejects(store.ingest(d, data.length, { timeoutMs: 30 }), (e: unknown) => {
+      assert.ok(isStowageError(e, 'LOCK_TIMEOUT'));
+      assert.match(e.message, new RegExp(`held by process ${process.pid}`));
+      return true;
+    });
+    const ac = new AbortController();
+    const waiting = store.ingest(d, data.length, { signal: ac.signal });
+    ac.abort();
+    await assert.rejects(waiting, code('ABORTED'));
+    await holder.write(data);
+    await holder.commit();
+    const after = await store.ingest(d, data.length);
+    assert.equal(after.present, true);
+  });
+});
+
+describe('Store references', () => {
+  test('set/get/list/remove; a name is replaced, not duplicated; foreign entries are kept', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const indexPath = join(store.dir, 'index.json');
+    const foreign = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256('f'), size: 3 };
+    const idx = JSON.parse(await fs.readFile(indexPath, 'utf8'));
+    idx.manifests.push(foreign);
+    await fs.writeFile(indexPath, JSON.stringify(idx));
+
+    const a = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: sha256('a'), size: 10 };
+    const b = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha256('b'), size: 20 };
+    await store.setReference('127.0.0.1:5000/team/app:v1', a);
+    await store.setReference('docker.io/library/alpine:3.20', b);
+    await store.setReference('127.0.0.1:5000/team/app:v1', b);
+    const list = await store.listReferences();
+    assert.deepEqual(
+      list.map((r) => [r.name, r.descriptor.digest]),
+      [
+        ['docker.io/library/alpine:3.20', b.digest],
+        ['127.0.0.1:5000/team/app:v1', b.digest],
+      ],
+    );
+    const got = await store.getReference('127.0.0.1:5000/team/app:v1');
+    assert.equal(got?.annotations?.['org.opencontainers.image.ref.name'], '127.0.0.1:5000/team/app:v1');
+    assert.equal(await store.getReference('nope'), undefined);
+    assert.equal(await store.removeReference('docker.io/library/alpine:3.20'), true);
+    assert.equal(await store.removeReference('docker.io/library/alpine:3.20'), false);
+    const raw = JSON.parse(await fs.readFile(indexPath, 'utf8'));
+    assert.equal(raw.manifests.length, 2);
+    assert.deepEqual(raw.manifests[0], foreign);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'tmp')), []);
+  });
+
+  test('setReference validates the descriptor and the name', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    await assert.rejects(
+      store.setReference('a:1', { mediaType: 'x', digest: 'sha256:../x' as Digest, size: 1 }),
+      code('MANIFEST_INVALID'),
+    );
+    await assert.rejects(
+      store.setReference('a:1', { mediaType: 'x', digest: sha256('x'), size: -1 }),
+      code('MANIFEST_INVALID'),
+    );
+    await assert.rejects(
+      store.setReference('', { mediaType: 'x', digest: sha256('x'), size: 1 }),
+      code('INVALID_REFERENCE'),
+    );
+  });
+
+  test('a corrupt index.json is reported as CACHE_CORRUPT', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    await fs.writeFile(join(store.dir, 'index.json'), '{"manifests": [');
+    await assert.rejects(store.listReferences(), code('CACHE_CORRUPT'));
+    await assert.rejects(
+      store.setReference('a:1', { mediaType: 'x', digest: sha256('x'), size: 1 }),
+      code('CACHE_CORRUPT'),
+    );
+  });
+
+  test('a stale layout lock of a dead process, or an unrefreshed one from another host, is recovered', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const lock = join(store.dir, '.stowage', 'layout.lock');
+    const { hostname } = await import('node:os');
+    await fs.writeFile(
+      lock,
+      JSON.stringify({ pid: deadPid(), hostname: hostname(), createdAt: '', token: 'x' }),
+    );
+    await store.setReference('a:1', { mediaType: 'x', digest: sha256('1'), size: 1 });
+
+    await fs.writeFile(
+      lock,
+      JSON.stringify({ pid: process.pid, hostname: 'elsewhere', createdAt: '', token: 'y' }),
+    );
+    const old = new Date(Date.now() - 10 * 60 * 1000);
+    await fs.utimes(lock, old, old);
+    await store.setReference('a:2', { mediaType: 'x', digest: sha256('2'), size: 1 });
+    assert.deepEqual(
+      (await store.listReferences()).map((r) => r.name),
+      ['a:1', 'a:2'],
+    );
+    await assert.rejects(fs.stat(lock), { code: 'ENOENT' });
+  });
+
+  test('a fresh lock from another host is respected (LOCK_TIMEOUT names the holder and the file)', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const lock = join(store.dir, '.stowage', 'layout.lock');
+    await fs.writeFile(lock, JSON.stringify({ pid: 1, hostname: 'otherhost', createdAt: '', token: 'z' }));
+    await assert.rejects(
+      store.withLock(async () => 1, { timeoutMs: 30 }),
+      (e: unknown) =>
+        isStowageError(e, 'LOCK_TIMEOUT') && /otherhost/.test(e.message) && e.hint!.includes(lock),
+    );
+  });
+});
