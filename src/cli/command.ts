@@ -22,3 +22,7 @@ export function parseCommandArgs<O extends Options>(args: string[], options: O, 
 export function writeJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+export function usageError(message: string): StowageError {
+  return new StowageError('USAGE', message);
+}

@@ -1,4 +1,14 @@
+import { gcCommand, inspectCommand, lsCommand, rmCommand } from './cache';
 import type { Command } from './command';
+import { pullCommand } from './pull';
+import { tagsCommand } from './tags';
 
 /** Every CLI command by name. Add a command by importing it here. */
-export const commands: Record<string, Command> = {};
+export const commands: Record<string, Command> = {
+  pull: pullCommand,
+  ls: lsCommand,
+  inspect: inspectCommand,
+  rm: rmCommand,
+  gc: gcCommand,
+  tags: tagsCommand,
+};

@@ -1,4 +1,4 @@
-import { isStowageError, StowageError } from '../core/errors';
+import { isStowageError } from '../core/errors';
 import { VERSION } from '../core/version';
 import type { Command } from './command';
 import { commands } from './commands';
@@ -39,8 +39,4 @@ function usage(): string {
     .map(([n, c]) => `  ${n.padEnd(10)} ${c.summary}`)
     .join('\n');
   return `usage: stowage <command> [options]\n\ncommands:\n${list}\n\nRun "stowage <command> --help" for a command's options.`;
-}
-
-export function usageError(message: string): StowageError {
-  return new StowageError('USAGE', message);
 }

@@ -1,0 +1,71 @@
+import { readFile } from 'node:fs/promises';
+import { defaultCacheDir } from '../core/cache-dir';
+import { StowageError } from '../core/errors';
+import { RegistryClient, type RequestLog } from '../core/registry/client';
+import { chainCredentials, DockerConfigCredentials } from '../core/registry/credentials';
+import { Store } from '../core/store';
+
+/** Flags every command that touches the cache or a registry accepts. */
+export const ENGINE_OPTIONS = {
+  cache: { type: 'string' },
+  'insecure-registry': { type: 'string', multiple: true },
+  mirror: { type: 'string', multiple: true },
+  'ca-file': { type: 'string', multiple: true },
+  offline: { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
+} as const;
+
+export interface EngineFlags {
+  cache?: string;
+  'insecure-registry'?: string[];
+  mirror?: string[];
+  'ca-file'?: string[];
+  offline?: boolean;
+  verbose?: boolean;
+}
+
+/** `--mirror REGISTRY=URL` (repeatable, in order) → { registry: [urls] }. */
+export function parseMirrors(values: readonly string[] = []): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const v of values) {
+    const i = v.indexOf('=');
+    if (i <= 0 || i === v.length - 1) {
+      throw new StowageError(
+        'USAGE',
+        `Invalid --mirror "${v}": expected REGISTRY=URL, e.g. docker.io=https://mirror.example.`,
+      );
+    }
+    const registry = v.slice(0, i).toLowerCase();
+    out[registry] = [...(out[registry] ?? []), v.slice(i + 1)];
+  }
+  return out;
+}
+
+export async function openStore(flags: EngineFlags): Promise<Store> {
+  return Store.open(flags.cache ?? defaultCacheDir());
+}
+
+/** A registry client configured from flags and the environment (docker's config.json for credentials). */
+export async function createClient(flags: EngineFlags): Promise<RegistryClient> {
+  const caCertificates = await Promise.all(
+    (flags['ca-file'] ?? []).map((f) =>
+      readFile(f).catch((e: Error) => {
+        throw new StowageError('USAGE', `Cannot read CA file ${f}: ${e.message}`);
+      }),
+    ),
+  );
+  return new RegistryClient({
+    credentials: chainCredentials(new DockerConfigCredentials()),
+    insecureRegistries: flags['insecure-registry'] ?? [],
+    mirrors: parseMirrors(flags.mirror),
+    caCertificates,
+    offline: flags.offline,
+    userAgent: 'stowage-cli',
+    onRequest: flags.verbose ? logRequest : undefined,
+  });
+}
+
+function logRequest(r: RequestLog): void {
+  const what = r.error ? `error ${r.error}` : `${r.status} ${r.bytes ?? 0}B`;
+  process.stderr.write(`stowage: ${r.method} ${r.url} → ${what} (${r.ms} ms)\n`);
+}

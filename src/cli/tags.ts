@@ -1,0 +1,46 @@
+import { parseReference } from '../core/reference';
+import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { createClient, ENGINE_OPTIONS } from './engine';
+
+const USAGE =
+  'tags REPO [--limit N] [--page-size N] [--json] [--insecure-registry HOST]... [--ca-file PEM]...';
+
+export const tagsCommand: Command = {
+  summary: "list a repository's tags (page by page)",
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      {
+        ...ENGINE_OPTIONS,
+        limit: { type: 'string' },
+        'page-size': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+      USAGE,
+    );
+    if (positionals.length !== 1) throw usageError(`tags takes one repository\nusage: stowage ${USAGE}`);
+    const limit = values.limit === undefined ? Number.POSITIVE_INFINITY : Number(values.limit);
+    const pageSize = values['page-size'] === undefined ? 100 : Number(values['page-size']);
+    if (!(limit > 0) || !Number.isInteger(pageSize) || pageSize <= 0) {
+      throw usageError('--limit and --page-size take positive whole numbers');
+    }
+    const ref = parseReference(positionals[0]!);
+    const client = await createClient(values);
+    const tags: string[] = [];
+    try {
+      for await (const page of client.tags(ref, { pageSize })) {
+        for (const t of page) {
+          if (tags.length >= limit) break;
+          tags.push(t);
+          if (!values.json) process.stdout.write(`${t}\n`);
+        }
+        if (tags.length >= limit) break;
+      }
+    } finally {
+      await client.close();
+    }
+    if (values.json) writeJson(tags);
+    return 0;
+  },
+};

@@ -1,0 +1,433 @@
+import { type Digest, parseDigest } from '../digest';
+import { StowageError, throwIfAborted } from '../errors';
+import { formatPlatform, hostPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
+import { formatReference, parsePullableReference, type Reference } from '../reference';
+import type { RegistryClient } from '../registry/client';
+import { backoffDelay, DEFAULT_RETRY, isTransientNetworkError, sleep } from '../registry/retry';
+import {
+  availablePlatforms,
+  type Descriptor,
+  isJsonDocumentMediaType,
+  type ManifestDocument,
+  parseManifest,
+  REF_NAME_ANNOTATION,
+  type Store,
+  selectManifests,
+  walkImage,
+} from '../store';
+
+export interface PullOptions {
+  /** Platforms to keep from a multi-platform image. Default: the host's. */
+  platforms?: readonly Platform[];
+  /** Keep every platform the index offers. */
+  allPlatforms?: boolean;
+  /** Contact the registry even when the cache holds everything. */
+  alwaysPull?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: PullEvent) => void;
+  /** Blobs downloaded at once. Default 4. */
+  concurrency?: number;
+  /** Attempts per blob when a transfer breaks off (each resumes where the last stopped). Default 5. */
+  blobAttempts?: number;
+}
+
+export interface PullProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  blobsDone: number;
+  blobsTotal: number;
+  layersDone: number;
+  layersTotal: number;
+}
+
+export type PullEvent =
+  | { type: 'resolved'; reference: string; digest: Digest; mediaType: string; platforms: string[] }
+  | {
+      type: 'blob';
+      digest: Digest;
+      size: number;
+      kind: 'config' | 'layer';
+      state: 'cached' | 'start' | 'done';
+      offset?: number;
+    }
+  | ({ type: 'progress' } & PullProgress);
+
+export interface PullResult {
+  /** The name recorded in the cache (fully normalised). */
+  reference: string;
+  digest: Digest;
+  mediaType: string;
+  /** Platforms now complete in the cache (os/arch[/variant]). */
+  platforms: string[];
+  /** True when the cache already held everything and no request was made. */
+  fromCache: boolean;
+  blobsDownloaded: number;
+  bytesDownloaded: number;
+  /** Bytes of the image's blobs (configs and layers) for the selected platforms. */
+  totalBytes: number;
+}
+
+interface Needed {
+  descriptor: Descriptor;
+  kind: 'config' | 'layer';
+}
+
+const MAX_DEPTH = 4;
+
+/**
+ * The one pull pipeline: resolve → check the cache (no network when complete) → fetch the
+ * manifest → keep the wanted platforms → download missing blobs (verified) → commit → record.
+ */
+export async function pull(
+  store: Store,
+  client: RegistryClient,
+  input: string | Reference,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const ref = typeof input === 'string' ? parsePullableReference(input) : input;
+  const name = formatReference(ref);
+  const platforms = options.platforms?.length ? options.platforms : [hostPlatform()];
+  const signal = options.signal;
+  const emit = options.onEvent ?? (() => {});
+  throwIfAborted(signal);
+
+  if (!options.alwaysPull) {
+    const cached = await fromCache(store, ref, name, platforms, options.allPlatforms);
+    if (cached) return cached;
+  }
+
+  // Resolve: by digest when given; else a HEAD for the tag (cheap, spares rate-limit quota).
+  let top: Descriptor | undefined;
+  if (ref.digest) top = { mediaType: '', digest: ref.digest, size: 0 };
+  else {
+    const head = await client.head(ref, signal);
+    if (head && (await store.has(head.digest, head.size))) top = { ...head };
+  }
+  const first = top
+    ? await manifestFor(store, client, ref, top, signal)
+    : await client
+        .manifest(ref, signal)
+        .then((m) => ({ bytes: m.bytes, document: m.document, digest: m.digest }));
+  top = { mediaType: first.document.mediaType, digest: first.digest, size: first.bytes.length };
+
+  // Walk index → manifests for the wanted platforms → config and layers.
+  const manifests: { descriptor: Descriptor; bytes: Buffer }[] = [{ descriptor: top, bytes: first.bytes }];
+  const needed: Needed[] = [];
+  const kept: string[] = [];
+  const wanted = options.allPlatforms ? undefined : platforms;
+  const visit = async (descriptor: Descriptor, doc: ManifestDocument, depth: number, path: Set<string>) => {
+    if (depth > MAX_DEPTH) {
+      throw new StowageError(
+        'MANIFEST_INVALID',
+        `The index of ${name} nests more than ${MAX_DEPTH} levels deep.`,
+      );
+    }
+    if (doc.kind === 'manifest') {
+      if (descriptor.platform) kept.push(formatPlatform(normalizePlatform(descriptor.platform)));
+      needed.push({ descriptor: doc.config, kind: 'config' });
+      for (const layer of doc.layers) needed.push({ descriptor: layer, kind: 'layer' });
+      return;
+    }
+    for (const entry of selectManifests(doc, wanted)) {
+      if (path.has(entry.digest)) {
+        throw new StowageError(
+          'MANIFEST_INVALID',
+          `The index of ${name} refers to itself (${entry.digest}).`,
+        );
+      }
+      const child = await manifestFor(store, client, ref, entry, signal);
+      manifests.push({ descriptor: entry, bytes: child.bytes });
+      await visit(entry, child.document, depth + 1, new Set([...path, entry.digest]));
+    }
+  };
+  await visit(top, first.document, 0, new Set([top.digest]));
+  if (first.document.kind === 'index' && kept.length === 0) {
+    throw new StowageError(
+      'NO_MATCHING_PLATFORM',
+      `${name} has no image for ${platforms.map(formatPlatform).join(', ')}; it offers ${availablePlatforms(first.document).join(', ') || 'no platforms'}.`,
+      'Choose one of the offered platforms (stowage.platforms / --platform).',
+    );
+  }
+  emit({ type: 'resolved', reference: name, digest: top.digest, mediaType: top.mediaType, platforms: kept });
+
+  // Download what is missing, a few at a time.
+  const unique = dedupe(needed);
+  const progress: PullProgress = {
+    bytesDone: 0,
+    bytesTotal: unique.reduce((n, b) => n + b.descriptor.size, 0),
+    blobsDone: 0,
+    blobsTotal: unique.length,
+    layersDone: 0,
+    layersTotal: unique.filter((b) => b.kind === 'layer').length,
+  };
+  let lastEmit = 0;
+  const report = (force = false) => {
+    const now = Date.now();
+    if (force || now - lastEmit >= 100) {
+      lastEmit = now;
+      emit({ type: 'progress', ...progress });
+    }
+  };
+  let blobsDownloaded = 0;
+  let bytesDownloaded = 0;
+  // Committed blobs stay safe from a concurrent gc until the reference names them.
+  const lease = await store.lease([
+    ...unique.map((b) => b.descriptor.digest),
+    ...manifests.map((m) => m.descriptor.digest),
+  ]);
+  try {
+    await forEachLimit(unique, options.concurrency ?? 4, signal, async (b, blobSignal) => {
+      const { digest, size } = b.descriptor;
+      let held = 0;
+      const fetched = await fetchBlob(store, client, ref, b.descriptor, {
+        signal: blobSignal,
+        attempts: options.blobAttempts ?? 5,
+        onStart: (offset) => emit({ type: 'blob', digest, size, kind: b.kind, state: 'start', offset }),
+        onHeld: (bytes, downloaded) => {
+          progress.bytesDone += bytes - held;
+          bytesDownloaded += downloaded;
+          held = bytes;
+          report();
+        },
+      });
+      if (fetched) blobsDownloaded++;
+      progress.blobsDone++;
+      if (b.kind === 'layer') progress.layersDone++;
+      emit({ type: 'blob', digest, size, kind: b.kind, state: fetched ? 'done' : 'cached' });
+      report(true);
+    });
+
+    // Commit manifests bottom-up, then the reference: it never points at something missing.
+    for (const m of [...manifests].reverse()) await store.putBlob(m.bytes, m.descriptor.digest);
+    throwIfAborted(signal);
+    await store.setReference(name, {
+      mediaType: top.mediaType,
+      digest: top.digest,
+      size: top.size,
+      annotations: { [REF_NAME_ANNOTATION]: name },
+    });
+  } finally {
+    await lease.release();
+  }
+  return {
+    reference: name,
+    digest: top.digest,
+    mediaType: top.mediaType,
+    platforms: kept.length ? kept : platforms.map(formatPlatform),
+    fromCache: false,
+    blobsDownloaded,
+    bytesDownloaded,
+    totalBytes: progress.bytesTotal,
+  };
+}
+
+/** The LinuxKit check: the reference and every blob the platforms need are present → no network. */
+async function fromCache(
+  store: Store,
+  ref: Reference,
+  name: string,
+  platforms: readonly Platform[],
+  allPlatforms: boolean | undefined,
+): Promise<PullResult | undefined> {
+  let descriptor = await store.getReference(name);
+  if (!descriptor && ref.digest && (await store.has(ref.digest))) {
+    descriptor = (await store.listReferences()).find((r) => r.descriptor.digest === ref.digest)?.descriptor;
+  }
+  if (!descriptor) return undefined;
+  try {
+    const walk = await walkImage(store, descriptor, allPlatforms ? {} : { platforms });
+    if (walk.missing.length > 0) return undefined;
+    const found = walk.manifests.filter((m) => m.platform).map((m) => normalizePlatform(m.platform!));
+    // Every wanted platform must be there (a single-platform image serves whatever it is).
+    if (found.length && !allPlatforms && !platforms.every((p) => found.some((f) => platformMatches(p, f)))) {
+      return undefined;
+    }
+    if (ref.digest && descriptor.digest !== ref.digest) return undefined;
+    if (!(await store.getReference(name))) {
+      await store.setReference(name, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: name } });
+    }
+    return {
+      reference: name,
+      digest: descriptor.digest,
+      mediaType: descriptor.mediaType,
+      platforms: found.length ? found.map(formatPlatform) : platforms.map(formatPlatform),
+      fromCache: true,
+      blobsDownloaded: 0,
+      bytesDownloaded: 0,
+      totalBytes: walk.blobs
+        .filter((b) => !isJsonDocumentMediaType(b.mediaType))
+        .reduce((n, b) => n + b.size, 0),
+    };
+  } catch {
+    // A damaged or partial cache entry: pull again.
+    return undefined;
+  }
+}
+
+/** A manifest, from the cache when present (verified there), else from the registry (verified). */
+async function manifestFor(
+  store: Store,
+  client: RegistryClient,
+  ref: Reference,
+  descriptor: Descriptor,
+  signal: AbortSignal | undefined,
+): Promise<{ bytes: Buffer; document: ManifestDocument; digest: Digest }> {
+  const what = `Manifest ${descriptor.digest} of ${formatReference(ref)}`;
+  if (await store.has(descriptor.digest)) {
+    try {
+      const bytes = await store.readBlob(descriptor.digest, client.maxManifestBytes);
+      return {
+        bytes,
+        document: parseManifest(bytes, descriptor.mediaType || undefined, what),
+        digest: descriptor.digest,
+      };
+    } catch {
+      // Damaged in the cache: fetch it again.
+    }
+  }
+  const m = await client.manifest(ref, signal, descriptor.digest);
+  if (descriptor.size && m.size !== descriptor.size) {
+    throw new StowageError('SIZE_MISMATCH', `${what} is ${m.size} bytes; its index says ${descriptor.size}.`);
+  }
+  return { bytes: m.bytes, document: m.document, digest: m.digest };
+}
+
+function dedupe(needed: Needed[]): Needed[] {
+  const seen = new Set<string>();
+  return needed.filter((n) =>
+    seen.has(n.descriptor.digest) ? false : (seen.add(n.descriptor.digest), true),
+  );
+}
+
+/**
+ * Downloads one blob into the store, resuming a partial ingest, retrying broken transfers.
+ * Returns false when the blob was already there (or another process committed it meanwhile).
+ */
+async function fetchBlob(
+  store: Store,
+  client: RegistryClient,
+  ref: Reference,
+  descriptor: Descriptor,
+  opts: {
+    signal?: AbortSignal;
+    attempts: number;
+    onStart: (offset: number) => void;
+    /** Bytes of this blob held so far, and bytes newly downloaded by this call. */
+    onHeld: (held: number, downloaded: number) => void;
+  },
+): Promise<boolean> {
+  const { digest, size } = descriptor;
+  parseDigest(digest, `blob digest in ${formatReference(ref)}`);
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new StowageError(
+      'MANIFEST_INVALID',
+      `${formatReference(ref)} lists blob ${digest} with an invalid size.`,
+    );
+  }
+  if (await store.has(digest, size)) {
+    opts.onHeld(size, 0);
+    return false;
+  }
+  for (let attempt = 1; ; attempt++) {
+    throwIfAborted(opts.signal);
+    const ingest = await store.ingest(digest, size, { signal: opts.signal });
+    if (ingest.present) {
+      await ingest.close();
+      opts.onHeld(size, 0);
+      return false;
+    }
+    let counted = ingest.offset;
+    opts.onHeld(counted, 0);
+    opts.onStart(ingest.offset);
+    try {
+      if (ingest.offset < size || size === 0) {
+        const stream = await client.blob(ref, digest, ingest.offset, opts.signal);
+        try {
+          for await (const chunk of stream.body) {
+            if (counted + chunk.length > size) {
+              throw new StowageError(
+                'SIZE_MISMATCH',
+                `Blob ${digest} of ${formatReference(ref)} is larger than the ${size} bytes its manifest says.`,
+                'The registry served other content; nothing was stored.',
+              );
+            }
+            await ingest.write(chunk);
+            counted += chunk.length;
+            opts.onHeld(counted, chunk.length);
+          }
+        } finally {
+          stream.destroy();
+        }
+      }
+      await ingest.commit();
+      return true;
+    } catch (e) {
+      await ingest.close().catch(() => {});
+      if (opts.signal?.aborted) {
+        const r = opts.signal.reason;
+        throw r instanceof StowageError ? r : new StowageError('ABORTED', 'The pull was cancelled.');
+      }
+      const transient =
+        isTransientNetworkError(e) ||
+        isTransientNetworkError((e as { cause?: unknown }).cause) ||
+        /premature close|terminated|other side closed/i.test(String((e as Error)?.message));
+      const bodyTimeout = (e as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
+      if (transient && attempt < opts.attempts) {
+        await sleep(backoffDelay(attempt, DEFAULT_RETRY), opts.signal);
+        continue;
+      }
+      if (bodyTimeout) {
+        throw new StowageError(
+          'STALLED',
+          `Download of ${digest} from ${ref.registry} stalled: no data arrived for too long.`,
+          'Try again; the partial download is kept and resumes.',
+          { cause: e },
+        );
+      }
+      if (e instanceof StowageError) throw e;
+      throw new StowageError(
+        'NETWORK',
+        `Download of ${digest} from ${ref.registry} failed: ${(e as Error)?.message ?? e}.`,
+        'Try again; the partial download is kept and resumes.',
+        { cause: e },
+      );
+    }
+  }
+}
+
+/**
+ * Runs `fn` over items with at most `limit` in flight. The first failure cancels the transfers
+ * still running (through the signal `fn` receives) and is the one reported.
+ */
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T, signal: AbortSignal) => Promise<void>,
+): Promise<void> {
+  const inner = new AbortController();
+  const onAbort = () => inner.abort(signal?.reason);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        throwIfAborted(inner.signal);
+        await fn(item, inner.signal);
+      } catch (e) {
+        if (!failed) {
+          failed = { error: e };
+          inner.abort(e);
+        }
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (failed) throw failed.error;
+}

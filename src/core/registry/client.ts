@@ -1,0 +1,663 @@
+import { createHash } from 'node:crypto';
+import type { Dispatcher } from 'undici';
+import { type Digest, isDigest, parseDigest } from '../digest';
+import { StowageError, throwIfAborted } from '../errors';
+import { manifestIdentifier, type Reference, registryHost } from '../reference';
+import { type ManifestDocument, parseManifest } from '../store/manifest';
+import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
+import { Authenticator } from './auth';
+import type { CredentialSource } from './credentials';
+import { httpError, networkError, type RequestContext } from './errors';
+import { isLoopback, matchesHostList } from './host';
+import {
+  backoffDelay,
+  DEFAULT_RETRY,
+  isRetryableStatus,
+  isTransientNetworkError,
+  parseRetryAfter,
+  type RetryPolicy,
+  sleep,
+} from './retry';
+import { createDispatcher, type TransportOptions } from './transport';
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MAX_ERROR_BODY = 64 * 1024;
+const MAX_REDIRECTS = 5;
+/** Always sent: without Accept, Distribution converts v2s2 to schema1 and 404s OCI content. */
+const MANIFEST_ACCEPT = ACCEPTED.join(', ');
+
+export interface RequestLog {
+  method: string;
+  /** Origin and path; never headers, never credentials. */
+  url: string;
+  status?: number;
+  bytes?: number;
+  ms: number;
+  error?: string;
+}
+
+export interface ClientOptions {
+  credentials?: CredentialSource;
+  /** Hosts (`host[:port]`) that may use plain HTTP or unverified TLS, and may get credentials over HTTP. */
+  insecureRegistries?: readonly string[];
+  /** Mirror base URLs per registry name (`docker.io` → [`https://mirror.example`]), tried in order first. */
+  mirrors?: Readonly<Record<string, readonly string[]>>;
+  caCertificates?: readonly (string | Buffer)[];
+  proxy?: TransportOptions['proxy'];
+  /** false: do not verify TLS anywhere (VS Code's http.proxyStrictSSL: false). */
+  strictSSL?: boolean;
+  retry?: Partial<RetryPolicy>;
+  /** No bytes for this long is an error. Default 30 s. */
+  stallTimeoutMs?: number;
+  maxManifestBytes?: number;
+  userAgent?: string;
+  /** Refuse every network request (offline mode). */
+  offline?: boolean;
+  onRequest?: (log: RequestLog) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ManifestDescriptor {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+}
+
+export interface FetchedManifest extends ManifestDescriptor {
+  bytes: Buffer;
+  /** The validated document. */
+  document: ManifestDocument;
+}
+
+export interface BlobStream {
+  /** Bytes from the requested offset on (a server that ignored Range has had its prefix skipped). */
+  body: AsyncIterable<Uint8Array>;
+  /** Total size from the response, when it said. */
+  total?: number;
+  /** True when the server honoured Range with a matching 206. */
+  resumed: boolean;
+  /** Closes the connection early (cancel). */
+  destroy(): void;
+}
+
+interface Endpoint {
+  mirror: boolean;
+  host: string;
+  /** Candidate bases (origin + path prefix) in order: https first, http where allowed. */
+  bases: URL[];
+}
+
+interface Call {
+  ctx: RequestContext;
+  registry: string;
+  /** Token scope, e.g. `repository:team/app:pull`. */
+  scope: string;
+  method: 'GET' | 'HEAD';
+  path: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+interface Response {
+  url: URL;
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+}
+
+export type RateLimit = { limit?: string; remaining?: string };
+
+/**
+ * A client for the OCI distribution API over undici: endpoints and mirrors in order (Docker's
+ * pull loop), auth, bounded retries, manual redirects that never carry Authorization to another
+ * host, digest-verified manifests and streamed blobs.
+ */
+export class RegistryClient {
+  private readonly verified: Dispatcher;
+  private readonly unverified: Dispatcher;
+  private readonly auth: Authenticator;
+  private readonly retry: RetryPolicy;
+  /** Hosts that answered over TLS once: never tried over plain HTTP again. */
+  private readonly tlsHosts = new Set<string>();
+  /** Hosts that answered over plain HTTP (allowed for them): tried over HTTP first. */
+  private readonly plainHosts = new Set<string>();
+  private readonly rateLimits = new Map<string, RateLimit>();
+  readonly maxManifestBytes: number;
+
+  constructor(private readonly options: ClientOptions = {}) {
+    const transport: TransportOptions = {
+      caCertificates: options.caCertificates,
+      proxy: options.proxy,
+      stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
+      env: options.env,
+    };
+    this.verified = createDispatcher(transport, options.strictSSL !== false);
+    this.unverified = createDispatcher(transport, false);
+    this.retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
+    this.auth = new Authenticator(
+      options.credentials,
+      (url) => url.protocol === 'https:' || this.isInsecure(url.host),
+      (url) => this.dispatcherFor(url),
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.verified.close(), this.unverified.close()]);
+  }
+
+  /** RateLimit-Limit / RateLimit-Remaining last seen from a registry (Docker Hub sends them). */
+  rateLimit(registry: string): RateLimit | undefined {
+    return this.rateLimits.get(registry);
+  }
+
+  isInsecure(host: string): boolean {
+    return matchesHostList(host, this.options.insecureRegistries ?? []);
+  }
+
+  /** Resolves a tag (or digest) to its descriptor with a HEAD (spares Docker Hub pull quota). */
+  async head(ref: Reference, signal?: AbortSignal): Promise<ManifestDescriptor | undefined> {
+    const ident = manifestIdentifier(ref);
+    try {
+      const res = await this.call(
+        {
+          ctx: { registry: ref.registry, repository: ref.repository, what: `manifest ${ident}` },
+          registry: ref.registry,
+          scope: `repository:${ref.repository}:pull`,
+          method: 'HEAD',
+          path: `/v2/${ref.repository}/manifests/${ident}`,
+          headers: { accept: MANIFEST_ACCEPT },
+          signal,
+        },
+        true,
+      );
+      await res.body.dump();
+      const digest = header(res.headers, 'docker-content-digest');
+      const size = Number(header(res.headers, 'content-length'));
+      const mediaType = header(res.headers, 'content-type')?.split(';')[0]?.trim();
+      if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) return undefined;
+      if (ref.digest && digest !== ref.digest) return undefined;
+      return { digest, size, mediaType };
+    } catch (e) {
+      // Some registries do not answer HEAD on manifests (405); the caller falls back to GET.
+      if (e instanceof StowageError && e.code === 'REGISTRY_ERROR') return undefined;
+      throw e;
+    }
+  }
+
+  /** Fetches a manifest or index, verifies it against the digest, and checks its type. */
+  async manifest(ref: Reference, signal?: AbortSignal, digest?: Digest): Promise<FetchedManifest> {
+    const ident = digest ?? manifestIdentifier(ref);
+    const ctx = { registry: ref.registry, repository: ref.repository, what: `manifest ${ident}` };
+    const res = await this.call(
+      {
+        ctx,
+        registry: ref.registry,
+        scope: `repository:${ref.repository}:pull`,
+        method: 'GET',
+        path: `/v2/${ref.repository}/manifests/${ident}`,
+        headers: { accept: MANIFEST_ACCEPT },
+        signal,
+      },
+      true,
+    );
+    const bytes = await readCapped(res, this.maxManifestBytes, ctx);
+    const expected = (digest ?? ref.digest) as Digest | undefined;
+    const served = header(res.headers, 'docker-content-digest');
+    const algorithm = expected ? parseDigest(expected).algorithm : 'sha256';
+    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as Digest;
+    if (expected && actual !== expected) {
+      throw new StowageError(
+        'DIGEST_MISMATCH',
+        `The manifest ${ref.repository}@${expected} served by ${res.url.host} hashes to ${actual}.`,
+        'The registry or a proxy in between served other content; nothing was stored.',
+      );
+    }
+    if (!expected && served && isDigest(served) && served.startsWith('sha256:') && served !== actual) {
+      throw new StowageError(
+        'DIGEST_MISMATCH',
+        `The manifest ${ref.repository}:${ident} from ${res.url.host} hashes to ${actual}, but the registry said ${served}.`,
+        'The content was altered on the way; nothing was stored.',
+      );
+    }
+    const document = parseManifest(
+      bytes,
+      header(res.headers, 'content-type')?.split(';')[0]?.trim(),
+      `The manifest ${ref.registry}/${ref.repository}@${actual}`,
+    );
+    return { bytes, document, mediaType: document.mediaType, digest: actual, size: bytes.length };
+  }
+
+  /**
+   * Opens a blob for streaming from `offset` on. Uses Range when resuming: a 206 whose
+   * Content-Range matches is used as is; a 200 has the bytes already held skipped.
+   */
+  async blob(
+    ref: Pick<Reference, 'registry' | 'repository'>,
+    digest: Digest,
+    offset = 0,
+    signal?: AbortSignal,
+  ): Promise<BlobStream> {
+    parseDigest(digest);
+    const ctx = { registry: ref.registry, repository: ref.repository, what: `blob ${digest}` };
+    const res = await this.call(
+      {
+        ctx,
+        registry: ref.registry,
+        scope: `repository:${ref.repository}:pull`,
+        method: 'GET',
+        path: `/v2/${ref.repository}/blobs/${digest}`,
+        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        signal,
+      },
+      true,
+    );
+    const length = Number(header(res.headers, 'content-length'));
+    if (res.statusCode === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
+      if (m && Number(m[1]) === offset) {
+        return {
+          body: res.body,
+          resumed: true,
+          ...(m[3] !== '*' ? { total: Number(m[3]) } : {}),
+          destroy: () => res.body.destroy(),
+        };
+      }
+      // A range we did not ask for: start over without Range.
+      res.body.destroy();
+      return this.blob(ref, digest, 0, signal).then((s) => (offset > 0 ? skipPrefix(s, offset) : s));
+    }
+    const stream: BlobStream = {
+      body: res.body,
+      resumed: false,
+      ...(Number.isSafeInteger(length) ? { total: length } : {}),
+      destroy: () => res.body.destroy(),
+    };
+    return offset > 0 ? skipPrefix(stream, offset) : stream;
+  }
+
+  /** Lists tags lazily, one page at a time (`n` per page, following `Link: rel="next"`). */
+  async *tags(
+    ref: Pick<Reference, 'registry' | 'repository'>,
+    options: { pageSize?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<string[]> {
+    const ctx = { registry: ref.registry, repository: ref.repository, what: 'tags' };
+    const scope = `repository:${ref.repository}:pull`;
+    const n = options.pageSize ? `?n=${options.pageSize}` : '';
+    yield* this.pages(
+      ctx,
+      ref.registry,
+      scope,
+      `/v2/${ref.repository}/tags/list${n}`,
+      'tags',
+      options.signal,
+    );
+  }
+
+  /** Lists repositories (the catalog) lazily, where the registry allows it. */
+  async *catalog(
+    registry: string,
+    options: { pageSize?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<string[]> {
+    const ctx = { registry, what: 'catalog' };
+    const n = options.pageSize ? `?n=${options.pageSize}` : '';
+    yield* this.pages(
+      ctx,
+      registry,
+      'registry:catalog:*',
+      `/v2/_catalog${n}`,
+      'repositories',
+      options.signal,
+    );
+  }
+
+  /** `GET /v2/`: checks the registry answers and that we may talk to it. */
+  async ping(registry: string, signal?: AbortSignal): Promise<void> {
+    const res = await this.call(
+      { ctx: { registry, what: 'API check' }, registry, scope: '', method: 'GET', path: '/v2/', signal },
+      false,
+    );
+    await res.body.dump();
+  }
+
+  private async *pages(
+    ctx: RequestContext,
+    registry: string,
+    scope: string,
+    firstPath: string,
+    field: string,
+    signal?: AbortSignal,
+  ): AsyncGenerator<string[]> {
+    let path: string | undefined = firstPath;
+    let pinned: URL | undefined;
+    const seen = new Set<string>();
+    while (path) {
+      if (seen.has(path))
+        throw new StowageError('REGISTRY_ERROR', `${ctx.registry} returned a pagination loop.`);
+      seen.add(path);
+      const res: Response = pinned
+        ? await this.send(pinned, { ctx, registry, scope, method: 'GET', path, signal })
+        : await this.call({ ctx, registry, scope, method: 'GET', path, signal }, false);
+      // Later pages go to the origin that answered; Link paths are absolute.
+      pinned ??= new URL(res.url.origin);
+      const bytes = await readCapped(res, this.maxManifestBytes, ctx);
+      let list: unknown;
+      try {
+        list = (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>)[field];
+      } catch {
+        throw new StowageError('REGISTRY_ERROR', `${ctx.registry} returned an invalid ${ctx.what} list.`);
+      }
+      yield Array.isArray(list) ? list.filter((t): t is string => typeof t === 'string') : [];
+      path = nextLink(header(res.headers, 'link'), res.url, ctx);
+    }
+  }
+
+  /** Runs a call over the registry's endpoints (mirrors first when allowed) and returns a 2xx. */
+  private async call(call: Call, useMirrors: boolean): Promise<Response> {
+    if (this.options.offline) {
+      throw new StowageError(
+        'OFFLINE',
+        `Offline mode is on: not contacting ${call.registry} for ${call.ctx.what}.`,
+        'Turn off offline mode (stowage.offline / --offline) to pull.',
+      );
+    }
+    const errors: { error: StowageError; mirror: boolean }[] = [];
+    for (const endpoint of this.endpoints(call.registry, useMirrors)) {
+      for (const base of this.orderBases(endpoint)) {
+        throwIfAborted(call.signal);
+        try {
+          return await this.send(base, call);
+        } catch (e) {
+          if (!(e instanceof StowageError) || e.code === 'ABORTED') throw e;
+          errors.push({ error: e, mirror: endpoint.mirror });
+          if (!fallsThrough(e, endpoint.mirror)) throw e;
+          // A TLS host never gets its plain-HTTP candidate.
+          if (this.tlsHosts.has(endpoint.host)) break;
+        }
+      }
+    }
+    throw mostUseful(errors);
+  }
+
+  private endpoints(registry: string, useMirrors: boolean): Endpoint[] {
+    const list: Endpoint[] = [];
+    const mirrors = useMirrors ? mirrorsFor(this.options.mirrors, registry) : [];
+    for (const m of mirrors) {
+      let url: URL;
+      try {
+        url = new URL(/^[a-z]+:\/\//i.test(m) ? m : `https://${m}`);
+      } catch {
+        throw new StowageError('USAGE', `Invalid mirror URL "${m}" for ${registry}.`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new StowageError('USAGE', `Mirror "${m}" for ${registry} must be an http(s) URL.`);
+      }
+      url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/v2$/, '');
+      list.push({ mirror: true, host: url.host, bases: [url] });
+    }
+    const host = registryHost(registry);
+    const bases = [new URL(`https://${host}`)];
+    if (this.isInsecure(host) || isLoopback(host)) bases.push(new URL(`http://${host}`));
+    list.push({ mirror: false, host, bases });
+    return list;
+  }
+
+  private orderBases(endpoint: Endpoint): URL[] {
+    if (this.tlsHosts.has(endpoint.host)) return endpoint.bases.filter((b) => b.protocol === 'https:');
+    if (this.plainHosts.has(endpoint.host)) {
+      return [...endpoint.bases].sort(
+        (a, b) => Number(a.protocol === 'https:') - Number(b.protocol === 'https:'),
+      );
+    }
+    return endpoint.bases;
+  }
+
+  private dispatcherFor(url: URL): Dispatcher {
+    return this.isInsecure(url.host) ? this.unverified : this.verified;
+  }
+
+  /** One request to one base: auth (one re-try after a challenge), retries, redirects. */
+  private async send(base: URL, call: Call): Promise<Response> {
+    const target = new URL(base.href);
+    const [pathname, search] = call.path.split('?');
+    target.pathname = `${base.pathname.replace(/\/$/, '')}${pathname}`;
+    target.search = search ? `?${search}` : '';
+    let authorization = call.scope ? await this.auth.header(base, call.registry, call.scope) : undefined;
+    for (let round = 0; ; round++) {
+      const res = await this.withRetries(target, call, authorization);
+      if (res.statusCode === 401 && round === 0) {
+        const challenge = res.headers['www-authenticate'];
+        await res.body.dump();
+        if (authorization) this.auth.invalidate(base, call.scope);
+        authorization = await this.auth.authorize(base, call.registry, call.scope, challenge, call.signal);
+        if (authorization) continue;
+        throw httpError(401, call.ctx);
+      }
+      if (res.statusCode >= 200 && res.statusCode < 300) return res;
+      const text = (await readCapped(res, MAX_ERROR_BODY, call.ctx).catch(() => Buffer.alloc(0))).toString(
+        'utf8',
+      );
+      throw Object.assign(httpError(res.statusCode, call.ctx, text, header(res.headers, 'retry-after')), {
+        status: res.statusCode,
+      });
+    }
+  }
+
+  private async withRetries(url: URL, call: Call, authorization: string | undefined): Promise<Response> {
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await this.follow(url, call, authorization);
+      } catch (e) {
+        if (call.signal?.aborted) throw abortFrom(call.signal);
+        if (e instanceof StowageError) throw e;
+        if (isTransientNetworkError(e) && attempt < this.retry.attempts) {
+          await sleep(backoffDelay(attempt, this.retry), call.signal).catch(() => {
+            throw abortFrom(call.signal);
+          });
+          continue;
+        }
+        throw networkError(url, e, call.ctx);
+      }
+      if (isRetryableStatus(res.statusCode) && attempt < this.retry.attempts) {
+        const wait = parseRetryAfter(header(res.headers, 'retry-after')) ?? backoffDelay(attempt, this.retry);
+        await res.body.dump();
+        await sleep(wait, call.signal).catch(() => {
+          throw abortFrom(call.signal);
+        });
+        continue;
+      }
+      return res;
+    }
+  }
+
+  /** Follows redirects by hand: Authorization only to the origin it was meant for, http(s) only. */
+  private async follow(start: URL, call: Call, authorization: string | undefined): Promise<Response> {
+    let url = start;
+    const visited = new Set<string>();
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = {
+        'user-agent': this.options.userAgent ?? 'stowage',
+        ...call.headers,
+      };
+      if (authorization && url.origin === start.origin) headers.authorization = authorization;
+      const began = Date.now();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.dispatcherFor(url).request({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method: call.method,
+          headers,
+          signal: call.signal,
+        });
+      } catch (e) {
+        this.options.onRequest?.({
+          method: call.method,
+          url: `${url.origin}${url.pathname}`,
+          ms: Date.now() - began,
+          error: (e as { code?: string }).code ?? (e as Error).message,
+        });
+        throw e;
+      }
+      this.options.onRequest?.({
+        method: call.method,
+        url: `${url.origin}${url.pathname}`,
+        status: res.statusCode,
+        bytes: Number(header(res.headers, 'content-length')) || 0,
+        ms: Date.now() - began,
+      });
+      this.remember(url, call.registry, res);
+      const location = header(res.headers, 'location');
+      if (res.statusCode >= 300 && res.statusCode < 400 && location && res.statusCode !== 304) {
+        await res.body.dump();
+        let next: URL;
+        try {
+          next = new URL(location, url);
+        } catch {
+          throw new StowageError(
+            'REGISTRY_ERROR',
+            `${url.host} redirected ${call.ctx.what} to an invalid URL.`,
+          );
+        }
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') {
+          throw new StowageError(
+            'REGISTRY_ERROR',
+            `${url.host} redirected ${call.ctx.what} to a ${next.protocol} URL; only http(s) redirects are followed.`,
+          );
+        }
+        if (next.protocol === 'http:' && this.tlsHosts.has(next.host) && !this.isInsecure(next.host)) {
+          throw new StowageError(
+            'INSECURE_REFUSED',
+            `${url.host} redirected ${call.ctx.what} to plain HTTP on ${next.host}, which speaks TLS; refusing.`,
+          );
+        }
+        visited.add(url.href);
+        if (visited.has(next.href) || hop + 1 > MAX_REDIRECTS) {
+          throw new StowageError(
+            'REGISTRY_ERROR',
+            `Too many redirects fetching ${call.ctx.what} from ${start.host}.`,
+          );
+        }
+        url = next;
+        continue;
+      }
+      return { url, statusCode: res.statusCode, headers: res.headers, body: res.body };
+    }
+  }
+
+  private remember(url: URL, registry: string, res: Dispatcher.ResponseData): void {
+    if (url.protocol === 'https:') {
+      this.tlsHosts.add(url.host);
+      this.plainHosts.delete(url.host);
+    } else if (!this.tlsHosts.has(url.host)) this.plainHosts.add(url.host);
+    const limit = header(res.headers, 'ratelimit-limit');
+    const remaining = header(res.headers, 'ratelimit-remaining');
+    if (limit || remaining) this.rateLimits.set(registry, { limit, remaining });
+  }
+}
+
+function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function abortFrom(signal: AbortSignal | undefined): StowageError {
+  const r = signal?.reason;
+  return r instanceof StowageError ? r : new StowageError('ABORTED', 'The operation was cancelled.');
+}
+
+/** Mirrors configured for a registry; docker.io's also answer to its other names. */
+function mirrorsFor(mirrors: ClientOptions['mirrors'], registry: string): readonly string[] {
+  if (!mirrors) return [];
+  const names =
+    registry === 'docker.io'
+      ? ['docker.io', 'registry-1.docker.io', 'index.docker.io']
+      : [registry.toLowerCase()];
+  for (const n of names) if (mirrors[n]?.length) return mirrors[n]!;
+  return [];
+}
+
+/** Whether an endpoint's failure lets the loop try the next one (Docker's rules). */
+function fallsThrough(e: StowageError, mirror: boolean): boolean {
+  if (e.code === 'NETWORK' || e.code === 'TLS') return true;
+  const status = (e as { status?: number }).status;
+  if (status !== undefined && status >= 500) return true;
+  if (mirror && (e.code === 'NOT_FOUND' || e.code === 'TOO_MANY_REQUESTS')) return true;
+  return false;
+}
+
+const RANK: Record<string, number> = { NETWORK: 0, TLS: 1, REGISTRY_ERROR: 2, TOO_MANY_REQUESTS: 3 };
+
+/** After the last endpoint: the registry's own answer, unless a mirror said something more specific. */
+function mostUseful(errors: { error: StowageError; mirror: boolean }[]): StowageError {
+  let best = errors[errors.length - 1]!.error;
+  for (const { error } of errors) {
+    if ((RANK[error.code] ?? 9) > (RANK[best.code] ?? 9)) best = error;
+  }
+  return best;
+}
+
+async function readCapped(res: Response, cap: number, ctx: RequestContext): Promise<Buffer> {
+  const declared = Number(header(res.headers, 'content-length'));
+  const tooLarge = () =>
+    new StowageError(
+      'TOO_LARGE',
+      `The ${ctx.what} of ${ctx.repository ?? ctx.registry} from ${res.url.host} is larger than ${cap} bytes; refusing it.`,
+    );
+  if (Number.isFinite(declared) && declared > cap) {
+    res.body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body) {
+    total += chunk.length;
+    if (total > cap) {
+      res.body.destroy();
+      throw tooLarge();
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Wraps a stream so its first `skip` bytes are dropped (a server that ignored Range). */
+function skipPrefix(stream: BlobStream, skip: number): BlobStream {
+  const source = stream.body;
+  async function* body() {
+    let left = skip;
+    for await (const chunk of source) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        continue;
+      }
+      yield left > 0 ? chunk.subarray(left) : chunk;
+      left = 0;
+    }
+  }
+  return { ...stream, body: body(), resumed: false };
+}
+
+/** The next page from a `Link: <…>; rel="next"` header; only on the same origin. */
+function nextLink(link: string | undefined, current: URL, ctx: RequestContext): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(/,(?=\s*<)/)) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (!m || !/rel\s*=\s*"?next"?/i.test(m[2]!)) continue;
+    let next: URL;
+    try {
+      next = new URL(m[1]!, current);
+    } catch {
+      throw new StowageError('REGISTRY_ERROR', `${ctx.registry} sent an invalid pagination link.`);
+    }
+    if (next.origin !== current.origin) {
+      throw new StowageError(
+        'REGISTRY_ERROR',
+        `${ctx.registry} sent a pagination link to another host (${next.host}); refusing to follow it.`,
+      );
+    }
+    return `${next.pathname}${next.search}`;
+  }
+  return undefined;
+}

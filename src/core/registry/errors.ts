@@ -1,0 +1,86 @@
+import { type ErrorCode, StowageError } from '../errors';
+
+/** What a request was about, for messages: "registry 127.0.0.1:5000, repository team/app". */
+export interface RequestContext {
+  registry: string;
+  repository?: string;
+  /** What was asked for, e.g. "manifest v1", "blob sha256:…", "tags". */
+  what: string;
+}
+
+interface RegistryErrorBody {
+  errors?: { code?: string; message?: string; detail?: unknown }[];
+}
+
+/** Parses a Distribution error body (`{"errors":[{"code","message"}]}`); tolerant of anything else. */
+export function parseErrorBody(text: string): { code?: string; message?: string } {
+  try {
+    const body = JSON.parse(text) as RegistryErrorBody;
+    const first = Array.isArray(body.errors) ? body.errors[0] : undefined;
+    if (first && typeof first === 'object') {
+      return {
+        ...(typeof first.code === 'string' ? { code: first.code } : {}),
+        ...(typeof first.message === 'string' ? { message: first.message.slice(0, 300) } : {}),
+      };
+    }
+  } catch {
+    // not JSON: fall through
+  }
+  return {};
+}
+
+function where(ctx: RequestContext): string {
+  return ctx.repository ? `${ctx.repository} on ${ctx.registry}` : ctx.registry;
+}
+
+/** Turns an HTTP failure into a typed error that says what failed, where, and what to do. */
+export function httpError(
+  status: number,
+  ctx: RequestContext,
+  bodyText = '',
+  retryAfter?: string,
+): StowageError {
+  const { code: registryCode, message } = parseErrorBody(bodyText);
+  const said = registryCode ? ` (${registryCode}${message ? `: ${message}` : ''})` : '';
+  const base = `${ctx.what} of ${where(ctx)}: HTTP ${status}${said}.`;
+  let code: ErrorCode = 'REGISTRY_ERROR';
+  let hint: string | undefined;
+  if (status === 401 || registryCode === 'UNAUTHORIZED') {
+    code = 'UNAUTHORIZED';
+    hint = `Sign in to ${ctx.registry} (docker login, or the Stowage: Sign In to Registry command) and try again.`;
+  } else if (status === 403 || registryCode === 'DENIED') {
+    code = 'DENIED';
+    hint = `Your account has no access to ${where(ctx)}; check the name and your permissions.`;
+  } else if (status === 404 || registryCode === 'MANIFEST_UNKNOWN' || registryCode === 'NAME_UNKNOWN') {
+    code = 'NOT_FOUND';
+    hint =
+      registryCode === 'NAME_UNKNOWN'
+        ? `The repository does not exist on ${ctx.registry}; check its name.`
+        : 'Check the tag or digest; the registry does not have it.';
+  } else if (status === 429 || registryCode === 'TOOMANYREQUESTS') {
+    code = 'TOO_MANY_REQUESTS';
+    hint = `The registry is rate-limiting requests${retryAfter ? ` (retry after ${retryAfter})` : ''}; wait, sign in, or use a mirror.`;
+  }
+  return new StowageError(code, `Failed to fetch ${base}`, hint);
+}
+
+/** A connection-level failure (refused, reset, DNS, TLS), with the cause kept. */
+export function networkError(url: URL, cause: unknown, ctx: RequestContext): StowageError {
+  const c = cause as { code?: string; message?: string };
+  const detail = c?.code ?? c?.message ?? String(cause);
+  const tls = /CERT|SSL|TLS|EPROTO|self[- ]signed|certificate/i.test(`${c?.code} ${c?.message}`);
+  if (tls) {
+    return new StowageError(
+      'TLS',
+      `TLS error talking to ${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
+      `If ${url.host} uses a private CA, add it (stowage.caCertificates / --ca-file); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
+      { cause },
+    );
+  }
+  return new StowageError(
+    'NETWORK',
+    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${detail}.`,
+    'Check the registry address, your network and proxy settings.',
+    { cause },
+  );
+}
