@@ -416,6 +416,8 @@ export class Store {
   async gc(options: GcOptions = {}): Promise<GcResult> {
     const ingestMaxAgeMs = options.ingestMaxAgeMs ?? DAY_MS;
     return this.withLock(async () => {
+      // Ingests first: one whose blob is already committed is recognised before the sweep.
+      const removedIngests = await this.gcIngests(ingestMaxAgeMs);
       const keep = await this.reachable();
       for (const d of await this.leasedDigests()) keep.add(d);
       let removedBlobs = 0;
@@ -429,7 +431,6 @@ export class Store {
         removedBlobs++;
         freedBytes += st.size;
       }
-      const removedIngests = await this.gcIngests(ingestMaxAgeMs);
       await this.gcTemps();
       return { removedBlobs, freedBytes, removedIngests };
     });
