@@ -1,0 +1,11 @@
+export { type Directive, escapeDirective, syntaxDirective } from './directives';
+export {
+  type ImageInstruction,
+  type ImageUse,
+  type Position,
+  type Range,
+  type ResolveOptions,
+  resolveDockerfile,
+  useAt,
+} from './resolve';
+export { type Expansion, expandWord, unquoteFlagValue } from './shell';

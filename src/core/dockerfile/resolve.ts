@@ -1,0 +1,659 @@
+import {
+  type Argument,
+  type Dockerfile,
+  DockerfileParser,
+  type Flag,
+  type Instruction,
+} from 'dockerfile-ast';
+import { isStowageError } from '../errors';
+import { formatPlatform, hostPlatform, type Platform, parsePlatform } from '../platform';
+import { formatReference, isScratch, parseReference, type Reference } from '../reference';
+import { escapeDirective, syntaxDirective } from './directives';
+import { type Expansion, expandWord, unquoteFlagValue } from './shell';
+
+/** A 0-based editor position. */
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+export type ImageInstruction = 'FROM' | 'COPY' | 'RUN' | 'syntax';
+
+export interface ResolveOptions {
+  /** The platform being built for (default: the host's). */
+  targetPlatform?: Platform;
+  /** The platform the build runs on (default: the host's). */
+  buildPlatform?: Platform;
+  /** `--build-arg NAME=VALUE`: they override ARG defaults (and the automatic platform ARGs). */
+  buildArgs?: Record<string, string>;
+}
+
+/** One image a build of the Dockerfile would pull. */
+export interface ImageUse {
+  /** 1-based line where the instruction (or the `# syntax=` directive) starts. */
+  line: number;
+  /** 0-based editor range of the reference text as written. */
+  range: Range;
+  instruction: ImageInstruction;
+  /** The text as written (line continuations removed, nothing expanded). */
+  raw: string;
+  /** After ARG expansion (and quote removal). */
+  expanded: string;
+  /** The normalised reference, when valid. */
+  reference?: Reference;
+  /** formatReference(reference), or null when it cannot be resolved. */
+  ref: string | null;
+  /** os/arch[/variant] the image is pulled for. */
+  platform: string;
+  /** The (lower-case) stage name the use defines (FROM … AS name) or belongs to; null if unnamed. */
+  stage: string | null;
+  /** Why ref is null. */
+  error?: string;
+}
+
+/** `3<<EOF`: a heredoc for another file descriptor, which dockerfile-ast does not recognise. */
+const FD_HEREDOC = /^\d+<<(-?)\s*([^<]+)$/;
+const INTEGER = /^[+-]?\d+$/;
+
+interface Stage {
+  readonly name: string | null;
+  readonly from: Instruction;
+}
+
+/** The context one resolution runs in. */
+interface Context {
+  readonly escapeToken: string;
+  readonly target: Platform;
+  readonly build: Platform;
+  readonly buildArgs: ReadonlyMap<string, string>;
+  /** ARGs visible in FROM: automatic platform ARGs and meta ARGs. */
+  readonly globals: Map<string, string>;
+  /** Meta ARGs declared without a value (and without a build arg). */
+  readonly metaNoValue: Set<string>;
+  /** Meta ARGs whose default failed to expand, with why. */
+  readonly metaErrors: Map<string, string>;
+  /** ARGs declared inside stages (invisible in FROM). */
+  readonly stageArgs: Set<string>;
+  /** Every named stage, lower-case (COPY --from and RUN --mount from= may refer forward). */
+  readonly stageNames: Set<string>;
+  readonly stageCount: number;
+}
+
+/**
+ * Lists every image reference a BuildKit build of `text` would pull, in file order, the way
+ * BuildKit resolves them (frontend/dockerfile/dockerfile2llb/convert.go). Pure and synchronous;
+ * never throws: text it cannot make sense of yields entries with an `error`, or none.
+ */
+export function resolveDockerfile(text: string, options: ResolveOptions = {}): ImageUse[] {
+  const lines = text.split('\n');
+  const target = options.targetPlatform ?? hostPlatform();
+  const build = options.buildPlatform ?? hostPlatform();
+  const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
+  const uses: ImageUse[] = [];
+
+  const syntax = syntaxDirective(lines);
+  if (syntax) {
+    const range = {
+      start: { line: syntax.line, character: syntax.start },
+      end: { line: syntax.line, character: syntax.end },
+    };
+    uses.push(
+      imageUse(
+        syntax.line + 1,
+        range,
+        'syntax',
+        syntax.value,
+        syntax.value,
+        formatPlatform(build),
+        null,
+        (reason, hint) =>
+          why(
+            syntax.line + 1,
+            `# syntax=${syntax.value} is not a valid image reference: ${reason}`,
+            hint ? [hint] : [],
+          ),
+      ),
+    );
+  }
+
+  const escapeToken = escapeDirective(lines)?.value ?? '\\';
+  const dockerfile = parse(text, lines, escapeToken);
+  if (!dockerfile) return uses;
+  const instructions = withoutHeredocBodies(dockerfile.getInstructions(), lines);
+
+  // Meta ARGs are those before the first FROM; the rest belong to stages.
+  const firstFrom = instructions.findIndex((i) => keyword(i) === 'FROM');
+  const meta = firstFrom < 0 ? instructions : instructions.slice(0, firstFrom);
+  const body = firstFrom < 0 ? [] : instructions.slice(firstFrom);
+  const stages: Stage[] = body
+    .filter((i) => keyword(i) === 'FROM')
+    .map((from) => ({ from, name: stageName(from) }));
+  const stageArgs = new Set<string>();
+  for (const i of body) if (keyword(i) === 'ARG') for (const p of argProperties(i)) stageArgs.add(p.name);
+
+  const ctx: Context = {
+    escapeToken,
+    target,
+    build,
+    buildArgs,
+    globals: automaticArgs(build, target, stages.at(-1)?.name ?? null, buildArgs),
+    metaNoValue: new Set(),
+    metaErrors: new Map(),
+    stageArgs,
+    stageNames: new Set(stages.flatMap((s) => (s.name ? [s.name] : []))),
+    stageCount: stages.length,
+  };
+  for (const i of meta) if (keyword(i) === 'ARG') declareMetaArgs(ctx, i);
+
+  // FROM <name> refers to a stage only when the name was defined above it.
+  const definedAbove = new Set<string>();
+  let stage: Stage | undefined;
+  for (const instruction of body) {
+    const kw = keyword(instruction);
+    if (kw === 'FROM') {
+      stage = stages.find((s) => s.from === instruction);
+      const use = resolveFrom(ctx, instruction, stage?.name ?? null, definedAbove);
+      if (use) uses.push(use);
+      if (stage?.name) definedAbove.add(stage.name);
+    } else if (kw === 'COPY') {
+      const use = resolveCopyFrom(ctx, instruction, stage?.name ?? null);
+      if (use) uses.push(use);
+    } else if (kw === 'RUN') {
+      uses.push(...resolveMountsFrom(ctx, instruction, stage?.name ?? null));
+    }
+  }
+  return uses;
+}
+
+/** The use whose reference range contains the 0-based position, else the one on that line. */
+export function useAt(uses: readonly ImageUse[], line: number, character: number): ImageUse | undefined {
+  const inside = uses.find((u) => contains(u.range, line, character));
+  return (
+    inside ??
+    uses.find((u) => u.line - 1 === line || (u.range.start.line <= line && line <= u.range.end.line))
+  );
+}
+
+function contains(r: Range, line: number, character: number): boolean {
+  const afterStart = line > r.start.line || (line === r.start.line && character >= r.start.character);
+  const beforeEnd = line < r.end.line || (line === r.end.line && character <= r.end.character);
+  return afterStart && beforeEnd;
+}
+
+function parse(text: string, lines: string[], escapeToken: string): Dockerfile | undefined {
+  try {
+    let dockerfile = DockerfileParser.parse(text);
+    if (dockerfile.getEscapeCharacter() !== escapeToken && escapeToken === '\\') {
+      // dockerfile-ast honours an `# escape=` that BuildKit ignores (after an unknown directive):
+      // blank that comment out, keeping every offset, and parse again.
+      const directive = dockerfile.getDirectives().find((d) => d.getName().toLowerCase() === 'escape');
+      if (directive) {
+        const n = directive.getRange().start.line;
+        const copy = [...lines];
+        copy[n] =
+          `#${' '.repeat(Math.max(0, (copy[n] as string).replace(/\r$/, '').length - 1))}${(copy[n] as string).endsWith('\r') ? '\r' : ''}`;
+        dockerfile = DockerfileParser.parse(copy.join('\n'));
+      }
+    }
+    return dockerfile;
+  } catch {
+    // dockerfile-ast is not ours; whatever it trips over must not break an editor.
+    return undefined;
+  }
+}
+
+function keyword(i: Instruction): string {
+  return i.getKeyword().toUpperCase();
+}
+
+/**
+ * Drops instructions that dockerfile-ast found inside `N<<EOF` heredoc bodies (it recognises
+ * only `<<EOF` and `<<-EOF`; BuildKit also takes a file-descriptor prefix).
+ */
+function withoutHeredocBodies(all: Instruction[], lines: readonly string[]): Instruction[] {
+  const out: Instruction[] = [];
+  let skipThrough = -1;
+  for (const instruction of all) {
+    const start = instruction.getRange().start.line;
+    if (start <= skipThrough) continue;
+    out.push(instruction);
+    let kw = keyword(instruction);
+    let args = instruction.getArguments().map((a) => a.getValue());
+    if (kw === 'ONBUILD') {
+      kw = (args[0] ?? '').toUpperCase();
+      args = args.slice(1);
+    }
+    if (kw !== 'RUN' && kw !== 'COPY' && kw !== 'ADD') continue;
+    let next = instruction.getRange().end.line + 1;
+    for (const arg of args) {
+      const m = FD_HEREDOC.exec(arg);
+      if (!m) continue;
+      const chomp = m[1] === '-';
+      const name = unquoteFlagValue(m[2] as string);
+      let end = next;
+      while (end < lines.length) {
+        let candidate = (lines[end] as string).replace(/\r$/, '');
+        if (chomp) candidate = candidate.replace(/^\t+/, '');
+        if (candidate === name) break;
+        end++;
+      }
+      skipThrough = end;
+      next = end + 1;
+    }
+  }
+  return out;
+}
+
+interface ArgProperty {
+  readonly name: string;
+  /** The value as written (quotes and escapes kept), or null for `ARG NAME`. */
+  readonly value: string | null;
+}
+
+function argProperties(i: Instruction): ArgProperty[] {
+  const withProperties = i as Instruction & {
+    getProperties?: () => { getName(): string; getUnescapedValue(): string | null }[];
+  };
+  if (typeof withProperties.getProperties !== 'function') return [];
+  return withProperties.getProperties().map((p) => ({ name: p.getName(), value: p.getUnescapedValue() }));
+}
+
+/** BuildKit's defaultArgs: the automatic platform ARGs, which build args may override. */
+function automaticArgs(
+  build: Platform,
+  target: Platform,
+  lastStage: string | null,
+  buildArgs: ReadonlyMap<string, string>,
+): Map<string, string> {
+  const env = new Map<string, string>([
+    ['BUILDPLATFORM', formatPlatform(build)],
+    ['BUILDOS', build.os],
+    ['BUILDOSVERSION', ''],
+    ['BUILDARCH', build.architecture],
+    ['BUILDVARIANT', build.variant ?? ''],
+    ['TARGETPLATFORM', formatPlatform(target)],
+    ['TARGETOS', target.os],
+    ['TARGETOSVERSION', ''],
+    ['TARGETARCH', target.architecture],
+    ['TARGETVARIANT', target.variant ?? ''],
+    ['TARGETSTAGE', lastStage ?? 'default'],
+  ]);
+  for (const key of env.keys()) {
+    const override = buildArgs.get(key);
+    if (override !== undefined) env.set(key, override);
+  }
+  return env;
+}
+
+/** BuildKit's buildMetaArgs: a build arg wins, else the default expanded with the ARGs so far. */
+function declareMetaArgs(ctx: Context, instruction: Instruction): void {
+  for (const { name, value } of argProperties(instruction)) {
+    let result: string | undefined = ctx.buildArgs.get(name);
+    if (result === undefined && value !== null) {
+      const expansion = expandWord(value, ctx.globals, ctx.escapeToken);
+      if (expansion.error) {
+        ctx.metaErrors.set(name, `the default of ARG ${name} cannot be expanded (${expansion.error})`);
+        continue;
+      }
+      result = expansion.result;
+    }
+    if (result === undefined) {
+      ctx.metaNoValue.add(name);
+      continue;
+    }
+    ctx.metaNoValue.delete(name);
+    ctx.metaErrors.delete(name);
+    ctx.globals.set(name, result);
+  }
+}
+
+function stageName(from: Instruction): string | null {
+  const args = from.getArguments();
+  if (args.length === 3 && args[1]?.getValue().toLowerCase() === 'as')
+    return (args[2] as Argument).getValue().toLowerCase();
+  return null;
+}
+
+function flags(i: Instruction, name: string): Flag[] {
+  const withFlags = i as Instruction & { getFlags?: () => Flag[] };
+  return typeof withFlags.getFlags === 'function'
+    ? withFlags.getFlags().filter((f) => f.getName() === name)
+    : [];
+}
+
+function why(line: number, message: string, reasons: string[] = []): string {
+  const sentences = [message, ...reasons].map((x) => x.replace(/\.$/, ''));
+  return `Line ${line}: ${sentences.join('. ')}.`;
+}
+
+/** Why the variables an expansion read may have made it empty or wrong. */
+function variableReasons(ctx: Context, expansion: Expansion): string[] {
+  const reasons: string[] = [];
+  for (const name of expansion.unset) {
+    const error = ctx.metaErrors.get(name);
+    if (error) reasons.push(error);
+    else if (ctx.metaNoValue.has(name)) {
+      reasons.push(`ARG ${name} has no value: give it a default or pass --build-arg ${name}=…`);
+    } else if (ctx.stageArgs.has(name)) {
+      reasons.push(
+        `ARG ${name} is declared inside a stage; only ARGs declared before the first FROM are visible in FROM`,
+      );
+    } else if (ctx.buildArgs.has(name)) {
+      reasons.push(`--build-arg ${name} is not used until ARG ${name} is declared before the first FROM`);
+    } else {
+      reasons.push(`ARG ${name} is not set: declare it before the first FROM`);
+    }
+  }
+  for (const name of expansion.used) if (ctx.globals.get(name) === '') reasons.push(`ARG ${name} is empty`);
+  return reasons;
+}
+
+function rangeOf(r: { start: Position; end: Position }): Range {
+  return {
+    start: { line: r.start.line, character: r.start.character },
+    end: { line: r.end.line, character: r.end.character },
+  };
+}
+
+/**
+ * Builds an entry from the expanded name; `invalid` words the error from why the name is not a
+ * valid reference and the hint that goes with it.
+ */
+function imageUse(
+  line: number,
+  range: Range,
+  instruction: ImageInstruction,
+  raw: string,
+  expanded: string,
+  platform: string,
+  stage: string | null,
+  invalid: (why: string, hint: string | undefined) => string,
+): ImageUse {
+  const base = { line, range, instruction, raw, expanded, platform, stage };
+  try {
+    const reference = parseReference(expanded);
+    return { ...base, reference, ref: formatReference(reference) };
+  } catch (e) {
+    if (!isStowageError(e)) throw e;
+    const prefix = `Invalid image reference "${expanded}": `;
+    const reason = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
+    return { ...base, ref: null, error: invalid(reason.replace(/\.$/, ''), e.hint) };
+  }
+}
+
+function failed(
+  line: number,
+  range: Range,
+  instruction: ImageInstruction,
+  raw: string,
+  expanded: string,
+  platform: string,
+  stage: string | null,
+  error: string,
+): ImageUse {
+  return { line, range, instruction, raw, expanded, ref: null, platform, stage, error };
+}
+
+/** The platform a FROM pulls for: its expanded --platform, else the target platform. */
+function fromPlatform(ctx: Context, from: Instruction, line: number): { platform: string; error?: string } {
+  const flag = flags(from, 'platform')[0];
+  if (!flag) return { platform: formatPlatform(ctx.target) };
+  const raw = flag.getValue();
+  if (raw === null)
+    return {
+      platform: formatPlatform(ctx.target),
+      error: why(line, '--platform needs a value, e.g. --platform=$BUILDPLATFORM'),
+    };
+  const expansion = expandWord(unquoteFlagValue(raw, ctx.escapeToken), ctx.globals, ctx.escapeToken);
+  if (expansion.error)
+    return { platform: raw, error: why(line, `cannot expand --platform=${raw}: ${expansion.error}`) };
+  const text = expansion.result;
+  if (!text) {
+    return {
+      platform: raw,
+      error: why(line, `--platform=${raw} expands to an empty platform`, variableReasons(ctx, expansion)),
+    };
+  }
+  try {
+    const parts = text.split('/');
+    // containerd reads a lone OS name as that OS on the build machine's architecture.
+    const platform =
+      parts.length === 1 && ['linux', 'windows', 'darwin', 'freebsd'].includes(text.toLowerCase())
+        ? parsePlatform(
+            `${text}/${ctx.build.architecture}${ctx.build.variant ? `/${ctx.build.variant}` : ''}`,
+          )
+        : parsePlatform(text);
+    return { platform: formatPlatform(platform) };
+  } catch (e) {
+    if (!isStowageError(e)) throw e;
+    return {
+      platform: text,
+      error: why(
+        line,
+        `--platform=${raw} is not a valid platform: ${e.message}`,
+        variableReasons(ctx, expansion),
+      ),
+    };
+  }
+}
+
+function resolveFrom(
+  ctx: Context,
+  from: Instruction,
+  stage: string | null,
+  definedAbove: ReadonlySet<string>,
+): ImageUse | undefined {
+  const line = from.getRange().start.line + 1;
+  const args = from.getArguments();
+  const first = args[0];
+  if (!first) {
+    const end = from.getInstructionRange().end;
+    const range = { start: { ...end }, end: { ...end } };
+    return failed(
+      line,
+      range,
+      'FROM',
+      '',
+      '',
+      formatPlatform(ctx.target),
+      null,
+      why(line, 'FROM names no image'),
+    );
+  }
+  const raw = first.getValue();
+  const range = rangeOf(first.getRange());
+  const { platform, error: platformError } = fromPlatform(ctx, from, line);
+  const shapeOk = args.length === 1 || (args.length === 3 && args[1]?.getValue().toLowerCase() === 'as');
+  if (!shapeOk) {
+    const comment = args.some((a) => a.getValue().startsWith('#'))
+      ? '; comments must be on lines of their own'
+      : '';
+    return failed(
+      line,
+      range,
+      'FROM',
+      raw,
+      raw,
+      platform,
+      stage,
+      why(line, `FROM takes an image and optionally "AS name", not ${args.length} words${comment}`),
+    );
+  }
+
+  const expansion = expandWord(raw, ctx.globals, ctx.escapeToken);
+  const expanded = expansion.result;
+  if (expansion.error)
+    return failed(
+      line,
+      range,
+      'FROM',
+      raw,
+      expanded,
+      platform,
+      stage,
+      why(line, `cannot expand "${raw}": ${expansion.error}`),
+    );
+  if (!expanded) {
+    return failed(
+      line,
+      range,
+      'FROM',
+      raw,
+      expanded,
+      platform,
+      stage,
+      why(line, `"${raw}" expands to an empty image name`, variableReasons(ctx, expansion)),
+    );
+  }
+  if (expanded === 'scratch' || definedAbove.has(expanded)) return undefined;
+  if (platformError) return failed(line, range, 'FROM', raw, expanded, platform, stage, platformError);
+
+  const reasons = variableReasons(ctx, expansion);
+  const lower = expanded.toLowerCase();
+  if (isScratch(expanded)) reasons.push('the empty image is written "scratch", in lower case');
+  else if (definedAbove.has(lower))
+    reasons.push(`FROM finds a stage only by its lower-case name: write FROM ${lower}`);
+  const shown = expanded === raw ? `"${raw}" is` : `"${raw}" expands to "${expanded}", which is`;
+  return imageUse(line, range, 'FROM', raw, expanded, platform, stage, (reason, hint) =>
+    // The hint on how to write a name helps less than the ARG that made it wrong.
+    why(line, `${shown} not a valid image reference: ${reason}`, reasons.length || !hint ? reasons : [hint]),
+  );
+}
+
+function resolveCopyFrom(ctx: Context, copy: Instruction, stage: string | null): ImageUse | undefined {
+  const flag = flags(copy, 'from')[0];
+  const raw = flag?.getValue();
+  const valueRange = flag?.getValueRange();
+  if (!flag || !raw || !valueRange) return undefined;
+  const line = copy.getRange().start.line + 1;
+  const range = rangeOf(valueRange);
+  const value = unquoteFlagValue(raw, ctx.escapeToken);
+  if (!value) return undefined;
+  const platform = formatPlatform(ctx.target);
+  // BuildKit refuses --from values that expansion would change (toCommand in convert.go).
+  const expansion = expandWord(value, new Map(), ctx.escapeToken);
+  if (expansion.error || expansion.result !== value) {
+    return failed(
+      line,
+      range,
+      'COPY',
+      raw,
+      value,
+      platform,
+      stage,
+      why(
+        line,
+        `COPY --from=${raw}: BuildKit does not expand variables in --from; declare the ARG before the first FROM, add a stage "FROM \${…} AS name" and copy --from that stage`,
+      ),
+    );
+  }
+  if (INTEGER.test(value) && Number.isSafeInteger(Number(value))) {
+    const index = Number(value);
+    if (index >= 0 && index < ctx.stageCount) return undefined;
+    const valid = ctx.stageCount ? `0 to ${ctx.stageCount - 1}` : 'none';
+    return failed(
+      line,
+      range,
+      'COPY',
+      raw,
+      value,
+      platform,
+      stage,
+      why(line, `COPY --from=${value} is not a stage index (valid: ${valid})`),
+    );
+  }
+  if (ctx.stageNames.has(value.toLowerCase()) || value === 'scratch') return undefined;
+  // An image copied from is pulled for the target platform even in a --platform stage.
+  return imageUse(line, range, 'COPY', raw, value, platform, stage, (reason, hint) =>
+    why(
+      line,
+      `COPY --from=${raw} names neither a stage nor a valid image reference: ${reason}`,
+      hint ? [hint] : [],
+    ),
+  );
+}
+
+/** Splits a --mount value into fields like Go's encoding/csv (a field may be "quoted"). */
+function csvFields(value: string): string[] {
+  const fields: string[] = [];
+  let i = 0;
+  while (i <= value.length) {
+    let field = '';
+    if (value[i] === '"') {
+      i++;
+      while (i < value.length) {
+        if (value[i] === '"') {
+          if (value[i + 1] === '"') {
+            field += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        field += value[i++];
+      }
+      while (i < value.length && value[i] !== ',') field += value[i++];
+    } else {
+      while (i < value.length && value[i] !== ',') field += value[i++];
+    }
+    fields.push(field);
+    i++;
+  }
+  return fields;
+}
+
+function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null): ImageUse[] {
+  const uses: ImageUse[] = [];
+  const line = run.getRange().start.line + 1;
+  const platform = formatPlatform(ctx.target);
+  for (const flag of flags(run, 'mount')) {
+    const raw = flag.getValue();
+    const valueRange = flag.getValueRange();
+    if (!raw || !valueRange) continue;
+    let from: string | undefined;
+    for (const field of csvFields(unquoteFlagValue(raw, ctx.escapeToken))) {
+      const eq = field.indexOf('=');
+      if (eq >= 0 && field.slice(0, eq).toLowerCase() === 'from') from = field.slice(eq + 1);
+    }
+    if (!from) continue;
+    const option = flag.getOptions().find((o) => o.getName().toLowerCase() === 'from');
+    const range = rangeOf(option?.getValueRange() ?? valueRange);
+    const written = option?.getValue() ?? from;
+    const dollar = from.indexOf('$');
+    if (dollar >= 0 && dollar !== from.length - 1) {
+      uses.push(
+        failed(
+          line,
+          range,
+          'RUN',
+          written,
+          from,
+          platform,
+          stage,
+          why(
+            line,
+            `--mount from=${from}: BuildKit does not expand variables in a mount's from; define an alias stage with FROM instead`,
+          ),
+        ),
+      );
+      continue;
+    }
+    if (ctx.stageNames.has(from.toLowerCase()) || from === 'scratch') continue;
+    uses.push(
+      imageUse(line, range, 'RUN', written, from, platform, stage, (reason, hint) =>
+        why(
+          line,
+          `--mount from=${from} names neither a stage nor a valid image reference: ${reason}`,
+          hint ? [hint] : [],
+        ),
+      ),
+    );
+  }
+  return uses;
+}

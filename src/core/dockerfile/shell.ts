@@ -1,0 +1,314 @@
+/**
+ * Word expansion the way BuildKit's Dockerfile shell lexer does it (frontend/dockerfile/shell/lex.go):
+ * quotes, the escape token, `$V`, `${V}`, `${V:-x}`, `${V-x}`, `${V:+x}`, `${V+x}`, `${V:?x}`,
+ * `${V?x}`, `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`, `${V/p/r}`, `${V//p/r}`. Pure; never throws.
+ */
+
+export interface Expansion {
+  readonly result: string;
+  /** Variables read while unset (they expanded to nothing or to their default). */
+  readonly unset: readonly string[];
+  /** Variables read while set, whatever their value. */
+  readonly used: readonly string[];
+  /** A syntax error (BuildKit fails the build on it); `result` is then empty. */
+  readonly error?: string;
+}
+
+class LexError extends Error {}
+
+const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
+const LETTER = /^\p{L}$/u;
+const DIGIT = /^\p{Nd}$/u;
+
+class Lexer {
+  private pos = 0;
+  readonly unset = new Set<string>();
+  readonly used = new Set<string>();
+
+  constructor(
+    private readonly src: string,
+    private readonly env: ReadonlyMap<string, string>,
+    private readonly escapeToken: string,
+  ) {}
+
+  private peek(): string | undefined {
+    return this.src[this.pos];
+  }
+
+  private next(): string | undefined {
+    return this.src[this.pos++];
+  }
+
+  private getEnv(name: string): { value: string; set: boolean } {
+    const value = this.env.get(name);
+    if (value === undefined) {
+      this.unset.add(name);
+      return { value: '', set: false };
+    }
+    this.used.add(name);
+    return { value, set: true };
+  }
+
+  /** Reads up to `stop` (consumed) or the end; `rawEscapes` keeps escape tokens (for patterns). */
+  processStopOn(stop: string | undefined, rawEscapes: boolean): string {
+    let result = '';
+    while (this.pos < this.src.length) {
+      let ch = this.peek() as string;
+      if (stop !== undefined && ch === stop) {
+        this.pos++;
+        return result;
+      }
+      if (ch === '$') {
+        result += this.processDollar();
+      } else if (ch === "'") {
+        result += this.processSingleQuote();
+      } else if (ch === '"') {
+        result += this.processDoubleQuote(rawEscapes);
+      } else {
+        this.pos++;
+        if (ch === this.escapeToken) {
+          if (rawEscapes) result += ch;
+          const escaped = this.next();
+          if (escaped === undefined) break;
+          ch = escaped;
+        }
+        result += ch;
+      }
+    }
+    if (stop !== undefined)
+      throw new LexError(`unexpected end of statement while looking for matching ${stop}`);
+    return result;
+  }
+
+  private processSingleQuote(): string {
+    this.pos++;
+    let result = '';
+    for (;;) {
+      const ch = this.next();
+      if (ch === undefined)
+        throw new LexError('unexpected end of statement while looking for matching single-quote');
+      if (ch === "'") return result;
+      result += ch;
+    }
+  }
+
+  private processDoubleQuote(rawEscapes: boolean): string {
+    this.pos++;
+    let result = '';
+    for (;;) {
+      const ch = this.peek();
+      if (ch === undefined)
+        throw new LexError('unexpected end of statement while looking for matching double-quote');
+      if (ch === '"') {
+        this.pos++;
+        return result;
+      }
+      if (ch === '$') {
+        result += this.processDollar();
+        continue;
+      }
+      this.pos++;
+      if (ch === this.escapeToken) {
+        if (rawEscapes) result += ch;
+        const after = this.peek();
+        if (after === undefined) continue;
+        // Only ", $ and the escape token itself can be escaped inside double quotes.
+        if (after === '"' || after === '$' || after === this.escapeToken) {
+          this.pos++;
+          result += after;
+          continue;
+        }
+      }
+      result += ch;
+    }
+  }
+
+  private processName(): string {
+    let name = '';
+    for (;;) {
+      const ch = this.peek();
+      if (ch === undefined) break;
+      if (!name && DIGIT.test(ch)) {
+        while (this.peek() !== undefined && DIGIT.test(this.peek() as string)) name += this.next();
+        return name;
+      }
+      if (!name && SPECIAL_PARAMS.has(ch)) {
+        this.pos++;
+        return ch;
+      }
+      if (!LETTER.test(ch) && !DIGIT.test(ch) && ch !== '_') break;
+      name += ch;
+      this.pos++;
+    }
+    return name;
+  }
+
+  private processDollar(): string {
+    this.pos++;
+    if (this.peek() !== '{') {
+      const name = this.processName();
+      return name ? this.getEnv(name).value : '$';
+    }
+    this.pos++;
+    const first = this.peek();
+    if (first === undefined) throw new LexError("syntax error: missing '}'");
+    if (first === '{' || first === '}' || first === ':') throw new LexError('syntax error: bad substitution');
+    const name = this.processName();
+    let ch = this.next();
+    if (ch === undefined) throw new LexError("syntax error: missing '}'");
+    let modifier = ch;
+    if (ch === '}') return this.getEnv(name).value;
+    let nullIsUnset = false;
+    if (ch === ':') {
+      nullIsUnset = true;
+      ch = this.next();
+      if (ch === undefined) throw new LexError("syntax error: missing '}'");
+      modifier += ch;
+    }
+    if (ch === '/' && !nullIsUnset) return this.processReplace(name);
+    if (!['+', '-', '?', '#', '%'].includes(ch)) {
+      throw new LexError(`unsupported modifier (${modifier}) in substitution`);
+    }
+    const rawEscapes = ch === '#' || ch === '%';
+    if (nullIsUnset && rawEscapes) throw new LexError(`unsupported modifier (${modifier}) in substitution`);
+    let word: string;
+    try {
+      word = this.processStopOn('}', rawEscapes);
+    } catch (e) {
+      if (this.peek() === undefined) throw new LexError("syntax error: missing '}'");
+      throw e;
+    }
+    const { value, set } = this.getEnv(name);
+    const missing = !set || (nullIsUnset && value === '');
+    switch (ch) {
+      case '-':
+        return missing ? word : value;
+      case '+':
+        return missing ? '' : word;
+      case '?':
+        if (!set) throw new LexError(`${name}: ${word || 'is not allowed to be unset'}`);
+        if (nullIsUnset && value === '')
+          throw new LexError(`${name}: ${word || 'is not allowed to be empty'}`);
+        return value;
+      default: {
+        // #/% trim the shortest match, ##/%% the longest.
+        const greedy = word.startsWith(ch);
+        const pattern = greedy ? word.slice(1) : word;
+        return ch === '%' ? trimSuffix(pattern, value, greedy) : trimPrefix(pattern, value, greedy);
+      }
+    }
+  }
+
+  private processReplace(name: string): string {
+    const all = this.peek() === '/';
+    if (all) this.pos++;
+    let pattern: string;
+    let replacement: string;
+    try {
+      pattern = this.processStopOn('/', true);
+    } catch (e) {
+      if (this.peek() === undefined) throw new LexError("syntax error: missing '/' in $" + '{}');
+      throw e;
+    }
+    try {
+      replacement = this.processStopOn('}', true);
+    } catch (e) {
+      if (this.peek() === undefined) throw new LexError("syntax error: missing '}'");
+      throw e;
+    }
+    const { value } = this.getEnv(name);
+    const re = shellPatternToRegex(pattern, true, false, all);
+    return value.replace(re, () => replacement);
+  }
+}
+
+/** A shell wildcard pattern (`*`, `?`, escapes; no brackets) as a regular expression. */
+function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
+  let out = anchored ? '^' : '';
+  const chars = [...pattern];
+  for (let i = 0; i < chars.length; i++) {
+    const tok = chars[i] as string;
+    if (tok === '*') out += greedy ? '.*' : '.*?';
+    else if (tok === '?') out += '.';
+    else if (tok === '\\') {
+      const next = chars[i + 1];
+      // `}` and `/` are escaped only to get them into ${…}; the escape is not part of the pattern.
+      if (next === '}' || next === '/') continue;
+      if (next !== '*' && next !== '?' && next !== '\\') {
+        throw new LexError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${next ?? ''}'`);
+      }
+      out += `\\${next}`;
+      i++;
+    } else if ('[]{}.+()|^$'.includes(tok)) out += `\\${tok}`;
+    else out += tok;
+  }
+  return new RegExp(out, global ? 'gu' : 'u');
+}
+
+function trimPrefix(pattern: string, value: string, greedy: boolean): string {
+  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
+  return m ? value.slice(m[0].length) : value;
+}
+
+/** Reverses a pattern without reversing its escapes: `a\*c` → `c\*a`. */
+function reversePattern(pattern: string): string {
+  const chars = [...pattern];
+  const out: string[] = [];
+  for (let i = 0; i < chars.length; ) {
+    if (chars[i] === '\\' && i < chars.length - 1) {
+      out.unshift('\\', chars[i + 1] as string);
+      i += 2;
+    } else {
+      out.unshift(chars[i] as string);
+      i++;
+    }
+  }
+  return out.join('');
+}
+
+function reverse(s: string): string {
+  return [...s].reverse().join('');
+}
+
+function trimSuffix(pattern: string, value: string, greedy: boolean): string {
+  // Regular expressions find leftmost matches, so reverse both to find the rightmost one.
+  return reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
+}
+
+/** Expands one word with `env` (BuildKit's ProcessWordWithMatches); unset variables expand to nothing. */
+export function expandWord(word: string, env: ReadonlyMap<string, string>, escapeToken = '\\'): Expansion {
+  const lexer = new Lexer(word, env, escapeToken);
+  try {
+    const result = lexer.processStopOn(undefined, false);
+    return { result, unset: [...lexer.unset], used: [...lexer.used] };
+  } catch (e) {
+    if (!(e instanceof LexError) && !(e instanceof SyntaxError)) throw e;
+    return { result: '', unset: [...lexer.unset], used: [...lexer.used], error: e.message };
+  }
+}
+
+/**
+ * Removes quotes and escapes from a builder flag value the way BuildKit's extractBuilderFlags
+ * does (`--from="a b"` → `a b`), without expanding variables.
+ */
+export function unquoteFlagValue(value: string, escapeToken = '\\'): string {
+  let out = '';
+  let quote: string | undefined;
+  for (let i = 0; i < value.length; i++) {
+    let ch = value[i] as string;
+    if (!quote && (ch === '"' || ch === "'")) {
+      quote = ch;
+      continue;
+    }
+    if (quote && ch === quote) {
+      quote = undefined;
+      continue;
+    }
+    if (ch === escapeToken) {
+      if (i + 1 === value.length) continue;
+      ch = value[++i] as string;
+    }
+    out += ch;
+  }
+  return out;
+}
