@@ -3,7 +3,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { isStowageError } from '../../src/core/errors';
+import { isStowageError, type StowageError } from '../../src/core/errors';
 import {
   type Credential,
   type CredentialSource,
@@ -64,7 +64,7 @@ async function helperCalls(): Promise<string[]> {
   }
 }
 
-async function rejectsWith(p: Promise<unknown>, code: string, ...patterns: RegExp[]): Promise<Error> {
+async function rejectsWith(p: Promise<unknown>, code: string, ...patterns: RegExp[]): Promise<StowageError> {
   let err: unknown;
   await assert.rejects(p, (e) => {
     err = e;
