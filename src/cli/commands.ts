@@ -1,6 +1,7 @@
 import { gcCommand, inspectCommand, lsCommand, rmCommand } from './cache';
 import type { Command } from './command';
 import { pullCommand } from './pull';
+import { refsCommand } from './refs';
 import { tagsCommand } from './tags';
 
 /** Every CLI command by name. Add a command by importing it here. */
@@ -11,4 +12,5 @@ export const commands: Record<string, Command> = {
   rm: rmCommand,
   gc: gcCommand,
   tags: tagsCommand,
+  refs: refsCommand,
 };
