@@ -7,7 +7,7 @@ import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
-import { httpError, networkError, type RequestContext } from './errors';
+import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import {
   backoffDelay,
@@ -457,6 +457,8 @@ export class RegistryClient {
           });
           continue;
         }
+        // A rejected certificate still proves the host speaks TLS: never try it in plaintext.
+        if (spokeTls(e)) this.tlsHosts.add(url.host);
         throw networkError(url, e, call.ctx);
       }
       if (isRetryableStatus(res.statusCode) && attempt < this.retry.attempts) {

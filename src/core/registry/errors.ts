@@ -68,7 +68,7 @@ export function httpError(
 export function networkError(url: URL, cause: unknown, ctx: RequestContext): StowageError {
   const c = cause as { code?: string; message?: string };
   const detail = c?.code ?? c?.message ?? String(cause);
-  const tls = /CERT|SSL|TLS|EPROTO|self[- ]signed|certificate/i.test(`${c?.code} ${c?.message}`);
+  const tls = spokeTls(cause);
   if (tls) {
     return new StowageError(
       'TLS',
@@ -82,5 +82,17 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext): Sto
     `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${detail}.`,
     'Check the registry address, your network and proxy settings.',
     { cause },
+  );
+}
+
+/**
+ * True when the failure proves the server speaks TLS (its certificate was rejected), as opposed to
+ * a plain-HTTP server answering a TLS hello (EPROTO "wrong version number").
+ */
+export function spokeTls(cause: unknown): boolean {
+  const c = cause as { code?: string; message?: string };
+  return (
+    /CERT|SELF_SIGNED|ALTNAME|UNABLE_TO_(GET|VERIFY)/i.test(c?.code ?? '') ||
+    /certificate/i.test(c?.message ?? '')
   );
 }
