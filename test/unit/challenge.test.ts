@@ -52,6 +52,27 @@ describe('parseChallenges', () => {
         }),
       ],
     ],
+    [
+      'Quay',
+      'Bearer realm="https://quay.io/v2/auth",service="quay.io"',
+      [c('bearer', { realm: 'https://quay.io/v2/auth', service: 'quay.io' })],
+    ],
+    [
+      'Harbor, with a push scope',
+      'Bearer realm="https://harbor.example/service/token",service="harbor-registry",scope="repository:lib/app:pull,push"',
+      [
+        c('bearer', {
+          realm: 'https://harbor.example/service/token',
+          service: 'harbor-registry',
+          scope: 'repository:lib/app:pull,push',
+        }),
+      ],
+    ],
+    [
+      'ECR (Basic with a URL realm)',
+      'Basic realm="https://123.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com"',
+      [c('basic', { realm: 'https://123.dkr.ecr.us-east-1.amazonaws.com/', service: 'ecr.amazonaws.com' })],
+    ],
     ['Distribution htpasswd', 'Basic realm="Registry Realm"', [c('basic', { realm: 'Registry Realm' })]],
     [
       'any parameter order, odd case, white space',
@@ -146,6 +167,15 @@ describe('parseChallenges', () => {
   for (const [name, header, expected] of malformed) {
     test(`malformed: ${name}`, () => assert.deepEqual(parseChallenges(header), expected));
   }
+
+  test('pathological inputs finish and give sane results', () => {
+    assert.equal(parseChallenges(`Bearer ${'a'.repeat(200_000)}`).length, 1);
+    assert.deepEqual(parseChallenges(','.repeat(200_000)), []);
+    assert.deepEqual(parseChallenges('='.repeat(200_000)), []);
+    assert.deepEqual(parseChallenges(`Bearer realm="${'\\"'.repeat(50_000)}`), [c('bearer')]);
+    assert.ok(parseChallenges('a '.repeat(100_000)).length <= 32_768);
+    assert.deepEqual(parseChallenges(`Bearer ${'x=y '.repeat(50_000)}`)[0]!.params.x, 'y');
+  });
 
   test('a very long header is cut, not slow', () => {
     const long = `Bearer realm="https://r/t",${'x="y",'.repeat(100_000)}`;

@@ -101,9 +101,14 @@ function addParam(params: Record<string, string>, name: string, value: string): 
   else if (name === 'scope' && value) params[name] = params[name] ? `${params[name]} ${value}` : value;
 }
 
+/** Cuts an over-long header at a list separator when there is one, so no half item is parsed. */
+function cut(text: string): string {
+  const comma = text.lastIndexOf(',', MAX_HEADER);
+  return text.slice(0, comma > 0 ? comma : MAX_HEADER);
+}
+
 function parseOne(text: string, out: Challenge[]): void {
-  // An over-long header is cut at a list separator, so no half item is parsed.
-  const sc = new Scanner(text.length > MAX_HEADER ? text.slice(0, text.lastIndexOf(',', MAX_HEADER)) : text);
+  const sc = new Scanner(text.length > MAX_HEADER ? cut(text) : text);
   let current: Challenge | undefined;
   while (true) {
     sc.skipSpaceAndCommas();
