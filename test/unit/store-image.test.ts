@@ -270,7 +270,16 @@ describe('gc and disk usage', () => {
     }
 
     await lease.release();
+    // A lease left by a killed process (dead pid on this host) protects nothing.
+    const { hostname } = await import('node:os');
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    await fs.writeFile(
+      join(store.dir, '.stowage', 'leases', 'dead.json'),
+      JSON.stringify({ pid: dead, hostname: hostname(), token: 'dead', digests: [leased.descriptor.digest] }),
+    );
     assert.equal((await store.gc()).removedBlobs, 1);
+    assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'leases')), []);
     assert.equal(await store.has(leased.descriptor.digest), false);
     const after = await store.diskUsage();
     assert.equal(after.blobs, 2 + kept.all.length + keptArm.all.length);

@@ -352,7 +352,10 @@ export class Store {
 
   // ---- locking and leases ----
 
-  /** Runs fn holding the cross-process lock on the layout (index.json). */
+  /**
+   * Runs fn holding the cross-process lock on the layout (index.json). Not re-entrant: do not call
+   * setReference/removeReference/gc from inside fn (they take the lock themselves).
+   */
   async withLock<T>(
     fn: () => Promise<T>,
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
@@ -525,7 +528,7 @@ export class Store {
         if (!data || committed || age > maxAgeMs) {
           await fs.rm(join(folder, 'data'), { force: true });
           await fs.rm(join(folder, 'meta.json'), { force: true });
-          removed++;
+          if (data) removed++;
         }
       } finally {
         await lock.release();
