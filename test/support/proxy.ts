@@ -16,6 +16,8 @@ export interface SeenRequest {
 export type RuleResult =
   | { respond: { status: number; headers?: Record<string, string>; body?: Buffer | string } }
   | { rewriteBody: (body: Buffer) => Buffer }
+  /** Forward the headers and the first `bytes` of the body, then hang until the client gives up. */
+  | { passBytes: number }
   | undefined;
 
 export interface Proxy {
@@ -72,7 +74,17 @@ export async function startProxy(
         return;
       }
       res.writeHead(up.statusCode, outHeaders);
-      for await (const chunk of up.body) res.write(chunk);
+      let left = action && 'passBytes' in action ? action.passBytes : Number.POSITIVE_INFINITY;
+      for await (const chunk of up.body) {
+        if (left <= 0) break;
+        const part = chunk.length > left ? chunk.subarray(0, left) : chunk;
+        left -= part.length;
+        res.write(part);
+      }
+      if (left <= 0 && action && 'passBytes' in action) {
+        up.body.destroy();
+        return; // hang: the client's cancel (or proxy.stop) ends it
+      }
       res.end();
     } catch (e) {
       record(599);
