@@ -160,6 +160,15 @@ describe('Store ingest', () => {
     assert.deepEqual(await fs.readdir(join(store.dir, '.stowage', 'ingest')), []);
   });
 
+  test('an empty blob (e.g. the OCI empty config) ingests and commits with no writes', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const ing = await store.ingest(sha256(''), 0);
+    assert.equal(ing.offset, 0);
+    await ing.commit();
+    assert.equal(await store.has(sha256(''), 0), true);
+    assert.equal((await store.readBlob(sha256(''), 0)).length, 0);
+  });
+
   test('wrong digest → DIGEST_MISMATCH, partial deleted, nothing in blobs/', async (t) => {
     const store = await Store.open(await tempDir(t));
     const good = Buffer.from('the real content');
