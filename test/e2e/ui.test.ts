@@ -56,6 +56,17 @@ describe('Stowage in the VS Code UI', () => {
       return wb.waitForNotification('Stowage 0.1.0');
     });
     assert.equal(message, 'Stowage 0.1.0');
-    assert.deepEqual(wb.blocked, [], 'no request left this machine');
+  });
+
+  test('the Dockerfile opens in an editor as a Dockerfile', async () => {
+    await wb.step('Dockerfile open', () => wb.openFile('Dockerfile'));
+    const line = (await wb.editorLine('FROM').textContent()) ?? '';
+    assert.equal(line.replace(/\u00a0/g, ' ').trim(), 'FROM alpine:3.20');
+    const mode = wb.page.locator('.statusbar-item[id="status.editor.mode"]');
+    assert.equal((await mode.textContent())?.trim(), 'Docker');
+  });
+
+  test('nothing in the session reached beyond this machine', () => {
+    assert.deepEqual(wb.blocked, [], 'requests to other hosts were made (and blocked)');
   });
 });

@@ -175,30 +175,79 @@ export class Workbench {
     return editor;
   }
 
-  /** The rendered span in the active editor that contains `text` (first match). */
-  editorText(text: string | RegExp): Locator {
-    return this.page
-      .locator('.part.editor .editor-group-container.active .monaco-editor .view-line span span', {
-        hasText: text,
-      })
-      .first();
+  /** The rendered line in the active editor that contains `text` (first match). */
+  editorLine(text: string | RegExp): Locator {
+    return this.page.locator(`${activeEditor} .view-lines .view-line`, { hasText: text }).first();
   }
 
-  /** Moves the mouse onto `text` in the active editor and returns the hover's visible text. */
-  async hoverText(text: string | RegExp, timeout = 15_000): Promise<string> {
-    const target = this.editorText(text);
-    await target.hover();
+  /**
+   * Where `text` is drawn in the active editor: the centre of its first occurrence, in page
+   * coordinates. Exact to the character, so a test can point at `alpine` within `FROM alpine:3.20`.
+   */
+  async editorTextPoint(text: string, timeout = 15_000): Promise<{ x: number; y: number }> {
+    await this.editorLine(text).waitFor({ timeout });
+    const point = (await this.page.evaluate(
+      `(${findTextPoint})(${JSON.stringify(activeEditor)}, ${JSON.stringify(text)})`,
+    )) as {
+      x: number;
+      y: number;
+    } | null;
+    if (!point) throw new Error(`"${text}" is not drawn in the active editor`);
+    return point;
+  }
+
+  /** Clicks on `text` in the active editor (puts the cursor there). */
+  async clickEditorText(text: string, options: { button?: 'left' | 'right' } = {}): Promise<void> {
+    const { x, y } = await this.editorTextPoint(text);
+    await this.page.mouse.click(x, y, { button: options.button ?? 'left' });
+  }
+
+  /**
+   * Moves the mouse onto `text` in the active editor and returns the hover's visible text.
+   * A plain click first: after a context menu the editor shows no hovers until one lands.
+   * Re-hovers a few times, since a hover provider may still be starting.
+   */
+  async hoverText(text: string, timeout = 20_000): Promise<string> {
+    await this.clickEditorText(text);
     const hover = this.page.locator('.monaco-hover:not(.hidden) .monaco-hover-content').first();
-    await hover.waitFor({ state: 'visible', timeout });
-    // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
-    return hover.innerText();
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      const { x, y } = await this.editorTextPoint(text);
+      await this.page.mouse.move(0, 0);
+      await this.page.mouse.move(x, y, { steps: 2 });
+      try {
+        await hover.waitFor({
+          state: 'visible',
+          timeout: Math.min(4000, Math.max(1, deadline - Date.now())),
+        });
+        // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
+        return await hover.innerText();
+      } catch (e) {
+        if (Date.now() >= deadline) throw e;
+      }
+    }
   }
 
-  /** Right-clicks `target` (e.g. editorText('FROM')) and picks the context menu entry `item`. */
+  /** Right-clicks `text` in the active editor and picks the context menu entry `item`. */
+  async editorContextMenu(text: string, item: string): Promise<void> {
+    await this.clickEditorText(text, { button: 'right' });
+    await this.pickMenuItem(item);
+  }
+
+  /** Right-clicks `target` (a tree item, a tab, …) and picks the context menu entry `item`. */
   async contextMenu(target: Locator, item: string): Promise<void> {
     await target.click({ button: 'right' });
-    const entry = this.page.locator('.monaco-menu .action-item .action-label', { hasText: exactText(item) });
-    await entry.first().click();
+    await this.pickMenuItem(item);
+  }
+
+  /** Clicks the entry `item` of the open context menu. */
+  async pickMenuItem(item: string): Promise<void> {
+    const entry = this.page
+      .locator('.monaco-menu .action-item .action-label', { hasText: exactText(item) })
+      .first();
+    await entry.hover();
+    await entry.click({ delay: 50 });
+    await entry.waitFor({ state: 'hidden' });
   }
 
   /** The messages of the notification toasts currently shown. */
@@ -223,8 +272,10 @@ export class Workbench {
 
   /** Clicks a view container in the activity bar and returns the titles of the views it shows. */
   async openViewContainer(title: string): Promise<string[]> {
-    await this.activityBarItem(title).click();
-    await this.page.locator('.part.sidebar .composite.title h2', { hasText: title }).first().waitFor();
+    const heading = this.page.locator('.part.sidebar .composite.title h2', { hasText: title }).first();
+    // Clicking the container that is already shown would close the side bar.
+    if (!(await heading.isVisible())) await this.activityBarItem(title).click();
+    await heading.waitFor();
     await this.page.locator('.part.sidebar .pane-header').first().waitFor();
     return this.viewTitles();
   }
@@ -251,6 +302,43 @@ export class Workbench {
     await this.page.locator('.monaco-workbench').focus();
   }
 }
+
+const activeEditor = '.part.editor .editor-group-container.active .monaco-editor';
+
+/**
+ * Runs in the page (a string, so no transpiler helper leaks into it): finds `needle` in the
+ * rendered lines under `editorSelector` and returns the centre of its box. Lines are split into
+ * token spans and spaces are drawn as U+00A0, so the search spans the line's text nodes.
+ */
+const findTextPoint = `(editorSelector, needle) => {
+  for (const line of document.querySelectorAll(editorSelector + ' .view-lines .view-line')) {
+    const walker = document.createTreeWalker(line, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    let text = '';
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      nodes.push({ node: n, start: text.length });
+      text += n.data.replace(/\u00a0/g, ' ');
+    }
+    const at = text.indexOf(needle);
+    if (at < 0) continue;
+    const locate = (offset, end) => {
+      for (let i = nodes.length - 1; i >= 0; i--) {
+        if (end ? offset > nodes[i].start : offset >= nodes[i].start) {
+          return { node: nodes[i].node, offset: offset - nodes[i].start };
+        }
+      }
+      return { node: nodes[0].node, offset: 0 };
+    };
+    const from = locate(at, false);
+    const to = locate(at + needle.length, true);
+    const range = document.createRange();
+    range.setStart(from.node, from.offset);
+    range.setEnd(to.node, to.offset);
+    const r = range.getBoundingClientRect();
+    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+  }
+  return null;
+}`;
 
 function exactText(s: string): RegExp {
   return new RegExp(`^\\s*${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);

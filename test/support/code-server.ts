@@ -2,7 +2,7 @@
 // The toolchain (Node 24 + code-server) is installed outside the repo by scripts/setup-e2e.sh;
 // see /work/shared/notes/e2e-in-real-vscode.md for why this and not @vscode/test-electron here.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -229,10 +229,22 @@ export async function startCodeServer(options: CodeServerOptions = {}): Promise<
   child.stderr?.on('data', collect);
   const url = `http://127.0.0.1:${port}`;
 
+  // Safety net: a test process that ends without stop() (crash, timeout) leaves no server behind.
+  const killOnExit = () => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', killOnExit);
+
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', killOnExit);
     await killGroup(child);
     await writeFile(logPath, out).catch(() => undefined);
     await rm(root, { recursive: true, force: true, maxRetries: 3 });
