@@ -90,7 +90,8 @@ interface Context {
  * never throws: text it cannot make sense of yields entries with an `error`, or none.
  */
 export function resolveDockerfile(text: string, options: ResolveOptions = {}): ImageUse[] {
-  const lines = text.split('\n');
+  // Line breaks as editors (and dockerfile-ast) count them: a lone \r ends a line too.
+  const lines = text.split(/\r\n|\r|\n/);
   const target = options.targetPlatform ?? hostPlatform();
   const build = options.buildPlatform ?? hostPlatform();
   const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
@@ -195,8 +196,7 @@ function parse(text: string, lines: string[], escapeToken: string): Dockerfile |
       if (directive) {
         const n = directive.getRange().start.line;
         const copy = [...lines];
-        copy[n] =
-          `#${' '.repeat(Math.max(0, (copy[n] as string).replace(/\r$/, '').length - 1))}${(copy[n] as string).endsWith('\r') ? '\r' : ''}`;
+        copy[n] = `#${' '.repeat(Math.max(0, (copy[n] as string).length - 1))}`;
         dockerfile = DockerfileParser.parse(copy.join('\n'));
       }
     }
