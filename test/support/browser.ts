@@ -265,6 +265,11 @@ export class Workbench {
     return toast.innerText();
   }
 
+  /** The "Restricted Mode" status bar entry; visible when the workspace is not trusted. */
+  restrictedModeIndicator(): Locator {
+    return this.page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).first();
+  }
+
   /** The activity bar entry of a view container, by its title. */
   activityBarItem(title: string): Locator {
     return this.page.locator(`.activitybar [aria-label^="${title}"]`).first();
