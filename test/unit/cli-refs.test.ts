@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { formatPlatform, hostPlatform } from '../../src/core/platform';
 
-const root = new URL('../..', import.meta.url).pathname;
+const root = join(__dirname, '..', '..');
 const fixtures = join(root, 'test/fixtures/dockerfiles');
 const dir = mkdtempSync(join(tmpdir(), 'stowage-refs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

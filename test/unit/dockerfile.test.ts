@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: Dockerfiles use ${…} too
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { type ImageUse, type ResolveOptions, resolveDockerfile, useAt } from '../../src/core/dockerfile';
 import { formatPlatform, hostPlatform } from '../../src/core/platform';
@@ -49,7 +50,7 @@ function textAt(
 }
 
 const fixture = (name: string) =>
-  readFileSync(new URL(`../fixtures/dockerfiles/${name}`, import.meta.url), 'utf8');
+  readFileSync(join(__dirname, '..', 'fixtures', 'dockerfiles', name), 'utf8');
 
 describe('resolveDockerfile: basics', () => {
   test('one FROM: line, range, raw, normalised ref, target platform, no stage', () => {

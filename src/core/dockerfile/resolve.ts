@@ -207,6 +207,18 @@ function parse(text: string, lines: string[], escapeToken: string): Dockerfile |
   }
 }
 
+/** dockerfile-ast recomputes arguments on every call, and that is most of the cost: keep them. */
+const argumentCache = new WeakMap<Instruction, Argument[]>();
+
+function argumentsOf(i: Instruction): Argument[] {
+  let args = argumentCache.get(i);
+  if (!args) {
+    args = i.getArguments();
+    argumentCache.set(i, args);
+  }
+  return args;
+}
+
 function keyword(i: Instruction): string {
   return i.getKeyword().toUpperCase();
 }
@@ -219,17 +231,18 @@ function withoutHeredocBodies(all: Instruction[], lines: readonly string[]): Ins
   const out: Instruction[] = [];
   let skipThrough = -1;
   for (const instruction of all) {
-    const start = instruction.getRange().start.line;
-    if (start <= skipThrough) continue;
+    const { start, end } = instruction.getRange();
+    if (start.line <= skipThrough) continue;
     out.push(instruction);
+    if (!lines.slice(start.line, end.line + 1).some((l) => l.includes('<<'))) continue;
     let kw = keyword(instruction);
-    let args = instruction.getArguments().map((a) => a.getValue());
+    let args = argumentsOf(instruction).map((a) => a.getValue());
     if (kw === 'ONBUILD') {
       kw = (args[0] ?? '').toUpperCase();
       args = args.slice(1);
     }
     if (kw !== 'RUN' && kw !== 'COPY' && kw !== 'ADD') continue;
-    let next = instruction.getRange().end.line + 1;
+    let next = end.line + 1;
     for (const arg of args) {
       const m = FD_HEREDOC.exec(arg);
       if (!m) continue;
@@ -313,7 +326,7 @@ function declareMetaArgs(ctx: Context, instruction: Instruction): void {
 }
 
 function stageName(from: Instruction): string | null {
-  const args = from.getArguments();
+  const args = argumentsOf(from);
   if (args.length === 3 && args[1]?.getValue().toLowerCase() === 'as')
     return (args[2] as Argument).getValue().toLowerCase();
   return null;
@@ -449,7 +462,7 @@ function resolveFrom(
   definedAbove: ReadonlySet<string>,
 ): ImageUse | undefined {
   const line = from.getRange().start.line + 1;
-  const args = from.getArguments();
+  const args = argumentsOf(from);
   const first = args[0];
   if (!first) {
     const end = from.getInstructionRange().end;
