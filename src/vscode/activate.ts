@@ -1,15 +1,28 @@
 import * as vscode from 'vscode';
 import { VERSION } from '../core/version';
+import { registerEditorFeatures } from './editor';
+import type { FeatureContext } from './feature';
+import { Stowage } from './stowage';
+import { registerWorkbench } from './workbench';
+import { WorkspaceIndex } from './workspace-index';
 
 /** The API the extension returns from activate(), used by tests and other extensions. */
 export interface StowageApi {
   readonly version: string;
+  readonly stowage: Stowage;
+  readonly index: WorkspaceIndex;
 }
 
-/** Registers commands and views. Cheap on purpose: no network, no cache scan here. */
+/**
+ * Registers commands, views and editor features over one workspace-scoped Stowage. Cheap on
+ * purpose: no network and no cache scan here; everything is created on first use.
+ */
 export function activateStowage(context: vscode.ExtensionContext): StowageApi {
   const log = vscode.window.createOutputChannel('Stowage', { log: true });
-  context.subscriptions.push(log);
+  const stowage = new Stowage(context, log);
+  const index = new WorkspaceIndex(() => stowage.settings());
+  context.subscriptions.push(log, stowage, index);
+  const features: FeatureContext = { extension: context, stowage, index, log };
   context.subscriptions.push(
     vscode.commands.registerCommand('stowage.showVersion', () => {
       const text = `Stowage ${VERSION}`;
@@ -17,7 +30,10 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
       void vscode.window.showInformationMessage(text);
       return VERSION;
     }),
+    vscode.commands.registerCommand('stowage.showLog', () => log.show()),
+    ...registerWorkbench(features),
+    ...registerEditorFeatures(features),
   );
   log.info(`Stowage ${VERSION} activated`);
-  return { version: VERSION };
+  return { version: VERSION, stowage, index };
 }

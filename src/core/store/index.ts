@@ -4,3 +4,4 @@ export * from './manifest';
 export * from './media-types';
 export type { GcOptions, GcResult, IngestOptions, Lease, StoreOptions } from './store';
 export { Store } from './store';
+export * from './status';

@@ -1,0 +1,20 @@
+import type * as vscode from 'vscode';
+import type { Stowage } from './stowage';
+import type { WorkspaceIndex } from './workspace-index';
+
+/** What every editor feature is registered with. */
+export interface FeatureContext {
+  readonly extension: vscode.ExtensionContext;
+  readonly stowage: Stowage;
+  readonly index: WorkspaceIndex;
+  readonly log: vscode.LogOutputChannel;
+}
+
+/**
+ * Arguments `stowage.pullImage` accepts from other features (hover links, CodeLens, trees):
+ * a reference and optionally the platform; without them it pulls the reference under the cursor.
+ */
+export interface PullImageArgs {
+  reference: string;
+  platform?: string;
+}

@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import * as vscode from 'vscode';
+import { defaultCacheDir } from '../core/cache-dir';
+import { hostPlatform, type Platform, parsePlatform } from '../core/platform';
+import type { ClientOptions } from '../core/registry/client';
+
+/** Stowage's settings, read fresh from the configuration (cheap; never cached across changes). */
+export interface StowageSettings {
+  cacheDirectory: string;
+  platforms: Platform[];
+  /** The Dockerfile target platform: the first configured one, else the host's. */
+  targetPlatform: Platform;
+  insecureRegistries: string[];
+  registryMirrors: Record<string, string[]>;
+  caCertificates: string[];
+  maxConcurrentDownloads: number;
+  checkForNewerImages: 'off' | 'daily' | 'hourly';
+  codeLens: boolean;
+  notifyOnSuccess: boolean;
+  offline: boolean;
+  registries: string[];
+  repositories: string[];
+  buildArgs: Record<string, string>;
+}
+
+export function readSettings(): StowageSettings {
+  const c = vscode.workspace.getConfiguration('stowage');
+  const platforms: Platform[] = [];
+  for (const p of c.get<string[]>('platforms', [])) {
+    try {
+      platforms.push(parsePlatform(p));
+    } catch {
+      // An invalid entry is reported by the settings editor's schema; skip it here.
+    }
+  }
+  return {
+    cacheDirectory: c.get<string>('cacheDirectory', '') || defaultCacheDir(),
+    platforms: platforms.length ? platforms : [hostPlatform()],
+    targetPlatform: platforms[0] ?? hostPlatform(),
+    insecureRegistries: c.get<string[]>('insecureRegistries', []),
+    registryMirrors: c.get<Record<string, string[]>>('registryMirrors', {}),
+    caCertificates: c.get<string[]>('caCertificates', []),
+    maxConcurrentDownloads: Math.max(1, Math.min(16, c.get<number>('maxConcurrentDownloads', 4))),
+    checkForNewerImages: c.get<'off' | 'daily' | 'hourly'>('checkForNewerImages', 'daily'),
+    codeLens: c.get<boolean>('codeLens', true),
+    notifyOnSuccess: c.get<boolean>('notifyOnSuccess', true),
+    offline: c.get<boolean>('offline', false),
+    registries: c.get<string[]>('registries', []),
+    repositories: c.get<string[]>('repositories', []),
+    buildArgs: c.get<Record<string, string>>('buildArgs', {}),
+  };
+}
+
+/** VS Code's proxy settings (http.proxy, http.noProxy, http.proxyStrictSSL) for the registry client. */
+export function proxySettings(): Pick<ClientOptions, 'proxy' | 'strictSSL'> {
+  const http = vscode.workspace.getConfiguration('http');
+  const proxy = http.get<string>('proxy') || undefined;
+  const noProxy = http.get<string[]>('noProxy', []).join(',') || undefined;
+  return {
+    ...(proxy ? { proxy: { http: proxy, https: proxy, ...(noProxy ? { noProxy } : {}) } } : {}),
+    // proxyStrictSSL only concerns the proxy; registries keep verification unless marked insecure.
+  };
+}
+
+export async function readCaCertificates(paths: readonly string[]): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const p of paths) out.push(await readFile(p));
+  return out;
+}

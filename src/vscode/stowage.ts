@@ -1,0 +1,122 @@
+import * as vscode from 'vscode';
+import { PullService } from '../core/pull/service';
+import { RegistryClient, type RequestLog } from '../core/registry/client';
+import { chainCredentials, DockerConfigCredentials } from '../core/registry/credentials';
+import { Store } from '../core/store';
+import { SecretCredentials } from './credentials';
+import { proxySettings, readCaCertificates, readSettings, type StowageSettings } from './settings';
+
+/**
+ * The workspace's Stowage: settings, the cache, the registry client and the one pull service.
+ * Everything is created lazily on first use (activation stays cheap) and rebuilt when the
+ * settings that shape it change.
+ */
+export class Stowage implements vscode.Disposable {
+  readonly credentials: SecretCredentials;
+  readonly service: PullService;
+  private readonly cacheChanged = new vscode.EventEmitter<void>();
+  /** Fires when the cache's content may have changed (pull, remove, gc, import, settings). */
+  readonly onDidChangeCache = this.cacheChanged.event;
+  private readonly disposables: vscode.Disposable[] = [];
+  private store?: Promise<Store>;
+  private storeDir?: string;
+  private client?: RegistryClient;
+  private caCertificates: Buffer[] = [];
+
+  constructor(
+    readonly context: vscode.ExtensionContext,
+    readonly log: vscode.LogOutputChannel,
+  ) {
+    this.credentials = new SecretCredentials(context.secrets, context.globalState);
+    this.service = new PullService({
+      store: () => this.getStore(),
+      client: () => this.getClient(),
+      concurrency: 2,
+      blobConcurrency: () => this.settings().maxConcurrentDownloads,
+    });
+    const sub = this.service.onEvent((e) => {
+      if (e.type === 'cacheChanged') this.cacheChanged.fire();
+    });
+    this.disposables.push(
+      { dispose: () => sub.dispose() },
+      this.cacheChanged,
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('stowage') || e.affectsConfiguration('http')) this.reset();
+        if (e.affectsConfiguration('stowage.cacheDirectory')) this.cacheChanged.fire();
+      }),
+    );
+  }
+
+  settings(): StowageSettings {
+    return readSettings();
+  }
+
+  /** Network activity only in trusted workspaces and when not offline. */
+  get mayUseNetwork(): boolean {
+    return vscode.workspace.isTrusted && !this.settings().offline;
+  }
+
+  getStore(): Promise<Store> {
+    const dir = this.settings().cacheDirectory;
+    if (!this.store || this.storeDir !== dir) {
+      this.storeDir = dir;
+      this.store = Store.open(dir);
+      this.store.catch(() => {
+        this.store = undefined;
+      });
+    }
+    return this.store;
+  }
+
+  getClient(): RegistryClient {
+    if (!this.client) {
+      const s = this.settings();
+      this.client = new RegistryClient({
+        credentials: chainCredentials(this.credentials, new DockerConfigCredentials()),
+        insecureRegistries: s.insecureRegistries,
+        mirrors: s.registryMirrors,
+        caCertificates: this.caCertificates,
+        offline: s.offline || !vscode.workspace.isTrusted,
+        userAgent: `stowage-vscode/${this.context.extension.packageJSON.version}`,
+        onRequest: (r) => this.logRequest(r),
+        ...proxySettings(),
+      });
+    }
+    return this.client;
+  }
+
+  /** Loads configured CA files; call before network work (errors are reported, not thrown). */
+  async prepareNetwork(): Promise<void> {
+    const paths = this.settings().caCertificates;
+    if (!paths.length || this.caCertificates.length) return;
+    try {
+      this.caCertificates = await readCaCertificates(paths);
+      this.reset();
+    } catch (e) {
+      this.log.error(`Cannot read a CA certificate from stowage.caCertificates: ${(e as Error).message}`);
+    }
+  }
+
+  fireCacheChanged(): void {
+    this.cacheChanged.fire();
+  }
+
+  private reset(): void {
+    const old = this.client;
+    this.client = undefined;
+    this.caCertificates = [];
+    void old?.close().catch(() => {});
+  }
+
+  private logRequest(r: RequestLog): void {
+    // Method, host, path, status, bytes and time: never headers, never credentials.
+    const what = r.error ? `failed: ${r.error}` : `${r.status} ${r.bytes ?? 0} B`;
+    this.log.debug(`${r.method} ${r.url} → ${what} in ${r.ms} ms`);
+  }
+
+  dispose(): void {
+    this.service.dispose();
+    void this.client?.close().catch(() => {});
+    for (const d of this.disposables) d.dispose();
+  }
+}
