@@ -1,5 +1,7 @@
 import { gcCommand, inspectCommand, lsCommand, rmCommand } from './cache';
 import type { Command } from './command';
+import { exportCommand } from './export';
+import { importCommand } from './import';
 import { pullCommand } from './pull';
 import { refsCommand } from './refs';
 import { tagsCommand } from './tags';
@@ -13,4 +15,6 @@ export const commands: Record<string, Command> = {
   gc: gcCommand,
   tags: tagsCommand,
   refs: refsCommand,
+  export: exportCommand,
+  import: importCommand,
 };

@@ -1,0 +1,44 @@
+import { formatBytes, formatDuration } from '../core/format';
+import { exportImages } from '../core/transfer/export';
+import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { ENGINE_OPTIONS, openStore } from './engine';
+
+const USAGE = 'export REF... -o FILE.tar [--cache DIR] [--json]';
+
+export const exportCommand: Command = {
+  summary: 'write cached images to an OCI layout tarball (for air-gapped machines; no network)',
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { cache: ENGINE_OPTIONS.cache, output: { type: 'string', short: 'o' }, json: { type: 'boolean' } },
+      USAGE,
+    );
+    if (positionals.length === 0)
+      throw usageError(`export takes at least one reference\nusage: stowage ${USAGE}`);
+    if (!values.output) throw usageError(`export needs -o FILE.tar\nusage: stowage ${USAGE}`);
+    const store = await openStore(values);
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    const began = Date.now();
+    try {
+      const r = await exportImages(store, positionals, values.output, { signal: controller.signal });
+      if (values.json) writeJson({ ...r, file: values.output, ms: Date.now() - began });
+      else {
+        for (const img of r.images) {
+          const left = img.missingPlatforms.length
+            ? ` (not cached, left out: ${img.missingPlatforms.join(', ')})`
+            : '';
+          process.stdout.write(`${img.name}@${img.digest} (${img.platforms.join(', ')})${left}\n`);
+        }
+        process.stdout.write(
+          `wrote ${values.output}: ${r.images.length} image(s), ${r.blobs} blobs, ${formatBytes(r.archiveBytes)} in ${formatDuration(Date.now() - began)}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+    }
+  },
+};

@@ -1,0 +1,43 @@
+import { formatBytes, formatDuration } from '../core/format';
+import { importArchive } from '../core/transfer/import';
+import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { ENGINE_OPTIONS, openStore } from './engine';
+
+const USAGE = 'import FILE.tar [--cache DIR] [--json]';
+
+export const importCommand: Command = {
+  summary: 'verify an OCI layout tarball and add its images to the cache (no network)',
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { cache: ENGINE_OPTIONS.cache, json: { type: 'boolean' } },
+      USAGE,
+    );
+    if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);
+    const store = await openStore(values);
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    const began = Date.now();
+    try {
+      const r = await importArchive(store, positionals[0]!, { signal: controller.signal });
+      if (values.json) writeJson({ ...r, ms: Date.now() - began });
+      else {
+        for (const img of r.images) {
+          process.stdout.write(
+            `${img.name}@${img.digest} (${img.platforms.join(', ')})${img.replaced ? ' (replaced an older entry)' : ''}\n`,
+          );
+        }
+        process.stdout.write(
+          `imported ${r.images.length} image(s): ${r.blobsAdded} new blobs (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already cached, in ${formatDuration(Date.now() - began)}\n`,
+        );
+        if (r.unnamed)
+          process.stderr.write(`stowage import: skipped ${r.unnamed} index entries without a name\n`);
+      }
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+    }
+  },
+};

@@ -1,0 +1,261 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type Digest, parseDigest } from '../digest';
+import { StowageError, throwIfAborted } from '../errors';
+import { formatPlatform, normalizePlatform } from '../platform';
+import {
+  type Descriptor,
+  isIndexMediaType,
+  MediaType,
+  REF_NAME_ANNOTATION,
+  readManifest,
+  type Store,
+  walkImage,
+} from '../store';
+import { resolveCached } from './names';
+import { BLOCK, END_OF_ARCHIVE, entryHeader, padding } from './tar';
+
+export interface TransferProgress {
+  bytesDone: number;
+  bytesTotal: number;
+  blobsDone: number;
+  blobsTotal: number;
+}
+
+export interface ExportOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: TransferProgress) => void;
+}
+
+export interface ExportedImage {
+  /** The name written to the archive's index.json (the cache's normalised reference). */
+  name: string;
+  digest: Digest;
+  mediaType: string;
+  /** Platforms whose manifest, config and layers are all in the archive. */
+  platforms: string[];
+  /** Platforms the image's index lists but the cache does not hold completely (left out). */
+  missingPlatforms: string[];
+}
+
+export interface ExportResult {
+  images: ExportedImage[];
+  /** Distinct blobs written. */
+  blobs: number;
+  /** Bytes of blob data written (the archive adds headers and padding). */
+  blobBytes: number;
+  /** Size of the whole archive. */
+  archiveBytes: number;
+}
+
+interface Plan {
+  images: ExportedImage[];
+  entries: { name: string; descriptor: Descriptor }[];
+  blobs: Descriptor[];
+}
+
+/**
+ * Decides what an archive of `inputs` holds: each reference's top descriptor, the indexes under
+ * it, and every platform image the cache holds completely. A multi-platform index is kept as is
+ * (its digest is the image's identity); platforms not cached are left out, which the OCI layout
+ * spec allows ("blobs MAY be missing"). A reference with no complete platform is refused.
+ */
+export async function planExport(store: Store, inputs: readonly string[]): Promise<Plan> {
+  const images: ExportedImage[] = [];
+  const entries: Plan['entries'] = [];
+  const blobs = new Map<Digest, Descriptor>();
+  for (const input of inputs) {
+    const { name, descriptor } = await resolveCached(store, input);
+    if (entries.some((e) => e.name === name)) continue;
+    const walk = await walkImage(store, descriptor);
+    const missing = new Set(walk.missing.map((d) => d.digest));
+    const chosen: Descriptor[] = [];
+    const platforms: string[] = [];
+    const missingPlatforms: string[] = [];
+    // Indexes (top and nested) that are present are always kept.
+    for (const b of walk.blobs) {
+      if (isIndexMediaType(b.mediaType) && !missing.has(b.digest)) chosen.push(b);
+    }
+    for (const m of walk.manifests) {
+      const doc = await readManifest(store, m);
+      if (doc.kind !== 'manifest') continue;
+      const label = m.platform ? formatPlatform(normalizePlatform(m.platform)) : 'single-platform';
+      const parts = [doc.config, ...doc.layers];
+      if (parts.some((p) => missing.has(p.digest))) {
+        missingPlatforms.push(label);
+        continue;
+      }
+      platforms.push(label);
+      chosen.push(m, ...parts);
+    }
+    // Index entries never pulled at all (walk marks them missing).
+    for (const d of walk.missing) {
+      if (
+        d.platform &&
+        !isIndexMediaType(d.mediaType) &&
+        walk.manifests.every((m) => m.digest !== d.digest)
+      ) {
+        missingPlatforms.push(formatPlatform(normalizePlatform(d.platform)));
+      }
+    }
+    if (platforms.length === 0) {
+      throw new StowageError(
+        'NOT_CACHED',
+        `${name} is only partly cached: no platform has all its layers, so there is nothing to export.`,
+        `Pull it again (stowage pull ${input}) and retry.`,
+      );
+    }
+    for (const d of chosen) if (!blobs.has(d.digest)) blobs.set(d.digest, d);
+    entries.push({ name, descriptor });
+    images.push({
+      name,
+      digest: descriptor.digest,
+      mediaType: descriptor.mediaType,
+      platforms,
+      missingPlatforms: [...new Set(missingPlatforms)],
+    });
+  }
+  return { images, entries, blobs: [...blobs.values()] };
+}
+
+function indexJson(entries: Plan['entries']): Buffer {
+  const manifests = entries.map(({ name, descriptor }) => ({
+    mediaType: descriptor.mediaType,
+    digest: descriptor.digest,
+    size: descriptor.size,
+    ...(descriptor.platform ? { platform: descriptor.platform } : {}),
+    annotations: { ...(descriptor.annotations ?? {}), [REF_NAME_ANNOTATION]: name },
+  }));
+  return Buffer.from(`${JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests })}\n`);
+}
+
+function blobEntryName(digest: Digest): string {
+  const { algorithm, hex } = parseDigest(digest);
+  return `blobs/${algorithm}/${hex}`;
+}
+
+/** The size of the archive `plan` produces (headers, data, padding, end blocks). */
+function archiveSize(plan: Plan, index: Buffer, layout: Buffer): number {
+  let n = 0;
+  const file = (name: string, size: number) => {
+    n += entryHeader(name, size).length + size + padding(size).length;
+  };
+  n += BLOCK * 2; // blobs/ and blobs/<alg>/ directories (one algorithm in practice; adjusted below)
+  file('oci-layout', layout.length);
+  file('index.json', index.length);
+  const algorithms = new Set(plan.blobs.map((b) => parseDigest(b.digest).algorithm));
+  n += BLOCK * Math.max(0, algorithms.size - 1);
+  for (const b of plan.blobs) file(blobEntryName(b.digest), b.size);
+  return n + END_OF_ARCHIVE.length;
+}
+
+/**
+ * Writes an OCI image layout as a tar (what `skopeo copy oci-archive:FILE:REF` reads): `oci-layout`,
+ * `index.json` naming exactly the given references, then their blobs, parents before children.
+ * Blobs are streamed from the cache and re-hashed on the way (a damaged cache fails the export
+ * instead of producing an archive that import would reject). A path output is written to a temp
+ * file and renamed into place only when complete.
+ */
+export async function exportImages(
+  store: Store,
+  names: readonly string[],
+  out: string | Writable,
+  options: ExportOptions = {},
+): Promise<ExportResult> {
+  const { signal, onProgress } = options;
+  if (names.length === 0) throw new StowageError('USAGE', 'Name at least one cached image to export.');
+  const plan = await planExport(store, names);
+  const layout = Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
+  const index = indexJson(plan.entries);
+  const progress: TransferProgress = {
+    bytesDone: 0,
+    bytesTotal: plan.blobs.reduce((n, b) => n + b.size, 0),
+    blobsDone: 0,
+    blobsTotal: plan.blobs.length,
+  };
+  // Sizes are taken now: the header must be right before the data is read.
+  for (const b of plan.blobs) {
+    const size = await store.blobSize(b.digest);
+    if (size !== b.size) {
+      throw new StowageError(
+        'CACHE_CORRUPT',
+        `Cached blob ${b.digest} is ${size ?? 'missing'} bytes, but its manifest says ${b.size}.`,
+        'Pull the image again to repair the cache.',
+      );
+    }
+  }
+
+  async function* archive(): AsyncGenerator<Buffer> {
+    yield entryHeader('blobs/', 0, '5');
+    const algorithms = [...new Set(plan.blobs.map((b) => parseDigest(b.digest).algorithm))];
+    for (const a of algorithms.length ? algorithms : ['sha256']) yield entryHeader(`blobs/${a}/`, 0, '5');
+    yield entryHeader('oci-layout', layout.length);
+    yield Buffer.concat([layout, padding(layout.length)]);
+    yield entryHeader('index.json', index.length);
+    yield Buffer.concat([index, padding(index.length)]);
+    let lastReport = 0;
+    for (const b of plan.blobs) {
+      throwIfAborted(signal);
+      yield entryHeader(blobEntryName(b.digest), b.size);
+      const { algorithm, hex } = parseDigest(b.digest);
+      const hash = createHash(algorithm);
+      let read = 0;
+      for await (const chunk of createReadStream(store.blobPath(b.digest), { highWaterMark: 1 << 20 })) {
+        const c = chunk as Buffer;
+        read += c.length;
+        if (read > b.size) break;
+        hash.update(c);
+        progress.bytesDone += c.length;
+        const now = Date.now();
+        if (onProgress && now - lastReport >= 100) {
+          lastReport = now;
+          onProgress({ ...progress });
+        }
+        yield c;
+      }
+      if (read !== b.size || hash.digest('hex') !== hex) {
+        throw new StowageError(
+          'CACHE_CORRUPT',
+          `Cached blob ${b.digest} does not match its digest or size; the export was stopped.`,
+          'Run stowage pull again for the image to repair the cache, then export again.',
+        );
+      }
+      yield padding(b.size);
+      progress.blobsDone++;
+      onProgress?.({ ...progress });
+    }
+    yield END_OF_ARCHIVE;
+  }
+
+  const result: ExportResult = {
+    images: plan.images,
+    blobs: plan.blobs.length,
+    blobBytes: progress.bytesTotal,
+    archiveBytes: archiveSize(plan, index, layout),
+  };
+  if (typeof out !== 'string') {
+    await pipeline(Readable.from(archive()), out, { signal });
+    return result;
+  }
+  const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.partial`);
+  try {
+    await pipeline(Readable.from(archive()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), {
+      signal,
+    });
+    const fh = await fs.open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fs.rename(tmp, out);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    if (signal?.aborted) throwIfAborted(signal);
+    throw e;
+  }
+  return result;
+}
