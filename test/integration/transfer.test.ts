@@ -19,7 +19,7 @@ import { run } from '../support/proc';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const root = new URL('../..', import.meta.url).pathname;
+const root = join(__dirname, '..', '..');
 let work: string;
 let image: BuiltImage;
 let single: BuiltImage;
