@@ -189,19 +189,35 @@ export class RegistryClient {
   async manifest(ref: Reference, signal?: AbortSignal, digest?: Digest): Promise<FetchedManifest> {
     const ident = digest ?? manifestIdentifier(ref);
     const ctx = { registry: ref.registry, repository: ref.repository, what: `manifest ${ident}` };
-    const res = await this.call(
-      {
-        ctx,
-        registry: ref.registry,
-        scope: `repository:${ref.repository}:pull`,
-        method: 'GET',
-        path: `/v2/${ref.repository}/manifests/${ident}`,
-        headers: { accept: MANIFEST_ACCEPT },
-        signal,
-      },
-      true,
-    );
-    const bytes = await readCapped(res, this.maxManifestBytes, ctx);
+    const get = () =>
+      this.call(
+        {
+          ctx,
+          registry: ref.registry,
+          scope: `repository:${ref.repository}:pull`,
+          method: 'GET',
+          path: `/v2/${ref.repository}/manifests/${ident}`,
+          headers: { accept: MANIFEST_ACCEPT },
+          signal,
+        },
+        true,
+      );
+    let res = await get();
+    let bytes: Buffer;
+    // A connection that breaks while the body arrives is retried like one that breaks before.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        bytes = await readCapped(res, this.maxManifestBytes, ctx);
+        break;
+      } catch (e) {
+        if (signal?.aborted) throw abortFrom(signal);
+        if (!(e instanceof BodyBroken) || attempt >= this.retry.attempts) throw e;
+        await sleep(backoffDelay(attempt, this.retry), signal).catch(() => {
+          throw abortFrom(signal);
+        });
+        res = await get();
+      }
+    }
     const expected = (digest ?? ref.digest) as Digest | undefined;
     const served = header(res.headers, 'docker-content-digest');
     const algorithm = expected ? parseDigest(expected).algorithm : 'sha256';
@@ -613,15 +629,35 @@ async function readCapped(res: Response, cap: number, ctx: RequestContext): Prom
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of res.body) {
-    total += chunk.length;
-    if (total > cap) {
-      res.body.destroy();
-      throw tooLarge();
+  try {
+    for await (const chunk of res.body) {
+      total += chunk.length;
+      if (total > cap) {
+        res.body.destroy();
+        throw tooLarge();
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (e) {
+    if (e instanceof StowageError) throw e;
+    // Raw socket errors (ECONNRESET, body timeout) must not escape untyped.
+    throw new BodyBroken(res.url, e, ctx);
   }
   return Buffer.concat(chunks);
+}
+
+/** The connection broke (or stalled) while a response body was read: typed, and retryable. */
+class BodyBroken extends StowageError {
+  constructor(url: URL, cause: unknown, ctx: RequestContext) {
+    const stalled = (cause as { code?: string })?.code === 'UND_ERR_BODY_TIMEOUT';
+    const base = networkError(url, cause, ctx);
+    super(
+      stalled ? 'STALLED' : 'NETWORK',
+      stalled ? `${ctx.what} from ${url.host} stalled: no data arrived for too long.` : base.message,
+      base.hint,
+      { cause },
+    );
+  }
 }
 
 /** Wraps a stream so its first `skip` bytes are dropped (a server that ignored Range). */
