@@ -294,9 +294,11 @@ async function manifestFor(
 
 function dedupe(needed: Needed[]): Needed[] {
   const seen = new Set<string>();
-  return needed.filter((n) =>
-    seen.has(n.descriptor.digest) ? false : (seen.add(n.descriptor.digest), true),
-  );
+  return needed.filter((n) => {
+    if (seen.has(n.descriptor.digest)) return false;
+    seen.add(n.descriptor.digest);
+    return true;
+  });
 }
 
 /**
@@ -358,6 +360,9 @@ async function fetchBlob(
         } finally {
           stream.destroy();
         }
+        // A body that ends early (truncated, or a Content-Length that lied) is a broken transfer:
+        // keep the prefix and resume, instead of committing a short blob that can only fail.
+        if (counted < size) throw new ShortBody(digest, counted, size, ref);
       }
       await ingest.commit();
       return true;
@@ -370,7 +375,8 @@ async function fetchBlob(
       const transient =
         isTransientNetworkError(e) ||
         isTransientNetworkError((e as { cause?: unknown }).cause) ||
-        /premature close|terminated|other side closed/i.test(String((e as Error)?.message));
+        /premature close|terminated|other side closed/i.test(String((e as Error)?.message)) ||
+        e instanceof ShortBody;
       const bodyTimeout = (e as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
       if (transient && attempt < opts.attempts) {
         await sleep(backoffDelay(attempt, DEFAULT_RETRY), opts.signal);
@@ -430,4 +436,15 @@ async function forEachLimit<T>(
     signal?.removeEventListener('abort', onAbort);
   }
   if (failed) throw failed.error;
+}
+
+/** The server ended a blob's body before all its bytes arrived. */
+class ShortBody extends StowageError {
+  constructor(digest: Digest, received: number, size: number, ref: Reference) {
+    super(
+      'SIZE_MISMATCH',
+      `Download of blob ${digest} from ${ref.registry} ended after ${received} of its ${size} bytes.`,
+      'Try again; the partial download is kept and resumes.',
+    );
+  }
 }
