@@ -1,5 +1,6 @@
 // Runs the test suites with node's test runner (TypeScript through tsx).
-// usage: node test/run.mjs [unit|integration|e2e|all]   (default: all)
+// usage: node test/run.mjs [unit|integration|reliability|e2e|all]   (default: all)
+// The reliability suites run reduced counts; STOWAGE_SOAK=1 (npm run test:soak) runs the full ones.
 // Ends with the plain line "N passed, N failed" from test/support/summary-reporter.mjs.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -7,7 +8,7 @@ import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const which = process.argv[2] ?? 'all';
-const groups = which === 'all' ? ['unit', 'integration', 'e2e'] : which.split(',');
+const groups = which === 'all' ? ['unit', 'integration', 'reliability', 'e2e'] : which.split(',');
 
 function find(dir) {
   let out = [];
