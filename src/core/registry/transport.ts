@@ -26,11 +26,21 @@ export function createDispatcher(options: TransportOptions, verify: boolean): Di
   const tls = { ...(ca ? { ca } : {}), rejectUnauthorized: verify };
   const timeouts = { headersTimeout: options.stallTimeoutMs, bodyTimeout: options.stallTimeoutMs };
   const base = { connect: tls, connections: options.connections ?? 8, ...timeouts };
-  const httpProxy = options.proxy?.http ?? env.HTTP_PROXY ?? env.http_proxy;
-  const httpsProxy = options.proxy?.https ?? options.proxy?.http ?? env.HTTPS_PROXY ?? env.https_proxy;
+  const explicit = options.proxy?.http ?? options.proxy?.https;
+  const httpProxy = explicit ? options.proxy?.http : (env.HTTP_PROXY ?? env.http_proxy);
+  const httpsProxy = explicit
+    ? (options.proxy?.https ?? options.proxy?.http)
+    : (env.HTTPS_PROXY ?? env.https_proxy);
   if (!httpProxy && !httpsProxy) return new Agent(base);
-  const noProxy = [options.proxy?.noProxy ?? env.NO_PROXY ?? env.no_proxy, LOOPBACK_NO_PROXY]
-    .filter(Boolean)
-    .join(',');
-  return new EnvHttpProxyAgent({ ...base, requestTls: tls, httpProxy, httpsProxy, noProxy });
+  // A proxy from the environment never applies to loopback; one the caller configured follows its own noProxy.
+  const noProxy = explicit
+    ? options.proxy?.noProxy
+    : [env.NO_PROXY ?? env.no_proxy, LOOPBACK_NO_PROXY].filter(Boolean).join(',');
+  return new EnvHttpProxyAgent({
+    ...base,
+    requestTls: tls,
+    httpProxy,
+    httpsProxy,
+    ...(noProxy ? { noProxy } : {}),
+  });
 }

@@ -1,0 +1,121 @@
+// The CLI as users run it (node dist/cli.js): pull, ls, inspect, rm, gc, tags, exit codes.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type BuiltImage, buildImage } from '../support/fixtures';
+import { pushLayout } from '../support/push';
+import { type RunningRegistry, startRegistry } from '../support/registry';
+
+const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
+let work: string;
+let cache: string;
+let reg: RunningRegistry;
+let image: BuiltImage;
+
+function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, STOWAGE_CACHE: cache, DOCKER_CONFIG: join(work, 'no-docker-config') },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'stowage-cli-'));
+  cache = join(work, 'cache');
+  reg = await startRegistry();
+  image = await buildImage(join(work, 'img'), { tag: 'v1', seed: 'cli', layers: 2, layerSize: 100_000 });
+  await pushLayout(image.layoutDir, 'v1', reg, 'cli/app:v1');
+});
+
+after(async () => {
+  await reg?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('stowage CLI', () => {
+  test('pull --json, then again from the cache', async () => {
+    const ref = `${reg.host}/cli/app:v1`;
+    const first = await cli('pull', ref, '--platform', 'linux/arm64', '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const r = JSON.parse(first.stdout);
+    assert.equal(r.digest, image.digest);
+    assert.deepEqual(r.platforms, ['linux/arm64']);
+    assert.equal(r.fromCache, false);
+    assert.equal(r.blobsDownloaded, 3);
+    const again = await cli('pull', ref, '--platform', 'linux/arm64', '--json', '-v');
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(JSON.parse(again.stdout).fromCache, true);
+    assert.ok(!/→/.test(again.stderr), 'no request was logged for a cached image');
+  });
+
+  test('plain pull prints one line per blob when not on a terminal', async () => {
+    const r = await cli('pull', `${reg.host}/cli/app:v1`, '--platform', 'linux/amd64');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /pulled layer sha256:[0-9a-f]{64}/);
+    assert.match(r.stdout, new RegExp(`${reg.host}/cli/app:v1@${image.digest}`));
+  });
+
+  test('ls and inspect read the cache', async () => {
+    const ls = await cli('ls', '--json');
+    assert.equal(ls.code, 0, ls.stderr);
+    const rows = JSON.parse(ls.stdout) as { name: string; digest: string }[];
+    assert.deepEqual(
+      rows.map((x) => x.name),
+      [`${reg.host}/cli/app:v1`],
+    );
+    const inspect = await cli('inspect', `${reg.host}/cli/app:v1`, '--json');
+    assert.equal(inspect.code, 0, inspect.stderr);
+    const info = JSON.parse(inspect.stdout);
+    assert.equal(info.digest, image.digest);
+    const cached = info.platforms.filter((p: { cached: boolean }) => p.cached).length;
+    assert.equal(cached, 2, 'arm64 and amd64 were pulled');
+    const text = await cli('inspect', `${reg.host}/cli/app:v1`);
+    assert.match(text.stdout, /linux\/amd64/);
+  });
+
+  test('tags lists a repository', async () => {
+    const r = await cli('tags', `${reg.host}/cli/app`, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['v1']);
+  });
+
+  test('rm then gc frees the blobs', async () => {
+    const rmr = await cli('rm', `${reg.host}/cli/app:v1`);
+    assert.equal(rmr.code, 0, rmr.stderr);
+    const gc = await cli('gc', '--json');
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.ok(JSON.parse(gc.stdout).removedBlobs >= 5);
+    const missing = await cli('rm', `${reg.host}/cli/app:v1`);
+    assert.equal(missing.code, 1);
+  });
+
+  test('errors: one line, exit 1; usage: exit 2', async () => {
+    const notFound = await cli('pull', `${reg.host}/cli/app:nope`);
+    assert.equal(notFound.code, 1);
+    assert.equal(notFound.stderr.trim().split('\n').length, 1, notFound.stderr);
+    assert.match(notFound.stderr, /NOT_FOUND|not|Check the tag/i);
+    const notCached = await cli('inspect', 'alpine:3.20');
+    assert.equal(notCached.code, 1);
+    assert.match(notCached.stderr, /not in the cache/);
+    assert.equal((await cli('pull')).code, 2);
+    assert.equal((await cli('pull', 'x', '--bogus')).code, 2);
+    assert.equal((await cli('frobnicate')).code, 2);
+    const offline = await cli('pull', `${reg.host}/cli/app:v1`, '--offline', '--always');
+    assert.equal(offline.code, 1);
+    assert.match(offline.stderr, /[Oo]ffline/);
+  });
+});

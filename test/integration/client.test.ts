@@ -1,0 +1,128 @@
+// Registry client features against a real registry: the catalog, a forward proxy, rate-limit headers.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, request as httpRequest } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { parsePlatform } from '../../src/core/platform';
+import { pull } from '../../src/core/pull/pull';
+import { parseReference } from '../../src/core/reference';
+import { RegistryClient } from '../../src/core/registry/client';
+import { Store } from '../support/engine';
+import { buildImage } from '../support/fixtures';
+import { startProxy } from '../support/proxy';
+import { pushLayout } from '../support/push';
+import { type RunningRegistry, startRegistry } from '../support/registry';
+
+let work: string;
+let reg: RunningRegistry;
+const stops: (() => Promise<void>)[] = [];
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'stowage-client-'));
+  reg = await startRegistry();
+  const img = await buildImage(join(work, 'img'), {
+    tag: 'v1',
+    seed: 'client',
+    layers: 1,
+    layerSize: 50_000,
+  });
+  for (const repo of ['a/one', 'b/two', 'c/three', 'd/four', 'e/five'])
+    await pushLayout(img.layoutDir, 'v1', reg, `${repo}:v1`);
+});
+
+after(async () => {
+  for (const s of stops.reverse()) await s();
+  await reg?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+test('the catalog pages with n and Link on a real registry', async () => {
+  const client = new RegistryClient();
+  const pages: string[][] = [];
+  for await (const page of client.catalog(reg.host, { pageSize: 2 })) pages.push(page);
+  assert.deepEqual(pages, [['a/one', 'b/two'], ['c/three', 'd/four'], ['e/five']]);
+  await client.close();
+});
+
+test('an explicit proxy carries the traffic (CONNECT tunnel or absolute-form)', async () => {
+  const seen: string[] = [];
+  const proxy = createServer((req, res) => {
+    // Absolute-form requests for http:// targets.
+    seen.push(`${req.method} ${req.url}`);
+    const target = new URL(req.url!);
+    const up = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: req.method,
+        headers: req.headers,
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    req.pipe(up);
+  });
+  proxy.on('connect', (req, socket, head) => {
+    seen.push(`CONNECT ${req.url}`);
+    const [host, port] = req.url!.split(':');
+    const up = connect(Number(port), host!, () => {
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      up.write(head);
+      up.pipe(socket);
+      socket.pipe(up);
+    });
+    up.on('error', () => socket.destroy());
+    socket.on('error', () => up.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  stops.push(
+    () =>
+      new Promise<void>((r) => {
+        proxy.closeAllConnections();
+        proxy.close(() => r());
+      }),
+  );
+  const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const client = new RegistryClient({ proxy: { http: url, https: url } });
+  const store = await Store.open(await mkdtemp(join(work, 'cache-')));
+  const r = await pull(store, client, `${reg.host}/a/one:v1`, { platforms: [parsePlatform('linux/amd64')] });
+  assert.equal(r.fromCache, false);
+  assert.ok(
+    seen.some((s) => s.includes(reg.host)),
+    `the proxy saw requests for ${reg.host}: ${seen.slice(0, 3).join('; ')}`,
+  );
+  await client.close();
+});
+
+test('RateLimit headers are read and exposed per registry', async () => {
+  const proxy = await startProxy(reg.url, (req) =>
+    req.url === '/v2/'
+      ? {
+          respond: {
+            status: 200,
+            headers: { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '42;w=21600' },
+            body: '{}',
+          },
+        }
+      : undefined,
+  );
+  stops.push(proxy.stop);
+  const client = new RegistryClient();
+  await client.ping(proxy.host);
+  assert.deepEqual(client.rateLimit(proxy.host), { limit: '100;w=21600', remaining: '42;w=21600' });
+  await client.close();
+});
+
+test('tags of a real repository', async () => {
+  const client = new RegistryClient();
+  const all: string[] = [];
+  for await (const page of client.tags(parseReference(`${reg.host}/a/one`))) all.push(...page);
+  assert.deepEqual(all, ['v1']);
+  await client.close();
+});
