@@ -1,7 +1,7 @@
 // The CLI as users run it (node dist/cli.js): pull, ls, inspect, rm, gc, tags, exit codes.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,10 +16,17 @@ let reg: RunningRegistry;
 let image: BuiltImage;
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return cliWith({}, ...args);
+}
+
+function cliWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STOWAGE_CACHE: cache, DOCKER_CONFIG: join(work, 'no-docker-config') },
+      env: { ...process.env, STOWAGE_CACHE: cache, DOCKER_CONFIG: join(work, 'no-docker-config'), ...env },
     });
     let stdout = '';
     let stderr = '';
@@ -117,5 +124,39 @@ describe('stowage CLI', () => {
     const offline = await cli('pull', `${reg.host}/cli/app:v1`, '--offline', '--always');
     assert.equal(offline.code, 1);
     assert.match(offline.stderr, /[Oo]ffline/);
+  });
+
+  test("credentials from docker's config.json and a CA file reach a TLS + basic-auth registry", async () => {
+    const secure = await startRegistry({ tls: true, auth: 'basic' });
+    try {
+      await pushLayout(image.layoutDir, 'v1', secure, 'priv/app:v1');
+      const ref = `${secure.host}/priv/app:v1`;
+      const denied = await cli('pull', ref, '--ca-file', secure.caFile!);
+      assert.equal(denied.code, 1);
+      assert.match(denied.stderr, /HTTP 401|UNAUTHORIZED|Sign in/i);
+      const dockerConfig = join(work, 'docker-config');
+      await mkdir(dockerConfig, { recursive: true });
+      const { username, password } = secure.credentials!;
+      const auth = Buffer.from(`${username}:${password}`).toString('base64');
+      await writeFile(
+        join(dockerConfig, 'config.json'),
+        JSON.stringify({ auths: { [secure.host]: { auth } } }),
+      );
+      const ok = await cliWith(
+        { DOCKER_CONFIG: dockerConfig },
+        'pull',
+        ref,
+        '--ca-file',
+        secure.caFile!,
+        '--json',
+        '-v',
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(JSON.parse(ok.stdout).digest, image.digest);
+      assert.ok(!ok.stderr.includes(password), 'the request log never shows the password');
+      assert.ok(!ok.stderr.includes(auth));
+    } finally {
+      await secure.stop();
+    }
   });
 });
