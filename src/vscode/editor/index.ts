@@ -1,7 +1,49 @@
-import type * as vscode from 'vscode';
+import * as vscode from 'vscode';
 import type { FeatureContext } from '../feature';
+import { PinCodeActions } from './code-actions';
+import { ImageCodeLenses } from './code-lens';
+import { LineHasImageKey } from './context-key';
+import { ImageDiagnostics } from './diagnostics';
+import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
+import { CacheFacts } from './facts';
+import { Freshness } from './freshness';
+import { FreshnessStore } from './freshness-store';
+import { ImageHoverProvider } from './hover';
+
+export { pinEdit, pinToDigest, unpinEdit } from './pin';
 
 /** Hover, CodeLens, diagnostics and code actions on Dockerfiles. */
-export function registerEditorFeatures(_features: FeatureContext): vscode.Disposable[] {
-  return [];
+export function registerEditorFeatures(features: FeatureContext): vscode.Disposable[] {
+  const { stowage, index, log, extension } = features;
+  const uses = new DocumentUses(index);
+  const facts = new CacheFacts(stowage);
+  const freshness = new Freshness(stowage, facts, new FreshnessStore(extension.globalStorageUri.fsPath), log);
+  const diagnostics = new ImageDiagnostics(uses, freshness, log);
+  const lenses = new ImageCodeLenses(uses, facts, stowage);
+  const lineKey = new LineHasImageKey(uses);
+  return [
+    facts,
+    freshness,
+    diagnostics,
+    lenses,
+    lineKey,
+    stowage.onDidChangeCache(() => diagnostics.refreshAll()),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration('stowage.platforms') || e.affectsConfiguration('stowage.buildArgs')) {
+        uses.clear();
+        diagnostics.refreshAll();
+        lineKey.update();
+      }
+    }),
+    vscode.languages.registerHoverProvider(
+      DOCKERFILE_SELECTOR,
+      new ImageHoverProvider(uses, facts, (use) => freshness.newer(use)),
+    ),
+    vscode.languages.registerCodeActionsProvider(
+      DOCKERFILE_SELECTOR,
+      new PinCodeActions(uses, stowage, freshness, log),
+      { providedCodeActionKinds: PinCodeActions.kinds },
+    ),
+    vscode.languages.registerCodeLensProvider(DOCKERFILE_SELECTOR, lenses),
+  ];
 }

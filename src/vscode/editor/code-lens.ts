@@ -1,0 +1,74 @@
+import * as vscode from 'vscode';
+import { formatBytes } from '../../core/format';
+import type { PullImageArgs } from '../feature';
+import type { Stowage } from '../stowage';
+import type { DocumentUses } from './documents';
+import type { CacheFacts } from './facts';
+
+/** Above each image line: `✓ cached · 45.2 MB`, `◐ partly cached · …` with Pull, or `Pull`. */
+export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeCodeLenses = this.changed.event;
+  private readonly disposables: vscode.Disposable[];
+
+  constructor(
+    private readonly uses: DocumentUses,
+    private readonly facts: CacheFacts,
+    private readonly stowage: Stowage,
+  ) {
+    this.disposables = [
+      this.changed,
+      stowage.onDidChangeCache(() => this.changed.fire()),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('stowage')) this.changed.fire();
+      }),
+    ];
+  }
+
+  async provideCodeLenses(
+    document: vscode.TextDocument,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.CodeLens[]> {
+    if (!this.stowage.settings().codeLens) return [];
+    const out: vscode.CodeLens[] = [];
+    for (const use of this.uses.get(document)) {
+      const facts = this.facts.forUse(use);
+      if (!facts) continue;
+      const status = (await facts.catch(() => undefined))?.status;
+      if (token.isCancellationRequested) return [];
+      const range = new vscode.Range(use.range.start.line, 0, use.range.start.line, 0);
+      const args: PullImageArgs = { reference: use.ref as string, platform: use.platform };
+      const pull: vscode.Command = {
+        title: 'Pull',
+        command: 'stowage.pullImage',
+        arguments: [args],
+        tooltip: `Pull ${use.ref} for ${use.platform} into the cache`,
+      };
+      if (status?.state === 'cached') {
+        out.push(
+          new vscode.CodeLens(range, {
+            title: `✓ cached · ${formatBytes(status.bytes)}`,
+            command: '',
+            tooltip: `${use.ref} (${use.platform}) is in the cache`,
+          }),
+        );
+      } else if (status?.state === 'partial') {
+        out.push(
+          new vscode.CodeLens(range, {
+            title: `◐ partly cached · ${formatBytes(status.bytes)}`,
+            command: '',
+            tooltip: `Some of ${use.ref} (${use.platform}) is missing from the cache`,
+          }),
+          new vscode.CodeLens(range, pull),
+        );
+      } else {
+        out.push(new vscode.CodeLens(range, pull));
+      }
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}

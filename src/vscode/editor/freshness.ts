@@ -1,0 +1,137 @@
+import * as vscode from 'vscode';
+import type { ImageUse } from '../../core/dockerfile';
+import type { Reference } from '../../core/reference';
+import type { Stowage } from '../stowage';
+import { type CacheFacts, tagName } from './facts';
+import { checkInterval, type FreshnessStore } from './freshness-store';
+
+/** A newer digest for a tag than the one pinned or cached. */
+export interface Newer {
+  /** `registry/repository:tag` */
+  tag: string;
+  /** What the tag points at now (as last checked). */
+  current: string;
+  /** The pinned digest, else the cached one. */
+  known: string;
+  pinned: boolean;
+}
+
+const RETRY_AFTER_FAILURE_MS = 10 * 60 * 1000;
+const PARALLEL_CHECKS = 4;
+
+/**
+ * Checks in the background, with a manifest HEAD (no pull quota on Docker Hub), whether a tag now
+ * points at another image than the one pinned or cached. Throttled per tag by the setting and
+ * remembered on disk; never in untrusted workspaces, offline, or for digest-only references.
+ */
+export class Freshness implements vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChange = this.changed.event;
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly failedAt = new Map<string, number>();
+
+  constructor(
+    private readonly stowage: Stowage,
+    private readonly facts: CacheFacts,
+    readonly store: FreshnessStore,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The digest this use is compared against: pinned, else what the cache recorded for the tag. */
+  async knownDigest(ref: Reference): Promise<{ digest: string; pinned: boolean } | undefined> {
+    if (ref.digest) return { digest: ref.digest, pinned: true };
+    const name = tagName(ref);
+    const cached = name ? await this.facts.recordedDigest(name).catch(() => undefined) : undefined;
+    return cached ? { digest: cached, pinned: false } : undefined;
+  }
+
+  /** What is known to be newer, from the remembered checks only (no network). */
+  async newer(use: ImageUse): Promise<Newer | undefined> {
+    const ref = use.reference;
+    const tag = ref && tagName(ref);
+    if (!ref || !tag) return undefined;
+    const record = await this.store.get(tag);
+    if (!record) return undefined;
+    const known = await this.knownDigest(ref);
+    if (!known || known.digest === record.digest) return undefined;
+    return { tag, current: record.digest, known: known.digest, pinned: known.pinned };
+  }
+
+  /** Whether a background check may run at all now. */
+  get enabled(): boolean {
+    return (
+      vscode.workspace.isTrusted &&
+      this.stowage.mayUseNetwork &&
+      checkInterval(this.stowage.settings().checkForNewerImages) !== undefined
+    );
+  }
+
+  /** Checks the tags of these uses that are due; fires onDidChange when a digest changed. */
+  async check(uses: readonly ImageUse[]): Promise<void> {
+    if (!this.enabled) return;
+    const interval = checkInterval(this.stowage.settings().checkForNewerImages);
+    if (interval === undefined) return;
+    const due: Reference[] = [];
+    const seen = new Set<string>();
+    for (const use of uses) {
+      const ref = use.reference;
+      const tag = ref && tagName(ref);
+      if (!ref || !tag || seen.has(tag)) continue;
+      seen.add(tag);
+      const record = await this.store.get(tag);
+      if (record && this.now() - record.checkedAt < interval) continue;
+      if (this.now() - (this.failedAt.get(tag) ?? 0) < RETRY_AFTER_FAILURE_MS) continue;
+      // Nothing pinned or cached: nothing to compare with, so no request.
+      if (!(await this.knownDigest(ref))) continue;
+      due.push(ref);
+    }
+    if (!due.length) return;
+    await this.stowage.prepareNetwork();
+    let changed = false;
+    const queue = [...due];
+    const worker = async () => {
+      for (let ref = queue.shift(); ref; ref = queue.shift()) {
+        if (await this.checkOne(ref)) changed = true;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_CHECKS, due.length) }, worker));
+    if (changed) this.changed.fire();
+  }
+
+  /** One HEAD, shared by concurrent callers; true when the remembered digest changed. */
+  private async checkOne(ref: Reference): Promise<boolean> {
+    const tag = tagName(ref) as string;
+    let changed = false;
+    let run = this.running.get(tag);
+    if (!run) {
+      run = (async () => {
+        const bare = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
+        try {
+          const head = await this.stowage.getClient().head(bare);
+          if (!head) {
+            this.failedAt.set(tag, this.now());
+            this.log.debug(`Newer-image check of ${tag}: the registry gave no digest for a HEAD`);
+            return;
+          }
+          const before = await this.store.get(tag);
+          await this.store.set(tag, { checkedAt: this.now(), digest: head.digest });
+          changed = before?.digest !== head.digest;
+          this.log.debug(`Newer-image check of ${tag}: ${head.digest}`);
+        } catch (e) {
+          this.failedAt.set(tag, this.now());
+          this.log.debug(`Newer-image check of ${tag} failed: ${(e as Error).message}`);
+        }
+      })().finally(() => this.running.delete(tag));
+      this.running.set(tag, run);
+      await run;
+      return changed;
+    }
+    await run;
+    return false;
+  }
+
+  dispose(): void {
+    this.changed.dispose();
+  }
+}

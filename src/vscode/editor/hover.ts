@@ -1,0 +1,149 @@
+import * as vscode from 'vscode';
+import type { ImageUse } from '../../core/dockerfile';
+import { formatBytes } from '../../core/format';
+import { formatPlatform } from '../../core/platform';
+import type { PlatformInspection } from '../../core/store';
+import type { PullImageArgs } from '../feature';
+import { type DocumentUses, useUnder } from './documents';
+import type { CacheFacts, ImageFacts } from './facts';
+import type { Newer } from './freshness';
+
+const MAX_LAYERS = 12;
+const MAX_LABELS = 4;
+
+/** A `command:` link to stowage.pullImage for one use. */
+export function pullLink(use: ImageUse): string {
+  const args: PullImageArgs = { reference: use.ref as string, platform: use.platform };
+  return `command:stowage.pullImage?${encodeURIComponent(JSON.stringify([args]))}`;
+}
+
+/** Markdown `code` that survives backticks in the text. */
+function code(text: string): string {
+  const ticks = text.includes('`') ? '``' : '`';
+  return `${ticks}${text}${ticks}`;
+}
+
+function escapeMd(text: string): string {
+  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+}
+
+function short(digest: string): string {
+  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1…');
+}
+
+/** The hover's Markdown for one use and what the cache holds for it (pure: no I/O). */
+export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newer?: Newer): string {
+  const out: string[] = [];
+  if (!use.reference || !use.ref) {
+    out.push(
+      `**${escapeMd(use.raw || '(empty)')}**`,
+      '',
+      `$(warning) Cannot resolve this image: ${escapeMd(use.error ?? 'unknown reason')}`,
+    );
+    return out.join('\n');
+  }
+  out.push(`**${escapeMd(use.ref)}** · ${code(use.platform)}`, '');
+  const state = facts?.status.state ?? 'missing';
+  if (state === 'missing') {
+    out.push(`$(cloud) Not in cache · [$(cloud-download) Pull](${pullLink(use)})`);
+  } else if (state === 'partial') {
+    const p = facts?.platform;
+    const present = p ? p.layers.filter((l) => l.present).length : 0;
+    const detail = p?.layers.length ? ` (${present} of ${p.layers.length} layers)` : ` for ${use.platform}`;
+    out.push(`$(circle-large-outline) Partly cached${detail} · [$(cloud-download) Pull](${pullLink(use)})`);
+  } else {
+    out.push(`$(pass-filled) Cached · ${formatBytes(facts?.status.bytes ?? 0)}`);
+  }
+  if (newer) {
+    out.push('', `$(info) A newer image is available: the tag now points to ${code(short(newer.current))}`);
+  }
+  if (facts?.inspection) out.push('', ...details(facts));
+  return out.join('\n');
+}
+
+function details(facts: ImageFacts): string[] {
+  const inspection = facts.inspection!;
+  const p = facts.platform;
+  const out: string[] = [];
+  const isIndex = inspection.platforms.length > 1 || (p && p.manifestDigest !== inspection.digest);
+  if (isIndex) {
+    out.push(`Index digest: ${code(inspection.digest)}  `);
+    if (p) out.push(`Manifest digest: ${code(p.manifestDigest)}  `);
+  } else {
+    out.push(`Manifest digest: ${code(inspection.digest)}  `);
+  }
+  if (p) out.push(...platformDetails(p));
+  const offered = inspection.platforms.filter((x) => x.platform);
+  if (offered.length > 1) {
+    const list = offered.map((x) => {
+      const name = formatPlatform(x.platform!);
+      return x.complete ? `**${name}** ✓` : name;
+    });
+    out.push(`Platforms: ${list.join(', ')} (✓ cached)  `);
+  }
+  return out;
+}
+
+function platformDetails(p: PlatformInspection): string[] {
+  const out: string[] = [];
+  const c = p.config;
+  out.push(
+    `Size: ${formatBytes(p.compressedSize)} compressed · ${p.layers.length} ${p.layers.length === 1 ? 'layer' : 'layers'}  `,
+  );
+  if (c?.created)
+    out.push(`Created: ${escapeMd(c.created.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC'))}  `);
+  if (c?.os || c?.architecture) {
+    out.push(`OS/Arch: ${code([c.os, c.architecture, c.variant].filter(Boolean).join('/'))}  `);
+  }
+  if (c?.entrypoint?.length) out.push(`Entrypoint: ${code(JSON.stringify(c.entrypoint))}  `);
+  if (c?.cmd?.length) out.push(`Cmd: ${code(JSON.stringify(c.cmd))}  `);
+  if (c?.exposedPorts?.length) out.push(`Exposed ports: ${c.exposedPorts.map(code).join(', ')}  `);
+  const labels = Object.entries(c?.labels ?? {});
+  if (labels.length) {
+    const shown = labels
+      .slice(0, MAX_LABELS)
+      .map(([k, v]) => `${code(k)}=${code(v.length > 60 ? `${v.slice(0, 59)}…` : v)}`);
+    const more = labels.length > MAX_LABELS ? ` (+${labels.length - MAX_LABELS} more)` : '';
+    out.push(`Labels: ${shown.join(', ')}${more}  `);
+  }
+  if (p.layers.length) {
+    out.push('', '| Layer | Size | |', '|---|--:|:-:|');
+    for (const [i, l] of p.layers.slice(0, MAX_LAYERS).entries()) {
+      out.push(`| ${i + 1} ${code(short(l.digest))} | ${formatBytes(l.size)} | ${l.present ? '✓' : '—'} |`);
+    }
+    if (p.layers.length > MAX_LAYERS) {
+      const rest = p.layers.slice(MAX_LAYERS);
+      out.push(`| … ${rest.length} more | ${formatBytes(rest.reduce((n, l) => n + l.size, 0))} | |`);
+    }
+  }
+  return out;
+}
+
+/** Hovers over image references, served from the cache only (never the network). */
+export class ImageHoverProvider implements vscode.HoverProvider {
+  constructor(
+    private readonly uses: DocumentUses,
+    private readonly facts: CacheFacts,
+    private readonly newer: (use: ImageUse) => Promise<Newer | undefined>,
+  ) {}
+
+  async provideHover(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+  ): Promise<vscode.Hover | undefined> {
+    const use = useUnder(this.uses.get(document), position);
+    if (!use) return undefined;
+    const [facts, newer] = await Promise.all([
+      this.facts.forUse(use)?.catch(() => undefined),
+      this.newer(use).catch(() => undefined),
+    ]);
+    const md = new vscode.MarkdownString(hoverMarkdown(use, facts, newer), true);
+    md.isTrusted = { enabledCommands: ['stowage.pullImage'] };
+    md.supportHtml = false;
+    const r = use.range;
+    return new vscode.Hover(
+      md,
+      new vscode.Range(r.start.line, r.start.character, r.end.line, r.end.character),
+    );
+  }
+}
