@@ -3,6 +3,7 @@ import { defaultCacheDir } from '../core/cache-dir';
 import { StowageError } from '../core/errors';
 import { RegistryClient, type RequestLog } from '../core/registry/client';
 import { chainCredentials, DockerConfigCredentials } from '../core/registry/credentials';
+import { mergeMirrorSettings, mirrorBaseUrl, readDaemonConfig } from '../core/registry/mirrors';
 import { Store } from '../core/store';
 
 /** Flags every command that touches the cache or a registry accepts. */
@@ -10,6 +11,8 @@ export const ENGINE_OPTIONS = {
   cache: { type: 'string' },
   'insecure-registry': { type: 'string', multiple: true },
   mirror: { type: 'string', multiple: true },
+  /** A docker daemon.json whose registry-mirrors (Docker Hub) and insecure-registries apply. */
+  'daemon-config': { type: 'string' },
   'ca-file': { type: 'string', multiple: true },
   offline: { type: 'boolean' },
   verbose: { type: 'boolean', short: 'v' },
@@ -19,6 +22,7 @@ export interface EngineFlags {
   cache?: string;
   'insecure-registry'?: string[];
   mirror?: string[];
+  'daemon-config'?: string;
   'ca-file'?: string[];
   offline?: boolean;
   verbose?: boolean;
@@ -54,10 +58,17 @@ export async function createClient(flags: EngineFlags): Promise<RegistryClient> 
       }),
     ),
   );
+  const settings = mergeMirrorSettings(
+    { mirrors: parseMirrors(flags.mirror), insecureRegistries: flags['insecure-registry'] ?? [] },
+    flags['daemon-config'] ? await readDaemonConfig(flags['daemon-config']) : {},
+  );
+  // Bad mirror URLs are usage errors now, not at the first pull.
+  for (const [registry, urls] of Object.entries(settings.mirrors))
+    for (const u of urls) mirrorBaseUrl(u, registry);
   return new RegistryClient({
     credentials: chainCredentials(new DockerConfigCredentials()),
-    insecureRegistries: flags['insecure-registry'] ?? [],
-    mirrors: parseMirrors(flags.mirror),
+    insecureRegistries: settings.insecureRegistries,
+    mirrors: settings.mirrors,
     caCertificates,
     offline: flags.offline,
     userAgent: 'stowage-cli',

@@ -54,7 +54,7 @@ export class Authenticator {
     if (challenge.scheme === 'basic') return this.basic(origin, registry, true);
 
     const realm = bearerRealm(challenge, registry);
-    const scopes = [scope, ...(challenge.params.scope?.split(' ') ?? [])].filter(
+    const scopes = [...scope.split(' '), ...(challenge.params.scope?.split(' ') ?? [])].filter(
       (s, i, all) => s && all.indexOf(s) === i,
     );
     const credential = await this.lookup(registry);

@@ -9,6 +9,7 @@ import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
+import { mirrorBaseUrl } from './mirrors';
 import {
   backoffDelay,
   DEFAULT_RETRY,
@@ -92,10 +93,38 @@ interface Call {
   registry: string;
   /** Token scope, e.g. `repository:team/app:pull`. */
   scope: string;
-  method: 'GET' | 'HEAD';
+  method: RequestMethod;
   path: string;
   headers?: Record<string, string>;
+  /** A factory: a retry, a redirect or a re-try after an auth challenge sends the body again. */
+  body?: () => Dispatcher.DispatchOptions['body'];
   signal?: AbortSignal;
+}
+
+export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** A request to a registry itself (never a mirror), e.g. the writes of a push. */
+export interface RegistryRequest {
+  registry: string;
+  repository?: string;
+  /** What is asked for, for messages ("upload of blob sha256:…"). */
+  what: string;
+  /** Token scope(s), space-separated, e.g. `repository:team/app:pull,push`. */
+  scope: string;
+  method: RequestMethod;
+  /** Path and query on the registry (`/v2/…`). */
+  path: string;
+  headers?: Record<string, string>;
+  body?: () => Dispatcher.DispatchOptions['body'];
+  signal?: AbortSignal;
+}
+
+export interface RegistryResponse {
+  /** Where the answer came from (after redirects). */
+  url: URL;
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
 }
 
 interface Response {
@@ -327,6 +356,26 @@ export class RegistryClient {
     );
   }
 
+  /**
+   * A request to the registry itself (mirrors are for pulls) with this client's auth, retries and
+   * redirect rules; answers 2xx, anything else is thrown as a typed error. For writes (push).
+   */
+  async request(r: RegistryRequest): Promise<RegistryResponse> {
+    return this.call(
+      {
+        ctx: { registry: r.registry, repository: r.repository, what: r.what },
+        registry: r.registry,
+        scope: r.scope,
+        method: r.method,
+        path: r.path,
+        headers: r.headers,
+        body: r.body,
+        signal: r.signal,
+      },
+      false,
+    );
+  }
+
   /** `GET /v2/`: checks the registry answers and that we may talk to it. */
   async ping(registry: string, signal?: AbortSignal): Promise<void> {
     const res = await this.call(
@@ -373,8 +422,8 @@ export class RegistryClient {
     if (this.options.offline) {
       throw new StowageError(
         'OFFLINE',
-        `Offline mode is on: not contacting ${call.registry} for ${call.ctx.what}.`,
-        'Turn off offline mode (stowage.offline / --offline) to pull.',
+        `Offline mode is on: ${call.ctx.repository ? `${call.registry}/${call.ctx.repository}` : call.registry} (${call.ctx.what}) is not in the cache and needs the network.`,
+        'Turn off offline mode (the stowage.offline setting, or drop --offline) to fetch it.',
       );
     }
     const errors: { error: StowageError; mirror: boolean }[] = [];
@@ -382,7 +431,8 @@ export class RegistryClient {
       for (const base of this.orderBases(endpoint)) {
         throwIfAborted(call.signal);
         try {
-          return await this.send(base, call);
+          // A mirror signs in with its own credentials, never the registry's.
+          return await this.send(base, endpoint.mirror ? { ...call, registry: endpoint.host } : call);
         } catch (e) {
           if (!(e instanceof StowageError) || e.code === 'ABORTED') throw e;
           errors.push({ error: e, mirror: endpoint.mirror });
@@ -399,16 +449,7 @@ export class RegistryClient {
     const list: Endpoint[] = [];
     const mirrors = useMirrors ? mirrorsFor(this.options.mirrors, registry) : [];
     for (const m of mirrors) {
-      let url: URL;
-      try {
-        url = new URL(/^[a-z]+:\/\//i.test(m) ? m : `https://${m}`);
-      } catch {
-        throw new StowageError('USAGE', `Invalid mirror URL "${m}" for ${registry}.`);
-      }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-        throw new StowageError('USAGE', `Mirror "${m}" for ${registry} must be an http(s) URL.`);
-      }
-      url.pathname = url.pathname.replace(/\/+$/, '').replace(/\/v2$/, '');
+      const url = mirrorBaseUrl(m, registry);
       list.push({ mirror: true, host: url.host, bases: [url] });
     }
     const host = registryHost(registry);
@@ -507,6 +548,7 @@ export class RegistryClient {
           path: `${url.pathname}${url.search}`,
           method: call.method,
           headers,
+          body: call.body?.(),
           signal: call.signal,
         });
       } catch (e) {
