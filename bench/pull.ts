@@ -1,0 +1,271 @@
+// `npm run bench`: our pull against skopeo and curl on a local registry, in one run.
+//
+// Fixture: one linux/amd64 OCI image manifest (no index) with 5 × 40 MiB random layers (gzip level 1,
+// so ~42 MB each, ~210 MB in all), pushed to a local plain-HTTP CNCF Distribution registry.
+// Each round runs, in a rotating order: our cold pull as a CLI process, the same in-process, skopeo's
+// cold pull into an OCI layout, curl of the same blobs to files (one process, sequential, and
+// --parallel), and our warm pull (a second CLI pull into the same cache: it must make 0 requests).
+// Then the peak RSS of a CLI pull of a single ~1 GiB layer, and resolveDockerfile over 1,000 files.
+//
+// usage: npm run bench -- [--rounds N] [--no-memory] [--memory-mib N] [--no-resolve] [--keep]
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pull } from '../src/core/pull/pull';
+import { RegistryClient } from '../src/core/registry/client';
+import { Store } from '../src/core/store';
+import { buildImage } from '../test/support/fixtures';
+import { pushLayout } from '../test/support/push';
+import { type RunningRegistry, startRegistry } from '../test/support/registry';
+import { pushBigLayerImage } from './big-layer';
+import { haveGnuTime, MiB, mib, peakRss, type Summary, summarise, timeAsync, timeProcess } from './measure';
+import { benchResolve, printResolve } from './resolve';
+
+const { values: flags } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    layers: { type: 'string', default: '5' },
+    'layer-mib': { type: 'string', default: '40' },
+    'no-memory': { type: 'boolean' },
+    'memory-mib': { type: 'string', default: '1024' },
+    'no-resolve': { type: 'boolean' },
+    keep: { type: 'boolean' },
+  },
+});
+const ROUNDS = Number(flags.rounds);
+const ROOT = join(__dirname, '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+const SKOPEO_BLOB_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
+const REPO = 'bench/big';
+const TAG = 'latest';
+
+type Method = 'ours-cli' | 'ours-inproc' | 'skopeo' | 'curl-seq' | 'curl-par';
+const METHODS: Method[] = ['ours-cli', 'skopeo', 'curl-seq', 'ours-inproc', 'curl-par'];
+
+function log(line: string) {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+async function main() {
+  const startLoad = loadavg();
+  const work = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
+  let registry: RunningRegistry | undefined;
+  const onSignal = () => {
+    void cleanup().finally(() => process.exit(130));
+  };
+  const cleanup = async () => {
+    await registry?.stop().catch(() => {});
+    registry = undefined;
+    if (!flags.keep) await rm(work, { recursive: true, force: true });
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const layers = Number(flags.layers);
+    const layerBytes = Number(flags['layer-mib']) * MiB;
+    let t = performance.now();
+    const image = await buildImage(join(work, 'fixture'), {
+      platforms: ['linux/amd64'],
+      index: false,
+      layers,
+      layerSize: layerBytes,
+      seed: 'stowage-bench',
+    });
+    const blobs = [image.platforms[0]!.config, ...image.platforms[0]!.layers];
+    const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
+    log(`fixture: ${layers} × ${mib(layerBytes)} layers, ${mib(totalBytes)} of blobs, built in ${ms(t)}`);
+    registry = await startRegistry();
+    t = performance.now();
+    await pushLayout(image.layoutDir, image.tag, registry, `${REPO}:${TAG}`);
+    await rm(image.layoutDir, { recursive: true, force: true });
+    log(`pushed to ${registry.url} in ${ms(t)}`);
+
+    const ref = `${registry.host}/${REPO}:${TAG}`;
+    const urls = blobs.map((b) => `${registry!.url}/v2/${REPO}/blobs/${b.digest}`);
+    const runs = join(work, 'runs');
+    await mkdir(runs);
+    let seq = 0;
+    const fresh = async () => {
+      const dir = join(runs, String(seq++));
+      await mkdir(dir);
+      return dir;
+    };
+
+    const warmRequests: number[] = [];
+    const warmTimes: number[] = [];
+    const run = async (method: Method): Promise<number> => {
+      const dir = await fresh();
+      try {
+        switch (method) {
+          case 'ours-cli': {
+            const r = await timeProcess(process.execPath, [CLI, 'pull', ref, '--cache', dir, '--json']);
+            const result = JSON.parse(r.stdout) as { bytesDownloaded: number; fromCache: boolean };
+            if (result.fromCache || result.bytesDownloaded !== totalBytes) {
+              throw new Error(`cold pull downloaded ${result.bytesDownloaded} of ${totalBytes} bytes`);
+            }
+            // Warm: the same cache again, with the request log on.
+            const w = await timeProcess(process.execPath, [CLI, 'pull', ref, '--cache', dir, '--json', '-v']);
+            const requests = w.stderr.split('\n').filter((l) => /^stowage: [A-Z]+ /.test(l)).length;
+            if (!(JSON.parse(w.stdout) as { fromCache: boolean }).fromCache) {
+              throw new Error('warm pull did not come from the cache');
+            }
+            warmRequests.push(requests);
+            warmTimes.push(w.ms);
+            return r.ms;
+          }
+          case 'ours-inproc': {
+            const client = new RegistryClient({ userAgent: 'stowage-bench' });
+            try {
+              return await timeAsync(async () => {
+                const store = await Store.open(dir);
+                const result = await pull(store, client, ref);
+                if (result.bytesDownloaded !== totalBytes) throw new Error('in-process pull incomplete');
+              });
+            } finally {
+              await client.close();
+            }
+          }
+          case 'skopeo': {
+            await rm(SKOPEO_BLOB_CACHE, { force: true });
+            const r = await timeProcess('skopeo', [
+              'copy',
+              '--override-arch',
+              'amd64',
+              `docker://${ref}`,
+              `oci:${join(dir, 'layout')}:${TAG}`,
+              '--src-tls-verify=false',
+            ]);
+            const got = await readdir(join(dir, 'layout', 'blobs', 'sha256'));
+            if (got.length < blobs.length) throw new Error(`skopeo wrote ${got.length} blobs`);
+            return r.ms;
+          }
+          case 'curl-seq':
+          case 'curl-par': {
+            const args = ['-sS', '--fail'];
+            if (method === 'curl-par') args.push('--parallel', '--parallel-max', String(urls.length));
+            for (const [i, u] of urls.entries()) args.push('-o', join(dir, `blob${i}`), u);
+            return (await timeProcess('curl', args)).ms;
+          }
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+
+    // One unrecorded pass warms the registry's page cache and our own file caches.
+    log('warm-up pass');
+    for (const m of METHODS) await run(m);
+    warmRequests.length = 0;
+    warmTimes.length = 0;
+
+    const times = new Map<Method, number[]>(METHODS.map((m) => [m, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = METHODS.map((_, i) => METHODS[(i + round) % METHODS.length]!);
+      const line: string[] = [];
+      for (const m of order) {
+        const took = await run(m);
+        times.get(m)!.push(took);
+        line.push(`${m} ${took.toFixed(0)}`);
+      }
+      log(`round ${round + 1}/${ROUNDS}: ${line.join(', ')} ms`);
+    }
+
+    const s = new Map(METHODS.map((m) => [m, summarise(times.get(m)!)]));
+    const warm = summarise(warmTimes);
+    console.log(
+      `\nCold pull of ${mib(totalBytes)} (${blobs.length} blobs: 1 config + ${layers} gzip layers; ` +
+        `linux/amd64 manifest, no index), ${ROUNDS} rounds, loopback plain HTTP, ms:`,
+    );
+    const label: Record<Method, string> = {
+      'ours-cli': 'stowage CLI (process)',
+      'ours-inproc': 'stowage in-process',
+      skopeo: 'skopeo copy → oci:',
+      'curl-seq': 'curl → files, sequential',
+      'curl-par': 'curl → files, --parallel',
+    };
+    for (const m of METHODS) console.log(`  ${label[m].padEnd(27)} ${fmt(s.get(m)!)}`);
+    console.log(`  ${'stowage warm pull (CLI)'.padEnd(27)} ${fmt(warm)}`);
+    const ours = s.get('ours-cli')!.median;
+    const skopeo = s.get('skopeo')!.median;
+    const ratio = ours / skopeo;
+    console.log(
+      `Ratio ours/skopeo (CLI, medians): ${ratio.toFixed(2)} — target ≤ 0.70 ${ratio <= 0.7 ? 'met' : 'MISSED'}`,
+    );
+    console.log(`Ratio in-process/skopeo: ${(s.get('ours-inproc')!.median / skopeo).toFixed(2)}`);
+    console.log(
+      `Ratio ours/curl: ${(ours / s.get('curl-seq')!.median).toFixed(2)} (sequential), ` +
+        `${(ours / s.get('curl-par')!.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
+    );
+    const maxWarm = Math.max(...warmRequests);
+    console.log(
+      `Warm pull requests (from -v request log): ${warmRequests.join(', ')} — ${maxWarm === 0 ? '0 requests: met' : 'NOT ZERO'}`,
+    );
+
+    if (!flags['no-memory']) await memory(registry, work);
+    await registry.stop();
+    registry = undefined;
+  } finally {
+    await cleanup();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (!flags['no-resolve']) {
+    console.log('');
+    printResolve(benchResolve(1000));
+  }
+  console.log('');
+  printLoad('at the start', startLoad);
+  printLoad('at the end', loadavg());
+}
+
+/** Peak RSS of a CLI pull of one ~1 GiB layer, above the CLI's idle RSS. */
+async function memory(registry: RunningRegistry, work: string) {
+  if (!haveGnuTime()) {
+    console.log('\nMemory: skipped (/usr/bin/time missing: apt-get install -y time)');
+    return;
+  }
+  const size = Number(flags['memory-mib']) * MiB;
+  let t = performance.now();
+  const { layerSize } = await pushBigLayerImage(registry.url, 'bench/huge', TAG, size);
+  log(`pushed a ${mib(layerSize)} single-layer image in ${ms(t)}`);
+  const idle = await peakRss(process.execPath, [CLI, '--version']);
+  const dir = join(work, 'memory-cache');
+  t = performance.now();
+  const r = await peakRss(process.execPath, [
+    CLI,
+    'pull',
+    `${registry.host}/bench/huge:${TAG}`,
+    '--cache',
+    dir,
+    '--json',
+  ]);
+  const result = JSON.parse(r.stdout) as { bytesDownloaded: number };
+  if (result.bytesDownloaded < layerSize) throw new Error('the 1 GiB pull was incomplete');
+  await rm(dir, { recursive: true, force: true });
+  const above = r.bytes - idle.bytes;
+  console.log(
+    `\nMemory, CLI pull of one ${mib(layerSize)} layer (${(r.ms / 1000).toFixed(1)} s): peak RSS ${mib(r.bytes)}, ` +
+      `idle CLI (--version) ${mib(idle.bytes)}, above idle ${mib(above)} — target < 100 MiB ${above < 100 * MiB ? 'met' : 'MISSED'}`,
+  );
+}
+
+function printLoad(when: string, load: number[]) {
+  const cores = availableParallelism();
+  console.log(
+    `Load average ${when} (1/5/15 min, ${cores} cores): ${load.map((x) => x.toFixed(2)).join(' ')}`,
+  );
+}
+
+function fmt(x: Summary): string {
+  return `median ${x.median.toFixed(0).padStart(5)}   min ${x.min.toFixed(0).padStart(5)}   max ${x.max.toFixed(0).padStart(5)}`;
+}
+
+function ms(since: number): string {
+  return `${((performance.now() - since) / 1000).toFixed(1)} s`;
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
