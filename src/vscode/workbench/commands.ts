@@ -1,0 +1,607 @@
+import * as vscode from 'vscode';
+import type { ImageUse } from '../../core/dockerfile';
+import { StowageError } from '../../core/errors';
+import { formatBytes } from '../../core/format';
+import {
+  familiarReference,
+  formatReference,
+  parsePullableReference,
+  type Reference,
+} from '../../core/reference';
+import { exportImages } from '../../core/transfer/export';
+import { importArchive } from '../../core/transfer/import';
+import type { FeatureContext, PullImageArgs } from '../feature';
+import type { CacheNode, CacheTree } from './cache-tree';
+import { dockerfileEditor, fromEdit, pinEdit, toRange, useAtCursor } from './edits';
+import { errorText, failureActions } from './failure';
+import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT } from './pulls';
+import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
+import { registryName, signIn, signOut } from './sign-in';
+import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
+
+export interface WorkbenchParts {
+  runner: PullRunner;
+  workspaceTree: WorkspaceImagesTree;
+  cacheTree: CacheTree;
+  registriesTree: RegistriesTree;
+}
+
+type Node = WorkspaceNode | CacheNode | RegistryNode;
+type TagNode = Extract<RegistryNode, { kind: 'tag' }>;
+
+function isNode(x: unknown): x is Node {
+  return typeof x === 'object' && x !== null && 'kind' in x;
+}
+
+function isPullArgs(x: unknown): x is PullImageArgs {
+  return typeof x === 'object' && x !== null && typeof (x as PullImageArgs).reference === 'string';
+}
+
+/** The image a command was invoked on: hover/CodeLens args, a tree item, or nothing. */
+function targetOf(arg: unknown): PullTarget | undefined {
+  if (typeof arg === 'string') return { reference: arg };
+  if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform };
+  if (!isNode(arg)) return undefined;
+  if (arg.kind === 'image' && 'use' in arg)
+    return arg.use.ref ? { reference: arg.use.ref, platform: arg.use.platform } : undefined;
+  if (arg.kind === 'image' && 'name' in arg) return { reference: arg.name };
+  if (arg.kind === 'tag') return { reference: formatReference(tagReference(arg)) };
+  return undefined;
+}
+
+function showError(e: unknown): void {
+  const actions = failureActions(e, undefined, vscode.workspace.isTrusted);
+  void vscode.window.showErrorMessage(errorText(e), ...actions.map((a) => a.title)).then((picked) => {
+    const a = actions.find((x) => x.title === picked);
+    if (a) void vscode.commands.executeCommand(a.command, ...(a.args ?? []));
+  });
+}
+
+/** Wraps a command: errors become messages (with fitting actions), not unhandled rejections. */
+function safe<A extends unknown[], R>(
+  fn: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R | undefined> {
+  return async (...args: A) => {
+    try {
+      return await fn(...args);
+    } catch (e) {
+      showError(e);
+      return undefined;
+    }
+  };
+}
+
+/** False (after saying why and how to change it) when the network may not be used now. */
+function networkAllowed(f: FeatureContext, what: string): boolean {
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window
+      .showWarningMessage(`${what}: ${UNTRUSTED_TEXT}`, 'Manage Workspace Trust')
+      .then((a) => a && vscode.commands.executeCommand('workbench.trust.manage'));
+    return false;
+  }
+  if (f.stowage.settings().offline) {
+    void vscode.window
+      .showWarningMessage(`${what}: offline mode is on (stowage.offline).`, 'Open Settings')
+      .then((a) => a && vscode.commands.executeCommand('workbench.action.openSettings', 'stowage.offline'));
+    return false;
+  }
+  return true;
+}
+
+function relativeLine(uri: vscode.Uri, use: ImageUse): string {
+  return `${vscode.workspace.asRelativePath(uri)}:${use.line}`;
+}
+
+/** A quick pick of the workspace's image references (this Dockerfile's first). */
+async function pickWorkspaceReference(f: FeatureContext): Promise<PullTarget | undefined> {
+  const entries = await f.index.all();
+  const current = dockerfileEditor()?.document.uri.toString();
+  entries.sort((a, b) => Number(b.uri.toString() === current) - Number(a.uri.toString() === current));
+  const seen = new Set<string>();
+  const items: (vscode.QuickPickItem & { target: PullTarget })[] = [];
+  for (const e of entries) {
+    for (const u of e.uses) {
+      if (!u.ref || seen.has(`${u.ref}|${u.platform}`)) continue;
+      seen.add(`${u.ref}|${u.platform}`);
+      items.push({
+        label: label(u.ref),
+        description: u.platform,
+        detail: relativeLine(e.uri, u),
+        target: { reference: u.ref, platform: u.platform },
+      });
+    }
+  }
+  if (items.length === 0) {
+    void vscode.window.showInformationMessage('No image references found in the workspace’s Dockerfiles.');
+    return undefined;
+  }
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Pull Image',
+    placeHolder: 'Image to pull',
+    matchOnDescription: true,
+    matchOnDetail: true,
+  });
+  return picked?.target;
+}
+
+export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vscode.Disposable[] {
+  const { runner, workspaceTree, cacheTree, registriesTree } = parts;
+  const reg = (id: string, fn: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, fn);
+
+  const pullImage = safe(async (arg?: unknown) => {
+    let target = targetOf(arg);
+    if (!target) {
+      // From the editor (the context menu passes the document's URI) or the palette.
+      const editor = dockerfileEditor();
+      const use = editor ? useAtCursor(f, editor) : undefined;
+      if (use && !use.ref) {
+        throw new StowageError(
+          'INVALID_REFERENCE',
+          `Line ${use.line}: ${use.error ?? 'not a pullable image'}.`,
+        );
+      }
+      target = use?.ref ? { reference: use.ref, platform: use.platform } : await pickWorkspaceReference(f);
+    }
+    if (!target) return undefined;
+    return runner.pull([target]);
+  });
+
+  const dockerfileUses = async (
+    arg?: unknown,
+  ): Promise<{ uri: vscode.Uri; uses: ImageUse[] } | undefined> => {
+    if (isNode(arg) && arg.kind === 'dockerfile') return arg.entry;
+    const uri = arg instanceof vscode.Uri ? arg : dockerfileEditor()?.document.uri;
+    if (!uri) {
+      const entries = await f.index.all();
+      const picked = await vscode.window.showQuickPick(
+        entries.map((e) => ({ label: vscode.workspace.asRelativePath(e.uri), entry: e })),
+        { title: 'Pull All Images in This Dockerfile', placeHolder: 'Dockerfile' },
+      );
+      return picked?.entry;
+    }
+    const open = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+    const doc = open ?? (await vscode.workspace.openTextDocument(uri));
+    return f.index.get(doc);
+  };
+
+  const targetsOf = (uses: readonly ImageUse[]): PullTarget[] =>
+    uses.filter((u) => u.ref).map((u) => ({ reference: u.ref!, platform: u.platform }));
+
+  const useInFrom = safe(async (arg?: unknown) => {
+    let reference: string | undefined;
+    if (isNode(arg) && arg.kind === 'tag') reference = familiarReference(tagReference(arg));
+    else if (isPullArgs(arg)) reference = familiarReference(parsePullableReference(arg.reference));
+    else if (typeof arg === 'string') reference = familiarReference(parsePullableReference(arg));
+    if (!reference) throw new StowageError('USAGE', 'Pick a tag in the Registries view to use in FROM.');
+    const editor = dockerfileEditor();
+    if (!editor) {
+      throw new StowageError(
+        'USAGE',
+        `Open a Dockerfile and put the cursor on its FROM line to use ${reference}.`,
+      );
+    }
+    const edit = fromEdit(f, editor.document, editor.selection.active, reference);
+    const ok = await editor.edit((b) => b.replace(edit.range, edit.text));
+    if (!ok)
+      throw new StowageError(
+        'USAGE',
+        `Could not edit ${vscode.workspace.asRelativePath(editor.document.uri)}.`,
+      );
+    await vscode.window.showTextDocument(editor.document, editor.viewColumn);
+    return reference;
+  });
+
+  const pinDigest = safe(async (arg?: unknown) => {
+    let editor = dockerfileEditor();
+    let use: ImageUse | undefined;
+    if (isNode(arg) && arg.kind === 'image' && 'use' in arg) {
+      editor = await vscode.window.showTextDocument(arg.uri);
+      use = arg.use;
+    } else if (editor) {
+      use = useAtCursor(f, editor);
+    }
+    if (!editor || !use)
+      throw new StowageError('USAGE', 'Put the cursor on an image reference in a Dockerfile to pin it.');
+    if (!use.ref || !use.reference)
+      throw new StowageError(
+        'INVALID_REFERENCE',
+        `Line ${use.line}: ${use.error ?? 'not a pullable image'}.`,
+      );
+    if (use.reference.digest) {
+      void vscode.window.showInformationMessage(`Line ${use.line} is already pinned to a digest.`);
+      return use.reference.digest;
+    }
+    // The cache's digest first (no network); else ask the registry with a HEAD.
+    const store = await f.stowage.getStore();
+    let digest: string | undefined = (await store.getReference(use.ref))?.digest;
+    if (!digest) {
+      if (!networkAllowed(f, `Pin ${label(use.ref)}`)) return undefined;
+      await f.stowage.prepareNetwork();
+      digest = (await f.stowage.getClient().head(use.reference))?.digest;
+      if (!digest) {
+        digest = (await f.stowage.getClient().manifest(use.reference)).digest;
+      }
+    }
+    const edit = pinEdit(use, digest);
+    await editor.edit((b) => b.replace(edit.range, edit.text));
+    return digest;
+  });
+
+  const removeImage = safe(async (arg?: unknown) => {
+    const store = await f.stowage.getStore();
+    let names: string[];
+    const t = targetOf(arg);
+    if (t) names = [formatReference(parsePullableReference(t.reference))];
+    else {
+      const refs = await store.listReferences();
+      if (refs.length === 0) {
+        void vscode.window.showInformationMessage('The cache is empty.');
+        return undefined;
+      }
+      const picked = await vscode.window.showQuickPick(
+        refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name })),
+        { title: 'Remove Image from Cache', canPickMany: true },
+      );
+      if (!picked?.length) return undefined;
+      names = picked.map((p) => p.name);
+    }
+    let removed = 0;
+    for (const n of names) if (await store.removeReference(n)) removed++;
+    const gc = await store.gc();
+    f.stowage.fireCacheChanged();
+    const what = names.length === 1 ? label(names[0]!) : `${removed} images`;
+    if (removed === 0) void vscode.window.showInformationMessage(`${what} was not in the cache.`);
+    else
+      void vscode.window.showInformationMessage(
+        `Removed ${what} from the cache (freed ${formatBytes(gc.freedBytes)}).`,
+      );
+    f.log.info(`Removed ${names.join(', ')}; gc freed ${gc.freedBytes} bytes in ${gc.removedBlobs} blobs`);
+    return removed;
+  });
+
+  const cleanCache = safe(async () => {
+    const store = await f.stowage.getStore();
+    const gc = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'Cleaning up the image cache…' },
+      () => store.gc(),
+    );
+    f.stowage.fireCacheChanged();
+    const partial = gc.removedIngests
+      ? `, ${gc.removedIngests} stale partial download${gc.removedIngests === 1 ? '' : 's'}`
+      : '';
+    void vscode.window.showInformationMessage(
+      `Cache cleaned up: freed ${formatBytes(gc.freedBytes)} (${gc.removedBlobs} unused blob${gc.removedBlobs === 1 ? '' : 's'}${partial}).`,
+    );
+    return gc;
+  });
+
+  const revealCache = safe(async () => {
+    const dir = f.stowage.settings().cacheDirectory;
+    await f.stowage.getStore();
+    const uri = vscode.Uri.file(dir);
+    if (vscode.env.remoteName === undefined && vscode.env.uiKind === vscode.UIKind.Desktop) {
+      await vscode.commands.executeCommand('revealFileInOS', uri);
+    } else {
+      const a = await vscode.window.showInformationMessage(
+        `The image cache is in ${dir}.`,
+        'Copy Path',
+        'Open in New Window',
+      );
+      if (a === 'Copy Path') await vscode.env.clipboard.writeText(dir);
+      if (a === 'Open in New Window')
+        await vscode.commands.executeCommand('vscode.openFolder', uri, { forceNewWindow: true });
+    }
+    return dir;
+  });
+
+  const browseTags = safe(async (arg?: unknown) => {
+    let ref: Pick<Reference, 'registry' | 'repository'> | undefined;
+    if (isNode(arg) && arg.kind === 'repository') ref = arg;
+    else {
+      const t = targetOf(arg);
+      const editor = dockerfileEditor();
+      const use = !t && editor ? useAtCursor(f, editor) : undefined;
+      const text = t?.reference ?? use?.ref;
+      if (text) ref = parsePullableReference(text);
+      else {
+        const input = await vscode.window.showInputBox({
+          title: 'Browse Tags',
+          prompt: 'Repository, e.g. alpine or ghcr.io/owner/name',
+          validateInput: (v) => {
+            try {
+              parsePullableReference(v);
+              return undefined;
+            } catch (e) {
+              return errorText(e);
+            }
+          },
+        });
+        if (!input) return undefined;
+        ref = parsePullableReference(input);
+      }
+    }
+    const repo = familiarReference({ ...ref, tag: undefined } as Reference);
+    if (!networkAllowed(f, `Browse tags of ${repo}`)) return undefined;
+    await f.stowage.prepareNetwork();
+    const qp = vscode.window.createQuickPick<vscode.QuickPickItem>();
+    qp.title = `Tags of ${repo}`;
+    qp.placeholder = 'Type to filter; pick a tag to pull it or use it in FROM';
+    qp.busy = true;
+    qp.show();
+    const controller = new AbortController();
+    qp.onDidHide(() => controller.abort());
+    // Pages arrive while the picker is open; stop at a sane number (the filter needs the text).
+    void (async () => {
+      try {
+        const items: vscode.QuickPickItem[] = [];
+        for await (const page of f.stowage
+          .getClient()
+          .tags(ref, { pageSize: 100, signal: controller.signal })) {
+          items.push(...page.map((t) => ({ label: t })));
+          qp.items = items;
+          if (items.length >= 10_000) break;
+        }
+      } catch (e) {
+        if (!controller.signal.aborted) {
+          qp.hide();
+          showError(e);
+        }
+      } finally {
+        qp.busy = false;
+      }
+    })();
+    const tag = await new Promise<string | undefined>((resolve) => {
+      qp.onDidAccept(() => {
+        resolve(qp.selectedItems[0]?.label);
+        qp.hide();
+      });
+      qp.onDidHide(() => resolve(undefined));
+    });
+    qp.dispose();
+    if (!tag) return undefined;
+    const node: TagNode = { kind: 'tag', registry: ref.registry, repository: ref.repository, tag };
+    const actions = dockerfileEditor() ? ['Pull', 'Use in FROM'] : ['Pull'];
+    const action = await vscode.window.showQuickPick(actions, {
+      title: familiarReference(tagReference(node)),
+    });
+    if (action === 'Pull') return vscode.commands.executeCommand('stowage.pullImage', node);
+    if (action === 'Use in FROM') return vscode.commands.executeCommand('stowage.useInFrom', node);
+    return undefined;
+  });
+
+  const addRegistry = safe(async () => {
+    const input = await vscode.window.showInputBox({
+      title: 'Add Registry',
+      prompt: 'Registry host, e.g. ghcr.io or registry.example.com:5000',
+      validateInput: (v) =>
+        registryName(v) ? undefined : 'Enter a registry host name, optionally with :port',
+    });
+    if (!input) return undefined;
+    const registry = registryName(input)!;
+    const config = vscode.workspace.getConfiguration('stowage');
+    const list = config.get<string[]>('registries', []);
+    if (!list.includes(registry))
+      await config.update('registries', [...list, registry], vscode.ConfigurationTarget.Global);
+    registriesTree.refresh();
+    return registry;
+  });
+
+  const addRepository = safe(async (arg?: unknown) => {
+    const registry =
+      isNode(arg) && arg.kind === 'registry' ? arg.registry : typeof arg === 'string' ? arg : undefined;
+    const input = await vscode.window.showInputBox({
+      title: 'Add Repository',
+      prompt: 'Repository as registry/name, e.g. ghcr.io/owner/app',
+      value: registry ? `${registry}/` : '',
+      valueSelection: registry ? [registry.length + 1, registry.length + 1] : undefined,
+      validateInput: (v) => {
+        try {
+          const r = parsePullableReference(v);
+          return r.tag && v.includes(':') && v.lastIndexOf(':') > v.lastIndexOf('/')
+            ? 'Leave out the tag'
+            : undefined;
+        } catch (e) {
+          return errorText(e);
+        }
+      },
+    });
+    if (!input) return undefined;
+    const r = parsePullableReference(input);
+    const name = `${r.registry}/${r.repository}`;
+    const config = vscode.workspace.getConfiguration('stowage');
+    const list = config.get<string[]>('repositories', []);
+    if (!list.includes(name))
+      await config.update('repositories', [...list, name], vscode.ConfigurationTarget.Global);
+    registriesTree.refresh();
+    return name;
+  });
+
+  const filterTags = safe(async (arg?: unknown) => {
+    if (!isNode(arg) || arg.kind !== 'repository')
+      throw new StowageError('USAGE', 'Filter tags from a repository in the Registries view.');
+    const node = arg as RepositoryNode;
+    const filter = await vscode.window.showInputBox({
+      title: `Filter Tags of ${node.repository}`,
+      prompt: 'Show tags containing this text (empty: all)',
+      value: node.filter,
+    });
+    if (filter === undefined) return undefined;
+    await registriesTree.setFilter(node, filter);
+    return filter;
+  });
+
+  const exportCommand = safe(async (arg?: unknown) => {
+    const store = await f.stowage.getStore();
+    const refs = await store.listReferences();
+    if (refs.length === 0)
+      throw new StowageError('NOT_CACHED', 'The cache is empty: pull images before exporting them.');
+    const preset = targetOf(arg)?.reference;
+    const picked = await vscode.window.showQuickPick(
+      refs.map((r) => ({
+        label: label(r.name),
+        description: r.name,
+        name: r.name,
+        picked: r.name === preset,
+      })),
+      { title: 'Export Images to Archive', canPickMany: true, placeHolder: 'Images to put in the archive' },
+    );
+    if (!picked?.length) return undefined;
+    const target = await vscode.window.showSaveDialog({
+      title: 'Export Images to Archive',
+      filters: { 'OCI archive': ['tar'] },
+      defaultUri: vscode.Uri.file(
+        `${vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? f.stowage.settings().cacheDirectory}/images.tar`,
+      ),
+    });
+    if (!target) return undefined;
+    const result = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Exporting ${picked.length} image${picked.length === 1 ? '' : 's'}`,
+        cancellable: true,
+      },
+      (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        let reported = 0;
+        return exportImages(
+          store,
+          picked.map((p) => p.name),
+          target.fsPath,
+          {
+            signal: controller.signal,
+            onProgress: (p) => {
+              const pct = p.bytesTotal ? (p.bytesDone / p.bytesTotal) * 100 : 0;
+              progress.report({
+                message: `${p.blobsDone}/${p.blobsTotal} blobs · ${formatBytes(p.bytesDone)}`,
+                increment: Math.max(0, pct - reported),
+              });
+              reported = Math.max(reported, pct);
+            },
+          },
+        );
+      },
+    );
+    void vscode.window.showInformationMessage(
+      `Exported ${result.images.length} image${result.images.length === 1 ? '' : 's'} to ${vscode.workspace.asRelativePath(target)} (${formatBytes(result.archiveBytes)}).`,
+    );
+    return result;
+  });
+
+  const importCommand = safe(async () => {
+    const picked = await vscode.window.showOpenDialog({
+      title: 'Import Images from Archive',
+      canSelectMany: false,
+      filters: { 'OCI archive': ['tar'], 'All files': ['*'] },
+    });
+    const file = picked?.[0];
+    if (!file) return undefined;
+    const store = await f.stowage.getStore();
+    const result = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Importing ${vscode.workspace.asRelativePath(file)}`,
+        cancellable: true,
+      },
+      (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        return importArchive(store, file.fsPath, {
+          signal: controller.signal,
+          onProgress: (p) =>
+            progress.report({ message: `${p.blobsDone} blobs · ${formatBytes(p.bytesDone)}` }),
+        });
+      },
+    );
+    f.stowage.fireCacheChanged();
+    const names = result.images.map((i) => label(i.name)).join(', ');
+    void vscode.window.showInformationMessage(
+      `Imported ${result.images.length} image${result.images.length === 1 ? '' : 's'}${names ? ` (${names})` : ''}; ${formatBytes(result.bytesAdded)} added to the cache.`,
+    );
+    return result;
+  });
+
+  return [
+    reg('stowage.pullImage', pullImage),
+    reg(
+      'stowage.pullDockerfile',
+      safe(async (arg?: unknown) => {
+        const entry = await dockerfileUses(arg);
+        if (!entry) return undefined;
+        const targets = targetsOf(entry.uses);
+        if (targets.length === 0) {
+          void vscode.window.showInformationMessage(
+            `${vscode.workspace.asRelativePath(entry.uri)} pulls no images.`,
+          );
+          return [];
+        }
+        return runner.pull(targets);
+      }),
+    ),
+    reg(
+      'stowage.pullWorkspace',
+      safe(async () => {
+        const entries = await f.index.all();
+        const targets = entries.flatMap((e) => targetsOf(e.uses));
+        if (targets.length === 0) {
+          void vscode.window.showInformationMessage('The workspace’s Dockerfiles pull no images.');
+          return [];
+        }
+        return runner.pull(targets);
+      }),
+    ),
+    reg('stowage.browseTags', browseTags),
+    reg('stowage.pinDigest', pinDigest),
+    reg('stowage.removeImage', removeImage),
+    reg('stowage.cleanCache', cleanCache),
+    reg('stowage.revealCache', revealCache),
+    reg(
+      'stowage.signIn',
+      safe(async (arg?: unknown) => {
+        const preset =
+          isNode(arg) && arg.kind === 'registry' ? arg.registry : typeof arg === 'string' ? arg : undefined;
+        const ok = await signIn(f, preset);
+        if (ok) registriesTree.update();
+        return ok;
+      }),
+    ),
+    reg(
+      'stowage.signOut',
+      safe(async (arg?: unknown) => {
+        const preset =
+          isNode(arg) && arg.kind === 'registry' ? arg.registry : typeof arg === 'string' ? arg : undefined;
+        const ok = await signOut(f, preset);
+        if (ok) registriesTree.update();
+        return ok;
+      }),
+    ),
+    reg(
+      'stowage.refresh',
+      safe(async () => {
+        registriesTree.refresh();
+        cacheTree.refresh();
+        await f.index.rescan();
+        workspaceTree.refresh();
+      }),
+    ),
+    reg('stowage.addRegistry', addRegistry),
+    reg('stowage.addRepository', addRepository),
+    reg('stowage.filterTags', filterTags),
+    reg(
+      'stowage.loadMoreTags',
+      safe(async (arg?: unknown) => {
+        if (isNode(arg) && arg.kind === 'repository') await registriesTree.loadMore(arg);
+      }),
+    ),
+    reg('stowage.useInFrom', useInFrom),
+    reg(
+      'stowage.openReference',
+      safe(async (uri: vscode.Uri, range?: ImageUse['range']) => {
+        const selection = range ? toRange(range) : undefined;
+        await vscode.window.showTextDocument(uri, { selection, preserveFocus: false });
+      }),
+    ),
+    reg('stowage.exportImages', exportCommand),
+    reg('stowage.importArchive', importCommand),
+  ];
+}

@@ -1,0 +1,88 @@
+/**
+ * Hands out a long list a page at a time from an async source of pages. Registries differ: some
+ * honour `n` and page with Link headers, others (Distribution 2.8's tags/list) ignore `n` and
+ * return everything at once; buffering here makes both look the same to the tree, which never
+ * shows more than one more page per "Load more…".
+ */
+export class Pager<T> {
+  private readonly buffer: T[] = [];
+  private readonly shown: T[] = [];
+  private source?: AsyncIterator<T[]>;
+  private exhausted = false;
+  private loading?: Promise<void>;
+
+  constructor(
+    private readonly open: () => AsyncIterator<T[]>,
+    readonly pageSize: number,
+  ) {}
+
+  /** What has been handed out so far, in order. */
+  items(): readonly T[] {
+    return this.shown;
+  }
+
+  /** How many items there are in all, once the source is exhausted (undefined before). */
+  total(): number | undefined {
+    return this.exhausted ? this.shown.length + this.buffer.length : undefined;
+  }
+
+  /** True when the source may still hold items not yet handed out. */
+  hasMore(): boolean {
+    return this.buffer.length > 0 || !this.exhausted;
+  }
+
+  /**
+   * Hands out up to one page more of the items `accept` keeps (all by default), fetching pages
+   * from the source only as needed. Returns what was added.
+   */
+  async more(accept: (item: T) => boolean = () => true): Promise<T[]> {
+    const added: T[] = [];
+    while (added.length < this.pageSize) {
+      const next = this.buffer.shift();
+      if (next !== undefined) {
+        this.shown.push(next);
+        if (accept(next)) added.push(next);
+        continue;
+      }
+      if (this.exhausted) break;
+      await this.fill();
+    }
+    return added;
+  }
+
+  /** Forgets everything; the next more() starts from the first page again. */
+  reset(): void {
+    void this.source?.return?.();
+    this.source = undefined;
+    this.buffer.length = 0;
+    this.shown.length = 0;
+    this.exhausted = false;
+  }
+
+  private fill(): Promise<void> {
+    this.loading ??= (async () => {
+      try {
+        this.source ??= this.open();
+        const r = await this.source.next();
+        if (r.done) this.exhausted = true;
+        else {
+          this.buffer.push(...r.value);
+          // A page larger than asked for: the server ignores `n` (Distribution's tags/list) and
+          // most likely sent everything; asking once more then costs no request and tells the total.
+          if (r.value.length > this.pageSize) {
+            const after = await this.source.next();
+            if (after.done) this.exhausted = true;
+            else this.buffer.push(...after.value);
+          }
+        }
+      } catch (e) {
+        // The source is spent; the caller shows the error and reset()s to try again.
+        this.exhausted = true;
+        throw e;
+      } finally {
+        this.loading = undefined;
+      }
+    })();
+    return this.loading;
+  }
+}

@@ -1,0 +1,232 @@
+import * as vscode from 'vscode';
+import { isStowageError } from '../../core/errors';
+import { formatBytes, formatDuration } from '../../core/format';
+import { parsePlatform } from '../../core/platform';
+import type { PullProgress, PullResult } from '../../core/pull/pull';
+import { familiarReference, parsePullableReference, type Reference } from '../../core/reference';
+import type { FeatureContext } from '../feature';
+import { errorText, failureActions, isCancellation } from './failure';
+import { formatBytePair, formatRate, progressMessage, RateMeter } from './progress-text';
+
+/** One image to pull: a reference and, optionally, the one platform to pull it for. */
+export interface PullTarget {
+  reference: string;
+  platform?: string;
+}
+
+export type PullOutcome =
+  | { target: PullTarget; ok: true; result: PullResult }
+  | { target: PullTarget; ok: false; error: unknown; cancelled: boolean };
+
+/** Shown when an untrusted workspace keeps a pull from the network. */
+export const UNTRUSTED_TEXT =
+  'Stowage does not contact registries in an untrusted workspace (Restricted Mode). Trust the workspace to pull.';
+
+/**
+ * Runs pulls through the workspace's pull service with the editor's feedback: one cancellable
+ * progress notification per request (one for a whole batch), a status bar item while any pull is
+ * in flight, a short success message and error messages whose buttons fit the cause.
+ */
+export class PullRunner implements vscode.Disposable {
+  private readonly status: vscode.StatusBarItem;
+  private readonly subscription: { dispose(): void };
+
+  constructor(private readonly f: FeatureContext) {
+    this.status = vscode.window.createStatusBarItem('stowage.pulls', vscode.StatusBarAlignment.Left, 10);
+    this.status.name = 'Stowage Pulls';
+    this.status.command = 'stowage.showLog';
+    this.subscription = f.stowage.service.onEvent((e) => {
+      if (e.type === 'started' || e.type === 'finished') this.updateStatus();
+    });
+  }
+
+  /** Pulls every target (deduplicated) under one notification; never rejects. */
+  async pull(targets: readonly PullTarget[]): Promise<PullOutcome[]> {
+    const unique = dedupe(targets);
+    if (unique.length === 0) return [];
+    const { stowage, log } = this.f;
+    await stowage.prepareNetwork();
+    const names = unique.map((t) => label(t.reference));
+    const title = unique.length === 1 ? `Pulling ${names[0]}` : `Pulling ${unique.length} images`;
+    const began = Date.now();
+    const outcomes = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+      async (progress, token) => {
+        const controller = new AbortController();
+        const cancel = token.onCancellationRequested(() => controller.abort());
+        const perTarget = new Map<PullTarget, PullProgress>();
+        const meter = new RateMeter();
+        let finished = 0;
+        let reported = 0;
+        let lastReport = 0;
+        const report = (force = false) => {
+          const now = Date.now();
+          if (!force && now - lastReport < 250) return;
+          lastReport = now;
+          const all = [...perTarget.values()];
+          const done = all.reduce((n, p) => n + p.bytesDone, 0);
+          const total = all.reduce((n, p) => n + p.bytesTotal, 0);
+          meter.add(now, done);
+          let message: string;
+          if (unique.length === 1) {
+            const p = all[0];
+            message = p ? progressMessage(p, meter.rate()) : 'resolving…';
+          } else {
+            const parts = [`${finished}/${unique.length} images`];
+            if (total > 0) parts.push(formatBytePair(done, total));
+            const rate = meter.rate();
+            if (rate) parts.push(formatRate(rate));
+            message = parts.join(' · ');
+          }
+          // Increments add up; only a growing share is reported (batch totals grow as images resolve).
+          const percent =
+            unique.length === 1 && total > 0 ? (done / total) * 100 : (finished / unique.length) * 100;
+          const increment = Math.max(0, percent - reported);
+          reported += increment;
+          progress.report({ message, increment });
+        };
+        report(true);
+        try {
+          return await Promise.all(
+            unique.map(async (target): Promise<PullOutcome> => {
+              try {
+                const platforms = target.platform
+                  ? [parsePlatform(target.platform)]
+                  : stowage.settings().platforms;
+                log.info(`Pulling ${target.reference}${target.platform ? ` for ${target.platform}` : ''}`);
+                const pending = stowage.service.pull(target.reference, {
+                  platforms,
+                  signal: controller.signal,
+                  onEvent: (e) => {
+                    if (e.type !== 'progress') return;
+                    perTarget.set(target, e);
+                    report();
+                  },
+                });
+                this.updateStatus();
+                const result = await pending;
+                log.info(
+                  result.fromCache
+                    ? `${result.reference} is already cached (${result.platforms.join(', ')})`
+                    : `Pulled ${result.reference}: ${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)}`,
+                );
+                return { target, ok: true, result };
+              } catch (error) {
+                const cancelled = controller.signal.aborted && isCancellation(error);
+                if (cancelled) log.info(`Pull of ${target.reference} cancelled`);
+                else log.error(`Pull of ${target.reference} failed: ${errorText(error)}`);
+                return { target, ok: false, error, cancelled };
+              } finally {
+                finished++;
+                report(true);
+              }
+            }),
+          );
+        } finally {
+          cancel.dispose();
+          this.updateStatus();
+        }
+      },
+    );
+    this.announce(outcomes, Date.now() - began);
+    return outcomes;
+  }
+
+  /** The messages after a pull: success (if wanted), cancellation, failures with fitting actions. */
+  private announce(outcomes: PullOutcome[], ms: number): void {
+    const ok = outcomes.filter((o): o is Extract<PullOutcome, { ok: true }> => o.ok);
+    const cancelled = outcomes.filter((o) => !o.ok && o.cancelled);
+    const failed = outcomes.filter((o): o is Extract<PullOutcome, { ok: false }> => !o.ok && !o.cancelled);
+    if (ok.length && this.f.stowage.settings().notifyOnSuccess) {
+      void vscode.window.showInformationMessage(
+        successText(
+          ok.map((o) => o.result),
+          ms,
+        ),
+      );
+    }
+    if (cancelled.length) {
+      const what =
+        cancelled.length === 1
+          ? `The pull of ${label(cancelled[0]!.target.reference)} was`
+          : `${cancelled.length} pulls were`;
+      void vscode.window.showInformationMessage(
+        `${what} cancelled. What was downloaded stays in the cache; pulling again resumes from there.`,
+      );
+    }
+    if (failed.length === 0) return;
+    const first = failed[0]!;
+    const trusted = vscode.workspace.isTrusted;
+    let registry: string | undefined;
+    try {
+      registry = parsePullableReference(first.target.reference).registry;
+    } catch {
+      registry = undefined;
+    }
+    const actions = failureActions(first.error, registry, trusted);
+    const why = !trusted && isStowageError(first.error, 'OFFLINE') ? UNTRUSTED_TEXT : errorText(first.error);
+    const text =
+      failed.length === 1
+        ? `Could not pull ${label(first.target.reference)}: ${why}`
+        : `${failed.length} of ${outcomes.length} images could not be pulled. ${label(first.target.reference)}: ${why}`;
+    void vscode.window.showErrorMessage(text, ...actions.map((a) => a.title)).then((picked) => {
+      const action = actions.find((a) => a.title === picked);
+      if (action) void vscode.commands.executeCommand(action.command, ...(action.args ?? []));
+    });
+  }
+
+  private updateStatus(): void {
+    const active = this.f.stowage.service.active();
+    if (active.length === 0) {
+      this.status.hide();
+      return;
+    }
+    const running = active.filter((a) => !a.queued);
+    const queued = active.length - running.length;
+    this.status.text =
+      active.length === 1
+        ? `$(sync~spin) Pulling ${label(active[0]!.reference)}`
+        : `$(sync~spin) Pulling ${active.length} images`;
+    this.status.tooltip = [
+      ...running.map((a) => `Pulling ${label(a.reference)}`),
+      ...(queued ? [`${queued} waiting`] : []),
+      'Click to show the log',
+    ].join('\n');
+    this.status.show();
+  }
+
+  dispose(): void {
+    this.subscription.dispose();
+    this.status.dispose();
+  }
+}
+
+function dedupe(targets: readonly PullTarget[]): PullTarget[] {
+  const seen = new Map<string, PullTarget>();
+  for (const t of targets) seen.set(`${t.reference}|${t.platform ?? ''}`, t);
+  return [...seen.values()];
+}
+
+/** The short form users write (alpine:3.20), or the input when it does not parse. */
+export function label(reference: string): string {
+  try {
+    return familiarReference(parsePullableReference(reference) as Reference);
+  } catch {
+    return reference;
+  }
+}
+
+/** "Pulled alpine:3.20 · 3.4 MB in 1.2 s", "alpine:3.20 is already cached", batch summaries. */
+export function successText(results: readonly PullResult[], ms: number): string {
+  const downloaded = results.filter((r) => !r.fromCache);
+  const bytes = downloaded.reduce((n, r) => n + r.bytesDownloaded, 0);
+  if (results.length === 1) {
+    const r = results[0]!;
+    return r.fromCache
+      ? `${label(r.reference)} is already cached (${formatBytes(r.totalBytes)}).`
+      : `Pulled ${label(r.reference)} · ${formatBytes(bytes)} in ${formatDuration(ms)}.`;
+  }
+  const cached = results.length - downloaded.length;
+  const tail = cached ? ` (${cached} already cached)` : '';
+  return `Pulled ${results.length} images · ${formatBytes(bytes)} in ${formatDuration(ms)}${tail}.`;
+}

@@ -1,0 +1,131 @@
+import * as vscode from 'vscode';
+import type { ImageUse } from '../../core/dockerfile';
+import { formatBytes } from '../../core/format';
+import { parsePlatform } from '../../core/platform';
+import { type ImageStatus, imageStatus } from '../../core/store';
+import type { FeatureContext } from '../feature';
+import type { DockerfileEntry } from '../workspace-index';
+
+export type WorkspaceNode =
+  | { kind: 'dockerfile'; entry: DockerfileEntry }
+  | { kind: 'image'; uri: vscode.Uri; use: ImageUse; status?: ImageStatus; pulling: boolean };
+
+/** Dockerfiles → the images they pull, with what the cache holds for each (no network). */
+export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNode>, vscode.Disposable {
+  private readonly changed = new vscode.EventEmitter<WorkspaceNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly disposables: vscode.Disposable[] = [this.changed];
+
+  constructor(private readonly f: FeatureContext) {
+    const refresh = () => this.refresh();
+    const sub = f.stowage.service.onEvent((e) => {
+      if (e.type === 'started' || e.type === 'finished') refresh();
+    });
+    this.disposables.push(f.index.onDidChange(refresh), f.stowage.onDidChangeCache(refresh), {
+      dispose: () => sub.dispose(),
+    });
+  }
+
+  refresh(): void {
+    this.changed.fire(undefined);
+  }
+
+  async getChildren(node?: WorkspaceNode): Promise<WorkspaceNode[]> {
+    if (!node) {
+      const entries = await this.f.index.all();
+      return entries.map((entry) => ({ kind: 'dockerfile', entry }));
+    }
+    if (node.kind !== 'dockerfile') return [];
+    const active = new Set(this.f.stowage.service.active().map((a) => a.reference));
+    const store = await this.f.stowage.getStore().catch(() => undefined);
+    return Promise.all(
+      node.entry.uses.map(async (use): Promise<WorkspaceNode> => {
+        let status: ImageStatus | undefined;
+        if (store && use.ref) {
+          status = await imageStatus(store, use.ref, parsePlatform(use.platform)).catch(() => undefined);
+        }
+        return { kind: 'image', uri: node.entry.uri, use, status, pulling: !!use.ref && active.has(use.ref) };
+      }),
+    );
+  }
+
+  getTreeItem(node: WorkspaceNode): vscode.TreeItem {
+    if (node.kind === 'dockerfile') {
+      const item = new vscode.TreeItem(node.entry.uri, vscode.TreeItemCollapsibleState.Expanded);
+      item.label = vscode.workspace.asRelativePath(node.entry.uri);
+      item.iconPath = vscode.ThemeIcon.File;
+      const n = node.entry.uses.length;
+      item.description = `${n} image${n === 1 ? '' : 's'}`;
+      item.contextValue = 'dockerfile';
+      item.id = `dockerfile:${node.entry.uri.toString()}`;
+      return item;
+    }
+    const { use, status } = node;
+    const item = new vscode.TreeItem(use.expanded || use.raw, vscode.TreeItemCollapsibleState.None);
+    const shown = imageState(node);
+    item.iconPath = shown.icon;
+    item.description = shown.description;
+    item.contextValue = shown.context;
+    item.id = `image:${node.uri.toString()}#${use.range.start.line}:${use.range.start.character}`;
+    const tip = new vscode.MarkdownString();
+    tip.appendMarkdown(`**${use.instruction}** on line ${use.line}: \`${use.raw}\`\n\n`);
+    if (use.ref) tip.appendMarkdown(`\`${use.ref}\` for ${use.platform}\n\n`);
+    tip.appendMarkdown(shown.description);
+    if (status?.descriptor) tip.appendMarkdown(`\n\n\`${status.descriptor.digest}\``);
+    item.tooltip = tip;
+    item.command = {
+      command: 'stowage.openReference',
+      title: 'Go to Reference',
+      arguments: [node.uri, use.range],
+    };
+    return item;
+  }
+
+  dispose(): void {
+    for (const d of this.disposables) d.dispose();
+  }
+}
+
+/** Icon, description and context value of an image line: what the cache holds, or why nothing can be. */
+export function imageState(node: Extract<WorkspaceNode, { kind: 'image' }>): {
+  icon: vscode.ThemeIcon;
+  description: string;
+  context: string;
+} {
+  const { use, status } = node;
+  if (!use.ref) {
+    return {
+      icon: new vscode.ThemeIcon('error', new vscode.ThemeColor('problemsErrorIcon.foreground')),
+      description: `unresolvable: ${use.error ?? 'not a valid image reference'}`,
+      context: 'unresolved',
+    };
+  }
+  if (node.pulling)
+    return { icon: new vscode.ThemeIcon('sync~spin'), description: 'pulling…', context: 'image.pulling' };
+  switch (status?.state) {
+    case 'cached':
+      return {
+        icon: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
+        description: `cached · ${formatBytes(status.bytes)}`,
+        context: 'image.cached',
+      };
+    case 'partial':
+      return {
+        icon: new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground')),
+        description: `partly cached for ${use.platform}`,
+        context: 'image.partial',
+      };
+    case 'missing':
+      return {
+        icon: new vscode.ThemeIcon('cloud-download'),
+        description: 'not cached',
+        context: 'image.missing',
+      };
+    default:
+      return {
+        icon: new vscode.ThemeIcon('question'),
+        description: 'cache unavailable',
+        context: 'image.unknown',
+      };
+  }
+}
