@@ -5,6 +5,7 @@
 # Re-runs are fast: every step below is skipped when its result is already there and up to date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+t0=$(date +%s%3N)
 
 editor=1
 for a in "$@"; do
@@ -49,4 +50,4 @@ if [ "$editor" = 1 ]; then
 fi
 
 # exec: Ctrl+C reaches demo.ts directly, which stops the registry and code-server.
-exec node --import tsx scripts/demo.ts "$@"
+STOWAGE_DEMO_T0="$t0" exec node --import tsx scripts/demo.ts "$@"

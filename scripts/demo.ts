@@ -294,7 +294,7 @@ async function seed(registry: Registry, dir: string): Promise<void> {
 
 // ---------- the sample workspace ----------
 
-function workspaceFiles(host: string): Record<string, string> {
+function workspaceFiles(host: string, cache: string): Record<string, string> {
   return {
     'README.md': `# Stowage demo workspace
 
@@ -310,7 +310,7 @@ Things to try:
   from the command palette (F1).
 - \`legacy.Dockerfile\` has an invalid image reference: see the squiggle and the Problems panel.
 - In a terminal, the CLI shares this cache:
-  \`node dist/cli.js ls --cache .stowage-demo/cache\` (from the repository root).
+  \`node dist/cli.js ls --cache ${cache}\` (from the repository root).
 `,
     Dockerfile: `# A multi-stage build. Hover an image to see what is cached; pull it with the CodeLens above it.
 ARG BASE_TAG=1.1
@@ -340,7 +340,7 @@ RUN echo "never built"
 }
 
 /** Writes the workspace for this registry address; keeps the user's edits while the address is the same. */
-async function writeWorkspace(dir: string, host: string): Promise<string> {
+async function writeWorkspace(dir: string, host: string, cache: string): Promise<string> {
   const ws = join(dir, 'workspace');
   const stamp = join(dir, 'workspace.json');
   let same = false;
@@ -350,7 +350,7 @@ async function writeWorkspace(dir: string, host: string): Promise<string> {
   } catch {
     // first start
   }
-  for (const [name, text] of Object.entries(workspaceFiles(host))) {
+  for (const [name, text] of Object.entries(workspaceFiles(host, cache))) {
     const file = join(ws, name);
     if (same && existsSync(file)) continue;
     await mkdir(resolve(file, '..'), { recursive: true });
@@ -397,7 +397,8 @@ async function stopGroup(child: ChildProcess, graceMs = 4000): Promise<void> {
 // ---------- main ----------
 
 async function main(): Promise<void> {
-  const began = Date.now();
+  // demo.sh passes when `npm run demo` began, so the "ready in" time covers the install and build steps.
+  const began = Number(process.env.STOWAGE_DEMO_T0) || Date.now();
   const opts = parseOptions(process.argv.slice(2));
   await mkdir(opts.dir, { recursive: true });
   const pidFile = claim(opts.dir);
@@ -453,7 +454,7 @@ async function main(): Promise<void> {
     }
 
     const cache = join(opts.dir, 'cache');
-    const workspace = await writeWorkspace(opts.dir, registry.host);
+    const workspace = await writeWorkspace(opts.dir, registry.host, rel(cache));
     prepull(cache, registry.host);
 
     let editorUrl: string | undefined;
@@ -472,7 +473,10 @@ async function main(): Promise<void> {
       });
       state.codeServerPid = cmdlinePid(editor);
       await saveState();
-      editorUrl = editor.workbenchUrl(workspace);
+      // Readable in a terminal: the folder path needs no escaping unless it has unusual characters.
+      editorUrl = /^[\w./-]+$/.test(workspace)
+        ? `${editor.url}/?folder=${workspace}`
+        : editor.workbenchUrl(workspace);
     }
 
     const cli = `node ${rel(join(repoRoot, 'dist', 'cli.js'))}`;
