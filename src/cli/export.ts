@@ -11,7 +11,12 @@ export const exportCommand: Command = {
   async run(args) {
     const { values, positionals } = parseCommandArgs(
       args,
-      { cache: ENGINE_OPTIONS.cache, output: { type: 'string', short: 'o' }, json: { type: 'boolean' } },
+      {
+        cache: ENGINE_OPTIONS.cache,
+        offline: ENGINE_OPTIONS.offline,
+        output: { type: 'string', short: 'o' },
+        json: { type: 'boolean' },
+      },
       USAGE,
     );
     if (positionals.length === 0)

@@ -11,7 +11,7 @@ export const importCommand: Command = {
   async run(args) {
     const { values, positionals } = parseCommandArgs(
       args,
-      { cache: ENGINE_OPTIONS.cache, json: { type: 'boolean' } },
+      { cache: ENGINE_OPTIONS.cache, offline: ENGINE_OPTIONS.offline, json: { type: 'boolean' } },
       USAGE,
     );
     if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);

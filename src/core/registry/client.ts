@@ -422,8 +422,8 @@ export class RegistryClient {
     if (this.options.offline) {
       throw new StowageError(
         'OFFLINE',
-        `Offline mode is on: ${call.ctx.repository ? `${call.registry}/${call.ctx.repository}` : call.registry} (${call.ctx.what}) is not in the cache and needs the network.`,
-        'Turn off offline mode (the stowage.offline setting, or drop --offline) to fetch it.',
+        `Offline mode is on: cannot fetch the ${call.ctx.what} of ${call.ctx.repository ? `${call.registry}/${call.ctx.repository}` : call.registry} (not in the cache).`,
+        'Turn off offline mode (the stowage.offline setting, or drop --offline), or bring the image in with stowage import.',
       );
     }
     const errors: { error: StowageError; mirror: boolean }[] = [];
