@@ -11,6 +11,7 @@ export function run(): Promise<void> {
   mocha.suite.emit('pre-require', globalThis, 'host', mocha);
   // Imported after the globals exist; esbuild bundles them into dist-test/suite.js.
   require('./activation.suite');
+  require('./editor.suite');
   return new Promise((resolve, reject) => {
     mocha.run((failures) => (failures ? reject(new Error(`${failures} host test(s) failed`)) : resolve()));
   });

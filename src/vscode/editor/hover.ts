@@ -24,7 +24,7 @@ function code(text: string): string {
 }
 
 function escapeMd(text: string): string {
-  return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
+  return text.replace(/[\\`*_[\]|<>$]/g, '\\$&');
 }
 
 function short(digest: string): string {
@@ -42,7 +42,7 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     );
     return out.join('\n');
   }
-  out.push(`**${escapeMd(use.ref)}** · ${code(use.platform)}`, '');
+  out.push(`**${code(use.ref)}** · ${code(use.platform)}`, '');
   const state = facts?.status.state ?? 'missing';
   if (state === 'missing') {
     out.push(`$(cloud) Not in cache · [$(cloud-download) Pull](${pullLink(use)})`);
