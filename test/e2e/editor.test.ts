@@ -1,0 +1,222 @@
+// Dockerfile editor features as a user sees them: the packaged extension in code-server, a real
+// registry on loopback, a cache filled by the pull engine. Hover over a cached and an uncached
+// FROM, the newer-image diagnostic, "Pin to digest" through the light bulb menu (Ctrl+.), and the
+// editor context menu that the lineHasImage context key enables. Screenshots: test-results/editor/.
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { formatBytes } from '../../src/core/format';
+import { parsePlatform } from '../../src/core/platform';
+import { pull } from '../../src/core/pull/pull';
+import { Workbench } from '../support/browser';
+import { buildVsix, type CodeServer, startCodeServer } from '../support/code-server';
+import { clientFor, Store } from '../support/engine';
+import { type BuiltImage, buildImage } from '../support/fixtures';
+import { pushLayout } from '../support/push';
+import { type RunningRegistry, startRegistry } from '../support/registry';
+
+const amd64 = [parsePlatform('linux/amd64')];
+
+describe('Dockerfile editor features in the VS Code UI', () => {
+  let registry: RunningRegistry;
+  let server: CodeServer;
+  let wb: Workbench;
+  let tmp: string;
+  let workspace: string;
+  let app: BuiltImage;
+  let appDigest: string;
+  let otherDigest: string;
+  let freshNewDigest: string;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'stowage-editor-e2e-'));
+    registry = await startRegistry();
+    const vsix = buildVsix();
+    // app: pulled (cached); other: only in the registry; fresh: pulled, then the tag moves on.
+    app = await buildImage(join(tmp, 'app'), {
+      platforms: ['linux/amd64', 'linux/arm64'],
+      layers: 3,
+      layerSize: [300_000, 120_000, 30_000],
+      seed: 'e2e-editor-app',
+      entrypoint: ['/usr/local/bin/app'],
+      cmd: ['--serve'],
+      exposedPorts: ['8080/tcp'],
+      labels: { 'org.opencontainers.image.version': '1.0' },
+      created: '2024-03-04T05:06:07Z',
+    });
+    appDigest = await pushLayout(app.layoutDir, 'latest', registry, 'fixture/app:1.0');
+    const other = await buildImage(join(tmp, 'other'), {
+      platforms: ['linux/amd64'],
+      seed: 'e2e-editor-other',
+    });
+    otherDigest = await pushLayout(other.layoutDir, 'latest', registry, 'fixture/other:1.0');
+    const fresh1 = await buildImage(join(tmp, 'fresh1'), { platforms: ['linux/amd64'], seed: 'e2e-fresh-1' });
+    await pushLayout(fresh1.layoutDir, 'latest', registry, 'fixture/fresh:1.0');
+
+    const cacheDir = join(tmp, 'cache');
+    const store = await Store.open(cacheDir);
+    const { client } = clientFor(registry);
+    try {
+      await pull(store, client, `${registry.host}/fixture/app:1.0`, { platforms: amd64 });
+      await pull(store, client, `${registry.host}/fixture/fresh:1.0`, { platforms: amd64 });
+    } finally {
+      await client.close();
+    }
+    const fresh2 = await buildImage(join(tmp, 'fresh2'), { platforms: ['linux/amd64'], seed: 'e2e-fresh-2' });
+    freshNewDigest = await pushLayout(fresh2.layoutDir, 'latest', registry, 'fixture/fresh:1.0');
+
+    workspace = join(tmp, 'workspace');
+    await mkdir(join(workspace, '.vscode'), { recursive: true });
+    const dockerfile = [
+      `FROM ${registry.host}/fixture/app:1.0 AS build`,
+      'RUN echo build',
+      '',
+      `FROM ${registry.host}/fixture/other:1.0`,
+      `COPY --from=${registry.host}/fixture/fresh:1.0 /x /x`,
+      '',
+    ].join('\n');
+    await writeFile(join(workspace, 'Dockerfile'), dockerfile);
+    const settings = {
+      'stowage.cacheDirectory': cacheDir,
+      'stowage.platforms': ['linux/amd64'],
+      'stowage.checkForNewerImages': 'daily',
+    };
+    // cacheDirectory is machine-overridable: the workspace setting wins wherever VS Code reads it from.
+    await writeFile(join(workspace, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
+    server = await startCodeServer({ vsix: await vsix, settings, machineSettings: settings });
+    wb = await Workbench.open(server, server.workbenchUrl(workspace), { name: 'editor' });
+    await server.waitForActivation();
+  });
+
+  after(async () => {
+    await wb?.close();
+    await server?.stop();
+    await registry?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('hover over a cached FROM shows what the cache holds', async () => {
+    await wb.step('open Dockerfile', () => wb.openFile('Dockerfile'));
+    const text = await wb.step('hover cached FROM', () =>
+      waitForHover(wb, 'fixture/app', (t) => /Cached/.test(t)),
+    );
+    const p = app.platforms.find((x) => x.platform === 'linux/amd64')!;
+    assert.ok(text.includes(`${registry.host}/fixture/app:1.0`), text);
+    assert.ok(text.includes(`Index digest: ${appDigest}`), text);
+    assert.ok(text.includes(`Manifest digest: ${p.manifest.digest}`), text);
+    const size = p.config.size + p.layers.reduce((n, l) => n + l.size, 0);
+    assert.ok(text.includes(`${formatBytes(size)} compressed · 3 layers`), text);
+    assert.match(text, /Entrypoint: \["\/usr\/local\/bin\/app"\]/);
+    assert.match(text, /Exposed ports: 8080\/tcp/);
+    assert.match(text, /Created: 2024-03-04 05:06:07 UTC/);
+    assert.match(text, /linux\/amd64 ✓, linux\/arm64/);
+  });
+
+  test('hover over an uncached FROM says "Not in cache" with a Pull link', async () => {
+    const text = await wb.step('hover uncached FROM', () =>
+      waitForHover(wb, 'fixture/other', (t) => /Not in cache/.test(t)),
+    );
+    assert.ok(text.includes(`${registry.host}/fixture/other:1.0`), text);
+    const link = wb.page.locator('.monaco-hover:not(.hidden) a', { hasText: 'Pull' }).first();
+    assert.match(
+      (await link.getAttribute('data-href')) ?? (await link.getAttribute('href')) ?? '',
+      /stowage\.pullImage/,
+    );
+  });
+
+  test('a tag that moved on shows "A newer image is available" in Problems', async () => {
+    const problem = await wb.step('problems show the newer image', async () => {
+      await wb.page.keyboard.press('Escape');
+      await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+      const row = wb.page
+        .locator('.markers-panel .monaco-list-row', { hasText: 'A newer image is available' })
+        .first();
+      await row.waitFor({ state: 'visible', timeout: 30_000 });
+      // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
+      return row.innerText();
+    });
+    assert.ok(problem.includes(`${registry.host}/fixture/fresh:1.0`), problem);
+    assert.ok(problem.includes(freshNewDigest.slice(0, 19)), problem);
+    const warnings = await wb.page
+      .locator('.markers-panel .monaco-list-row', { hasText: 'fixture/app' })
+      .count();
+    assert.equal(warnings, 0, 'the cached, current image has no problem');
+  });
+
+  test('the editor context menu offers Pull Image on an image line only', async () => {
+    const onImage = await wb.step('context menu on FROM', async () => {
+      await wb.clickEditorText('fixture/app');
+      await wb.clickEditorText('fixture/app', { button: 'right' });
+      const menu = wb.page.locator('.monaco-menu .action-label');
+      await menu.first().waitFor();
+      return menu.allInnerTexts();
+    });
+    await wb.page.keyboard.press('Escape');
+    const onRun = await wb.step('context menu on RUN', async () => {
+      await wb.clickEditorText('echo build');
+      await wb.page.waitForTimeout(300);
+      await wb.clickEditorText('echo build', { button: 'right' });
+      const menu = wb.page.locator('.monaco-menu .action-label');
+      await menu.first().waitFor();
+      return menu.allInnerTexts();
+    });
+    await wb.page.keyboard.press('Escape');
+    const clean = (xs: string[]) => xs.map((x) => x.trim());
+    assert.ok(clean(onImage).includes('Pull Image'), `menu on FROM: ${clean(onImage)}`);
+    assert.ok(!clean(onRun).includes('Pull Image'), `menu on RUN: ${clean(onRun)}`);
+  });
+
+  test('"Pin to digest" from the light bulb menu (Ctrl+.) rewrites the line', async () => {
+    await pickQuickFix(wb, 'fixture/app', 'Pin to digest');
+    const line = await wb.step('cached FROM pinned', () =>
+      waitForLine(wb, 'fixture/app', (l) => l.includes('@sha256:')),
+    );
+    assert.equal(line, `FROM ${registry.host}/fixture/app:1.0@${appDigest} AS build`);
+  });
+
+  test('"Pin to digest" on an uncached image asks the registry (manifest HEAD)', async () => {
+    await pickQuickFix(wb, 'fixture/other', 'Pin to digest');
+    const line = await wb.step('uncached FROM pinned', () =>
+      waitForLine(wb, 'fixture/other', (l) => l.includes('@sha256:')),
+    );
+    assert.equal(line, `FROM ${registry.host}/fixture/other:1.0@${otherDigest}`);
+  });
+
+  test('nothing in the session reached beyond this machine', () => {
+    assert.deepEqual(wb.blocked, []);
+  });
+});
+
+/** Hovers `text` until the hover's text satisfies `ok` (the cache is read on first hover). */
+async function waitForHover(wb: Workbench, text: string, ok: (t: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const t = await wb.hoverText(text);
+    if (ok(t) || Date.now() > deadline) return t;
+    await wb.page.mouse.move(0, 0);
+    await wb.page.waitForTimeout(500);
+  }
+}
+
+/** Puts the cursor on `text`, opens the code action menu with Ctrl+. and picks `title`. */
+async function pickQuickFix(wb: Workbench, text: string, title: string): Promise<void> {
+  await wb.step(`light bulb menu on ${text}`, async () => {
+    await wb.page.keyboard.press('Escape');
+    await wb.clickEditorText(text);
+    await wb.page.keyboard.press('Control+.');
+    const row = wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
+    await row.waitFor({ state: 'visible', timeout: 15_000 });
+  });
+  await wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first().click();
+}
+
+async function waitForLine(wb: Workbench, text: string, ok: (line: string) => boolean): Promise<string> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const line = ((await wb.editorLine(text).textContent()) ?? '').replace(/\u00a0/g, ' ').trim();
+    if (ok(line) || Date.now() > deadline) return line;
+    await wb.page.waitForTimeout(200);
+  }
+}
