@@ -3,6 +3,7 @@ import type { Command } from './command';
 import { exportCommand } from './export';
 import { importCommand } from './import';
 import { pullCommand } from './pull';
+import { pushCommand } from './push';
 import { refsCommand } from './refs';
 import { tagsCommand } from './tags';
 
@@ -17,4 +18,5 @@ export const commands: Record<string, Command> = {
   refs: refsCommand,
   export: exportCommand,
   import: importCommand,
+  push: pushCommand,
 };

@@ -1,0 +1,44 @@
+import { formatBytes, formatDuration } from '../core/format';
+import { parsePlatform } from '../core/platform';
+import { pushImage } from '../core/transfer/push';
+import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { createClient, ENGINE_OPTIONS, openStore } from './engine';
+
+const USAGE =
+  'push REF DEST [--platform os/arch[/variant]] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]... [--json]';
+
+export const pushCommand: Command = {
+  summary: 'copy a cached image to a registry (seed a team registry from this cache)',
+  usage: USAGE,
+  async run(args) {
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { ...ENGINE_OPTIONS, platform: { type: 'string' }, json: { type: 'boolean' } },
+      USAGE,
+    );
+    if (positionals.length !== 2)
+      throw usageError(`push takes a cached reference and a destination\nusage: stowage ${USAGE}`);
+    const store = await openStore(values);
+    const client = await createClient(values);
+    const controller = new AbortController();
+    const onSignal = () => controller.abort();
+    process.once('SIGINT', onSignal);
+    const began = Date.now();
+    try {
+      const r = await pushImage(store, client, positionals[0]!, positionals[1]!, {
+        ...(values.platform ? { platform: parsePlatform(values.platform) } : {}),
+        signal: controller.signal,
+      });
+      if (values.json) writeJson({ ...r, ms: Date.now() - began });
+      else {
+        process.stdout.write(
+          `pushed ${r.source} → ${r.destination}: ${r.uploaded} blobs uploaded (${formatBytes(r.bytesUploaded)}), ${r.mounted} mounted, ${r.existing} already there, ${r.manifests} manifests, in ${formatDuration(Date.now() - began)}\n`,
+        );
+      }
+      return 0;
+    } finally {
+      process.off('SIGINT', onSignal);
+      await client.close();
+    }
+  },
+};

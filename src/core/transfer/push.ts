@@ -1,0 +1,310 @@
+import { createReadStream } from 'node:fs';
+import type { Digest } from '../digest';
+import { StowageError, throwIfAborted } from '../errors';
+import { formatPlatform, normalizePlatform, type Platform } from '../platform';
+import { formatReference, parseReference, type Reference } from '../reference';
+import type { RegistryClient, RegistryRequest, RegistryResponse } from '../registry/client';
+import {
+  availablePlatforms,
+  type Descriptor,
+  isIndexMediaType,
+  isJsonDocumentMediaType,
+  MAX_JSON_BLOB,
+  readManifest,
+  type Store,
+  selectManifests,
+  walkImage,
+} from '../store';
+import type { TransferProgress } from './export';
+import { resolveCached } from './names';
+
+export interface PushOptions {
+  /** Push only this platform's manifest of a multi-platform image (the destination gets its digest). */
+  platform?: Platform;
+  signal?: AbortSignal;
+  onProgress?: (progress: TransferProgress) => void;
+  /** Blobs larger than this go up in PATCH chunks of this size. Default 64 MiB. */
+  chunkSize?: number;
+  /** Blobs uploaded at once. Default 3. */
+  concurrency?: number;
+}
+
+export interface PushResult {
+  /** The cached name pushed. */
+  source: string;
+  /** The destination, fully normalised, with the digest pushed. */
+  destination: string;
+  digest: Digest;
+  mediaType: string;
+  platforms: string[];
+  /** Blobs the destination already had. */
+  existing: number;
+  /** Blobs mounted from the source repository (same registry, no data sent). */
+  mounted: number;
+  uploaded: number;
+  bytesUploaded: number;
+  manifests: number;
+}
+
+const DEFAULT_CHUNK = 64 * 1024 * 1024;
+
+function header(res: RegistryResponse, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * Copies a cached image to a registry: blobs first (skipped when present, mounted across
+ * repositories of the same registry, else uploaded in one PUT or in PATCH chunks), then the
+ * manifests, children before the index, each by digest, and the tag last.
+ */
+export async function pushImage(
+  store: Store,
+  client: RegistryClient,
+  sourceInput: string,
+  destinationInput: string,
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const { signal } = options;
+  const { name, descriptor: cached } = await resolveCached(store, sourceInput);
+  const dest = parseReference(destinationInput);
+  let source: Reference | undefined;
+  try {
+    source = parseReference(name);
+  } catch {
+    source = undefined; // a verbatim imported name: no mount source
+  }
+
+  // What to push: the whole image, or one platform's manifest of it.
+  let top: Descriptor = cached;
+  if (options.platform) {
+    if (isIndexMediaType(cached.mediaType)) {
+      const index = await readManifest(store, cached);
+      if (index.kind !== 'index') throw new StowageError('MANIFEST_INVALID', `${name} is not an index.`);
+      const hit = selectManifests(index, [options.platform]).find((m) => !isIndexMediaType(m.mediaType));
+      if (!hit) {
+        throw new StowageError(
+          'NO_MATCHING_PLATFORM',
+          `${name} has no image for ${formatPlatform(options.platform)}; it offers ${availablePlatforms(index).join(', ')}.`,
+        );
+      }
+      top = hit;
+    }
+  }
+  const walk = await walkImage(store, top);
+  if (walk.missing.length > 0) {
+    const all = isIndexMediaType(top.mediaType)
+      ? availablePlatforms((await readManifest(store, top)) as { manifests: Descriptor[] })
+      : [];
+    throw new StowageError(
+      'NOT_CACHED',
+      `The cache does not hold all of ${name}${all.length ? ` (it has ${walk.platforms.join(', ') || 'none'} of ${all.join(', ')})` : ''}; a registry refuses an index whose images are missing.`,
+      all.length
+        ? `Pull every platform first (stowage pull --all-platforms ${sourceInput}), or push one: --platform ${walk.platforms[0] ?? all[0]}.`
+        : `Pull it again (stowage pull ${sourceInput}).`,
+    );
+  }
+  if (dest.digest && dest.digest !== top.digest) {
+    throw new StowageError(
+      'USAGE',
+      `The destination names digest ${dest.digest}, but ${name} is ${top.digest}.`,
+      'Push to a tag, or to the digest of what is cached.',
+    );
+  }
+
+  const repo = dest.repository;
+  const scope = `repository:${repo}:pull,push`;
+  const documents = walk.blobs.filter((b) => isJsonDocumentMediaType(b.mediaType));
+  const blobs = walk.blobs.filter((b) => !isJsonDocumentMediaType(b.mediaType));
+  const progress: TransferProgress = {
+    bytesDone: 0,
+    bytesTotal: blobs.reduce((n, b) => n + b.size, 0),
+    blobsDone: 0,
+    blobsTotal: blobs.length,
+  };
+  const result = { existing: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
+  const req = (
+    what: string,
+    method: 'HEAD' | 'POST' | 'PUT' | 'PATCH',
+    path: string,
+    extra: {
+      headers?: Record<string, string>;
+      body?: RegistryRequest['body'];
+      scope?: string;
+    } = {},
+  ) =>
+    client.request({
+      registry: dest.registry,
+      repository: repo,
+      what,
+      scope: extra.scope ?? scope,
+      method,
+      path,
+      headers: extra.headers,
+      body: extra.body,
+      signal,
+    });
+
+  /** The next upload URL from a Location header: same origin only (it carries our credentials). */
+  const uploadPath = (res: RegistryResponse, what: string): string => {
+    const location = header(res, 'location');
+    if (!location)
+      throw new StowageError('REGISTRY_ERROR', `${dest.registry} gave no upload location for ${what}.`);
+    const url = new URL(location, res.url);
+    if (url.origin !== res.url.origin) {
+      throw new StowageError(
+        'REGISTRY_ERROR',
+        `${dest.registry} wants ${what} uploaded to another host (${url.host}); Stowage does not send credentials there.`,
+      );
+    }
+    return `${url.pathname}${url.search}`;
+  };
+
+  const pushBlob = async (b: Descriptor) => {
+    const what = `blob ${b.digest}`;
+    if (await exists(req(`check of ${what}`, 'HEAD', `/v2/${repo}/blobs/${b.digest}`))) {
+      result.existing++;
+      return;
+    }
+    let start: RegistryResponse;
+    if (source && source.registry === dest.registry && source.repository !== repo) {
+      const q = new URLSearchParams({ mount: b.digest, from: source.repository });
+      start = await req(`mount of ${what}`, 'POST', `/v2/${repo}/blobs/uploads/?${q}`, {
+        scope: `${scope} repository:${source.repository}:pull`,
+        headers: { 'content-length': '0' },
+      });
+      await start.body.dump();
+      if (start.statusCode === 201) {
+        result.mounted++;
+        return;
+      }
+    } else {
+      start = await req(`upload of ${what}`, 'POST', `/v2/${repo}/blobs/uploads/`, {
+        headers: { 'content-length': '0' },
+      });
+      await start.body.dump();
+    }
+    let location = uploadPath(start, what);
+    const file = store.blobPath(b.digest);
+    const chunk = options.chunkSize ?? DEFAULT_CHUNK;
+    if (b.size > chunk) {
+      for (let from = 0; from < b.size; from += chunk) {
+        throwIfAborted(signal);
+        const to = Math.min(b.size, from + chunk) - 1;
+        const res = await req(`upload of ${what}`, 'PATCH', location, {
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-range': `${from}-${to}`,
+            'content-length': String(to - from + 1),
+          },
+          body: () => createReadStream(file, { start: from, end: to }),
+        });
+        await res.body.dump();
+        location = uploadPath(res, what);
+        progress.bytesDone += to - from + 1;
+        options.onProgress?.({ ...progress });
+      }
+      const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
+        headers: { 'content-length': '0' },
+      });
+      await done.body.dump();
+    } else {
+      const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(b.size) },
+        body: () => createReadStream(file),
+      });
+      await done.body.dump();
+      progress.bytesDone += b.size;
+    }
+    result.uploaded++;
+    result.bytesUploaded += b.size;
+  };
+
+  await forEachLimit(blobs, options.concurrency ?? 3, async (b) => {
+    throwIfAborted(signal);
+    const before = progress.bytesDone;
+    await pushBlob(b);
+    progress.bytesDone = before + b.size;
+    progress.blobsDone++;
+    options.onProgress?.({ ...progress });
+  });
+
+  // Manifests children first (walk order is parents first), the top one last under its tag.
+  let manifests = 0;
+  for (const d of [...documents].reverse()) {
+    throwIfAborted(signal);
+    const bytes = await store.readBlob(d.digest, MAX_JSON_BLOB);
+    const isTop = d.digest === top.digest;
+    const target = isTop ? (dest.tag ?? d.digest) : d.digest;
+    const res = await req(`manifest ${target}`, 'PUT', `/v2/${repo}/manifests/${target}`, {
+      headers: { 'content-type': d.mediaType, 'content-length': String(bytes.length) },
+      body: () => bytes,
+    });
+    await res.body.dump();
+    const said = header(res, 'docker-content-digest');
+    if (said && said !== d.digest) {
+      throw new StowageError(
+        'DIGEST_MISMATCH',
+        `${dest.registry} stored manifest ${d.digest} as ${said}; it changed the content.`,
+        'The registry rewrote the manifest (schema conversion?); the pushed image does not match the cache.',
+      );
+    }
+    manifests++;
+  }
+
+  return {
+    source: name,
+    destination: formatReference({
+      registry: dest.registry,
+      repository: repo,
+      ...(dest.tag ? { tag: dest.tag } : {}),
+      digest: top.digest,
+    }),
+    digest: top.digest,
+    mediaType: top.mediaType,
+    platforms: walk.platforms.length
+      ? walk.platforms
+      : top.platform
+        ? [formatPlatform(normalizePlatform(top.platform))]
+        : [],
+    ...result,
+    manifests,
+  };
+}
+
+function withDigest(path: string, digest: Digest): string {
+  return `${path}${path.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
+}
+
+/** True for a 2xx answer, false for NOT_FOUND; anything else is thrown. */
+async function exists(p: Promise<RegistryResponse>): Promise<boolean> {
+  try {
+    const res = await p;
+    await res.body.dump();
+    return true;
+  } catch (e) {
+    if (e instanceof StowageError && e.code === 'NOT_FOUND') return false;
+    throw e;
+  }
+}
+
+async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  let failed: { error: unknown } | undefined;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= { error: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failed) throw failed.error;
+}

@@ -1,0 +1,199 @@
+// stowage push against real Distribution registries (plain and token auth), checked with skopeo.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { isStowageError } from '../../src/core/errors';
+import { parsePlatform } from '../../src/core/platform';
+import { pull } from '../../src/core/pull/pull';
+import { pushImage } from '../../src/core/transfer/push';
+import { clientFor, Store, verifyAllBlobs } from '../support/engine';
+import { type BuiltImage, buildImage } from '../support/fixtures';
+import { startProxy } from '../support/proxy';
+import { pushLayout, skopeoInspectRaw } from '../support/push';
+import { type RunningRegistry, startRegistry } from '../support/registry';
+
+const root = join(__dirname, '..', '..');
+let work: string;
+let image: BuiltImage;
+let source: RunningRegistry;
+let target: RunningRegistry;
+let secured: RunningRegistry;
+/** All three platforms of team/app:v1 from `source`. */
+let full: Store;
+/** Only linux/amd64 of it. */
+let partial: Store;
+let ref: string;
+const stops: (() => Promise<void>)[] = [];
+const amd = () => image.platforms.find((p) => p.platform === 'linux/amd64')!;
+const blobCount = () => image.platforms.reduce((n, p) => n + 1 + p.layers.length, 0);
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'stowage-push-'));
+  image = await buildImage(join(work, 'layout'), { tag: 'v1', seed: 'push', layers: 2, layerSize: 250_000 });
+  [source, target, secured] = await Promise.all([
+    startRegistry(),
+    startRegistry(),
+    startRegistry({ auth: 'token', tokenServerOptions: { anonymousPull: false } }),
+  ]);
+  stops.push(source.stop, target.stop, secured.stop);
+  await pushLayout(image.layoutDir, 'v1', source, 'team/app:v1');
+  ref = `${source.host}/team/app:v1`;
+  full = await Store.open(join(work, 'full'));
+  partial = await Store.open(join(work, 'partial'));
+  const { client } = clientFor(source);
+  await pull(full, client, ref, { allPlatforms: true });
+  await pull(partial, client, ref, { platforms: [parsePlatform('linux/amd64')] });
+  await client.close();
+});
+
+after(async () => {
+  for (const s of stops.reverse()) await s().catch(() => {});
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('push', () => {
+  test('to another registry: monolithic uploads, digests kept, skopeo reads it; a second push sends nothing', async () => {
+    const { client } = clientFor(target);
+    const r = await pushImage(full, client, ref, `${target.host}/mirror/app:v1`);
+    assert.equal(r.digest, image.digest);
+    assert.equal(r.uploaded, blobCount());
+    assert.equal(r.mounted, 0);
+    assert.equal(r.manifests, 4);
+    assert.equal(r.destination, `${target.host}/mirror/app:v1@${image.digest}`);
+    assert.equal(await skopeoInspectRaw(target, 'mirror/app:v1'), image.body);
+    const inspected = JSON.parse(
+      (await spawnAsync('skopeo', ['inspect', '--tls-verify=false', `docker://${target.host}/mirror/app:v1`]))
+        .stdout,
+    );
+    assert.deepEqual(
+      inspected.Layers,
+      amd().layers.map((l) => l.digest),
+    );
+
+    const again = await pushImage(full, client, ref, `${target.host}/mirror/app:v1`);
+    assert.equal(again.uploaded, 0);
+    assert.equal(again.existing, blobCount());
+
+    // And what landed there pulls back bit for bit.
+    const back = await Store.open(await mkdtemp(join(work, 'back-')));
+    const p = await pull(back, client, `${target.host}/mirror/app:v1`, { allPlatforms: true });
+    assert.equal(p.digest, image.digest);
+    assert.equal(await verifyAllBlobs(back), blobCount() + 4);
+    await client.close();
+  });
+
+  test('within one registry: blobs are mounted from the source repository, not uploaded', async () => {
+    const counter = await startProxy(source.url);
+    stops.push(counter.stop);
+    const { client } = clientFor(source);
+    const store = await Store.open(await mkdtemp(join(work, 'mount-')));
+    await pull(store, client, `${counter.host}/team/app:v1`, { allPlatforms: true });
+    const r = await pushImage(store, client, `${counter.host}/team/app:v1`, `${counter.host}/other/app:v2`);
+    assert.equal(r.mounted, blobCount());
+    assert.equal(r.uploaded, 0);
+    const mounts = counter.requests.filter((q) => q.method === 'POST' && q.path.includes('mount='));
+    assert.equal(mounts.length, blobCount());
+    assert.ok(mounts.every((q) => q.status === 201));
+    assert.equal(
+      counter.requests.filter((q) => q.method === 'PUT' || q.method === 'PATCH').length,
+      4,
+      'only manifests',
+    );
+    assert.equal(await skopeoInspectRaw(source, 'other/app:v2'), image.body);
+    await client.close();
+  });
+
+  test('big blobs go up in PATCH chunks', async () => {
+    const { client, requests } = clientFor(target);
+    const r = await pushImage(full, client, ref, `${target.host}/chunked/app:v1`, { chunkSize: 100_000 });
+    assert.equal(r.uploaded, blobCount());
+    const patches = requests.filter((q) => q.method === 'PATCH');
+    const layers = image.platforms.flatMap((p) => p.layers);
+    const expected = layers.reduce((n, l) => n + Math.ceil(l.size / 100_000), 0);
+    assert.equal(patches.length, expected, 'every layer (over 100 kB) in ceil(size/100 kB) chunks');
+    assert.ok(patches.every((q) => q.status === 202));
+    assert.equal(await skopeoInspectRaw(target, 'chunked/app:v1'), image.body);
+    const back = await Store.open(await mkdtemp(join(work, 'chunk-back-')));
+    await pull(back, client, `${target.host}/chunked/app:v1`, { allPlatforms: true });
+    assert.equal(await verifyAllBlobs(back), blobCount() + 4);
+    await client.close();
+  });
+
+  test('token auth: push scope and a cross-repository mount with pull on the source', async () => {
+    // The test token service is plain HTTP on loopback: allowed to receive credentials explicitly.
+    const realm = new URL(secured.tokenServer!.realm).host;
+    const { client } = clientFor(secured, { withCredentials: true, insecureRegistries: [realm] });
+    const r = await pushImage(full, client, ref, `${secured.host}/team/app:v1`);
+    assert.equal(r.uploaded, blobCount());
+    assert.equal(await skopeoInspectRaw(secured, 'team/app:v1'), image.body);
+    const scopes = secured.tokenServer!.requests.flatMap((t) => t.scopes);
+    assert.ok(scopes.includes('repository:team/app:pull,push'));
+
+    const store = await Store.open(await mkdtemp(join(work, 'secured-')));
+    await pull(store, client, `${secured.host}/team/app:v1`, { allPlatforms: true });
+    const m = await pushImage(store, client, `${secured.host}/team/app:v1`, `${secured.host}/copies/app:v1`);
+    assert.equal(m.mounted, blobCount(), 'the token carried pull on team/app, so the registry mounted');
+    assert.ok(
+      secured.tokenServer!.requests.some(
+        (t) =>
+          t.scopes.includes('repository:copies/app:pull,push') &&
+          t.scopes.includes('repository:team/app:pull'),
+      ),
+    );
+    await client.close();
+
+    const anonymous = clientFor(secured);
+    await assert.rejects(
+      pushImage(full, anonymous.client, ref, `${secured.host}/team/nope:v1`),
+      (e: unknown) => isStowageError(e, 'UNAUTHORIZED'),
+    );
+    await anonymous.client.close();
+  });
+
+  test('a partly cached index is refused with what to do; --platform pushes that platform alone', async () => {
+    const { client } = clientFor(target);
+    await assert.rejects(pushImage(partial, client, ref, `${target.host}/part/app:v1`), (e: unknown) => {
+      assert.ok(isStowageError(e, 'NOT_CACHED'), String(e));
+      assert.match(e.message, /it has linux\/amd64 of linux\/amd64, linux\/arm64, linux\/arm\/v7/);
+      assert.match(e.detail, /--all-platforms|--platform linux\/amd64/);
+      return true;
+    });
+    const r = await pushImage(partial, client, ref, `${target.host}/part/app:v1`, {
+      platform: parsePlatform('linux/amd64'),
+    });
+    assert.equal(r.digest, amd().manifest.digest);
+    assert.equal(await skopeoInspectRaw(target, 'part/app:v1'), amd().manifestBody);
+    await client.close();
+  });
+
+  test('CLI: stowage push', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(root, 'src/cli.ts'),
+        'push',
+        ref,
+        `${target.host}/cli/app:v1`,
+        '--cache',
+        full.dir,
+        '--json',
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.digest, image.digest);
+    assert.equal(out.uploaded + out.existing + out.mounted, blobCount());
+  });
+});
+
+function spawnAsync(cmd: string, args: string[]) {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return Promise.resolve({ stdout: r.stdout });
+}
