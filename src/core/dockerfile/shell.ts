@@ -17,6 +17,20 @@ export interface Expansion {
 class LexError extends Error {}
 
 const SPECIAL_PARAMS = new Set(['@', '*', '#', '?', '-', '$', '!', '0']);
+/**
+ * Dockerfiles come from untrusted workspaces and the resolver runs synchronously in the extension
+ * host: ARGs that double each other would grow exponentially, so longer results are an error.
+ */
+const MAX_EXPANSION = 1 << 20;
+/** `${V/p/r}` is quadratic in V at worst; no image reference comes near this. */
+const MAX_REPLACE_SUBJECT = 2048;
+
+function capped(text: string): string {
+  if (text.length > MAX_EXPANSION) {
+    throw new LexError(`expansion longer than ${MAX_EXPANSION} characters`);
+  }
+  return text;
+}
 const LETTER = /^\p{L}$/u;
 const DIGIT = /^\p{Nd}$/u;
 
@@ -59,7 +73,7 @@ class Lexer {
         return result;
       }
       if (ch === '$') {
-        result += this.processDollar();
+        result = capped(result + this.processDollar());
       } else if (ch === "'") {
         result += this.processSingleQuote();
       } else if (ch === '"') {
@@ -104,7 +118,7 @@ class Lexer {
         return result;
       }
       if (ch === '$') {
-        result += this.processDollar();
+        result = capped(result + this.processDollar());
         continue;
       }
       this.pos++;
@@ -217,19 +231,21 @@ class Lexer {
       throw e;
     }
     const { value } = this.getEnv(name);
-    const re = shellPatternToRegex(pattern, true, false, all);
-    return value.replace(re, () => replacement);
+    return replaceGlob(compileGlob(pattern), value, replacement, all);
   }
 }
 
-/** A shell wildcard pattern (`*`, `?`, escapes; no brackets) as a regular expression. */
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, global = false): RegExp {
-  let out = anchored ? '^' : '';
+/** A shell wildcard pattern, one token per code point: `*`, `?` or a literal character. */
+type Glob = ({ kind: 'star' } | { kind: 'any' } | { kind: 'lit'; ch: string })[];
+
+/** Parses a shell wildcard pattern (`*`, `?`, escapes; no brackets). */
+function compileGlob(pattern: string): Glob {
+  const out: Glob = [];
   const chars = [...pattern];
   for (let i = 0; i < chars.length; i++) {
     const tok = chars[i] as string;
-    if (tok === '*') out += greedy ? '.*' : '.*?';
-    else if (tok === '?') out += '.';
+    if (tok === '*') out.push({ kind: 'star' });
+    else if (tok === '?') out.push({ kind: 'any' });
     else if (tok === '\\') {
       const next = chars[i + 1];
       // `}` and `/` are escaped only to get them into ${…}; the escape is not part of the pattern.
@@ -237,42 +253,93 @@ function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean
       if (next !== '*' && next !== '?' && next !== '\\') {
         throw new LexError(`invalid pattern (${pattern}) in substitution: invalid escape '\\${next ?? ''}'`);
       }
-      out += `\\${next}`;
+      out.push({ kind: 'lit', ch: next });
       i++;
-    } else if ('[]{}.+()|^$'.includes(tok)) out += `\\${tok}`;
-    else out += tok;
+    } else out.push({ kind: 'lit', ch: tok });
   }
-  return new RegExp(out, global ? 'gu' : 'u');
+  return out;
+}
+
+/**
+ * Where a match of `glob` starting at `from` ends: the shortest or the longest, -1 when none.
+ * An NFA walk, O(value × pattern): regular expressions would backtrack exponentially on
+ * patterns like `*a*a*a*b`, and a hostile Dockerfile must not freeze the editor.
+ */
+function matchEnd(glob: Glob, chars: readonly string[], from: number, longest: boolean): number {
+  const m = glob.length;
+  const close = (s: Uint8Array) => {
+    for (let i = 0; i < m; i++) if (s[i] && glob[i]!.kind === 'star') s[i + 1] = 1;
+  };
+  let states = new Uint8Array(m + 1);
+  states[0] = 1;
+  close(states);
+  let found = states[m] ? from : -1;
+  if (found >= 0 && !longest) return found;
+  for (let p = from; p < chars.length; p++) {
+    const next = new Uint8Array(m + 1);
+    let alive = false;
+    for (let i = 0; i < m; i++) {
+      if (!states[i]) continue;
+      const t = glob[i]!;
+      if (t.kind === 'star') next[i] = 1;
+      else if (t.kind === 'any' || t.ch === chars[p]) next[i + 1] = 1;
+      else continue;
+      alive = true;
+    }
+    if (!alive) break;
+    close(next);
+    states = next;
+    if (states[m]) {
+      found = p + 1;
+      if (!longest) return found;
+    }
+  }
+  return found;
+}
+
+/** `${V/p/r}` and `${V//p/r}`: leftmost, longest matches (as BuildKit's greedy regexp does). */
+function replaceGlob(glob: Glob, value: string, replacement: string, all: boolean): string {
+  const chars = [...value];
+  if (chars.length > MAX_REPLACE_SUBJECT) {
+    throw new LexError(`value too long (${chars.length} characters) for a pattern substitution`);
+  }
+  let out = '';
+  let p = 0;
+  let replaced = false;
+  while (p <= chars.length) {
+    const end = replaced && !all ? -1 : matchEnd(glob, chars, p, true);
+    if (end < 0 && glob[0]?.kind === 'star') {
+      // `*…` failing here fails at every later start too (the star would have absorbed the gap).
+      out += chars.slice(p).join('');
+      break;
+    }
+    if (end < 0) {
+      if (p < chars.length) out += chars[p];
+      p++;
+      continue;
+    }
+    replaced = true;
+    out = capped(out + replacement);
+    if (end === p) {
+      // An empty match: keep the character and move on, as a global regexp replace does.
+      if (p < chars.length) out += chars[p];
+      p++;
+    } else p = end;
+  }
+  return out;
 }
 
 function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const m = shellPatternToRegex(pattern, greedy, true).exec(value);
-  return m ? value.slice(m[0].length) : value;
-}
-
-/** Reverses a pattern without reversing its escapes: `a\*c` → `c\*a`. */
-function reversePattern(pattern: string): string {
-  const chars = [...pattern];
-  const out: string[] = [];
-  for (let i = 0; i < chars.length; ) {
-    if (chars[i] === '\\' && i < chars.length - 1) {
-      out.unshift('\\', chars[i + 1] as string);
-      i += 2;
-    } else {
-      out.unshift(chars[i] as string);
-      i++;
-    }
-  }
-  return out.join('');
-}
-
-function reverse(s: string): string {
-  return [...s].reverse().join('');
+  const chars = [...value];
+  const end = matchEnd(compileGlob(pattern), chars, 0, greedy);
+  return end < 0 ? value : chars.slice(end).join('');
 }
 
 function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  // Regular expressions find leftmost matches, so reverse both to find the rightmost one.
-  return reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
+  // A suffix of the value is a prefix of it reversed, matched by the pattern reversed.
+  const chars = [...value].reverse();
+  const end = matchEnd(compileGlob(pattern).reverse(), chars, 0, greedy);
+  return end < 0 ? value : chars.slice(end).reverse().join('');
 }
 
 /** Expands one word with `env` (BuildKit's ProcessWordWithMatches); unset variables expand to nothing. */
