@@ -2,7 +2,7 @@
 // registry seeded with sample images built by our test fixtures, a sample workspace whose Dockerfiles
 // use them, and VS Code (code-server) with the extension installed, until Ctrl+C.
 // State lives in .stowage-demo/ (gitignored) and is reused by the next start.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { Agent } from 'undici';
 import { type CodeServer, freePort, repoRoot, startCodeServer } from '../test/support/code-server';
 import { buildImage } from '../test/support/fixtures';
+import { run } from '../test/support/proc';
 import { pushLayout, tagMany } from '../test/support/push';
 import type { RunningRegistry } from '../test/support/registry';
 
@@ -100,8 +101,9 @@ function alive(pid: number | undefined): boolean {
  * Refuses to start when another demo is running on this folder; kills the registry and code-server
  * a demo killed with SIGKILL left behind (their PIDs are in the state file, checked by command line).
  */
-function claim(dir: string): string {
+async function claim(dir: string): Promise<string> {
   const file = join(dir, 'demo.pid.json');
+  let killed = false;
   if (existsSync(file)) {
     let prev: RunState | undefined;
     try {
@@ -121,12 +123,15 @@ function claim(dir: string): string {
       if (pid && alive(pid) && cmdline(pid).includes(needle)) {
         try {
           process.kill(-pid, 'SIGKILL');
+          killed = true;
         } catch {
           // gone meanwhile
         }
       }
     }
   }
+  // A killed process releases its port as it exits, a moment after the signal.
+  if (killed) await sleep(300);
   return file;
 }
 
@@ -361,14 +366,17 @@ async function writeWorkspace(dir: string, host: string, cache: string): Promise
 }
 
 /** Pre-pulls two images with our CLI on the first start, so the cache view and hovers show both states. */
-function prepull(cache: string, host: string): void {
+async function prepull(cache: string, host: string): Promise<void> {
   if (existsSync(cache)) return;
-  for (const ref of [`${host}/demo/base:1.1`, `${host}/demo/tools:latest`]) {
-    const r = spawnSync(process.execPath, [join(repoRoot, 'dist', 'cli.js'), 'pull', '--cache', cache, ref], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    if (r.status !== 0) throw new Error(`stowage pull ${ref} failed (${r.status ?? r.signal}):\n${r.stderr}`);
+  const cli = join(repoRoot, 'dist', 'cli.js');
+  try {
+    for (const ref of [`${host}/demo/base:1.1`, `${host}/demo/tools:latest`]) {
+      await run(process.execPath, [cli, 'pull', '--cache', cache, ref]);
+    }
+  } catch (e) {
+    // Half a pre-pull is not a first start's state: try again next time.
+    await rm(cache, { recursive: true, force: true });
+    throw e;
   }
 }
 
@@ -401,7 +409,7 @@ async function main(): Promise<void> {
   const began = Number(process.env.STOWAGE_DEMO_T0) || Date.now();
   const opts = parseOptions(process.argv.slice(2));
   await mkdir(opts.dir, { recursive: true });
-  const pidFile = claim(opts.dir);
+  const pidFile = await claim(opts.dir);
   if (opts.reset) {
     for (const d of ['registry', 'cache', 'workspace', 'workspace.json', 'seeded.json']) {
       await rm(join(opts.dir, d), { recursive: true, force: true });
@@ -417,11 +425,12 @@ async function main(): Promise<void> {
   const shutdown = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write('\ndemo: stopping…\n');
+    const started = registry !== undefined;
+    if (started) process.stdout.write('\ndemo: stopping…\n');
     await editor?.stop().catch(() => undefined);
     if (registry) await stopGroup(registry.child);
     rmSync(pidFile, { force: true });
-    process.stdout.write('demo: stopped\n');
+    if (started) process.stdout.write('demo: stopped\n');
     process.exit(code);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void shutdown(0));
@@ -455,7 +464,7 @@ async function main(): Promise<void> {
 
     const cache = join(opts.dir, 'cache');
     const workspace = await writeWorkspace(opts.dir, registry.host, rel(cache));
-    prepull(cache, registry.host);
+    await prepull(cache, registry.host);
 
     let editorUrl: string | undefined;
     if (opts.editor) {
@@ -536,4 +545,7 @@ function rel(path: string): string {
   return r && !r.startsWith('..') ? r : path;
 }
 
-void main();
+main().catch((e: unknown) => {
+  process.stderr.write(`demo: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
