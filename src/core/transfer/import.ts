@@ -19,9 +19,8 @@ import { readTar } from './tar';
 
 export interface ImportOptions {
   signal?: AbortSignal;
-  onProgress?: (
-    progress: Omit<TransferProgress, 'bytesTotal' | 'blobsTotal'> & { bytesTotal?: number },
-  ) => void;
+  /** Blob bytes and blobs read and verified so far (totals are unknown until the archive ends). */
+  onProgress?: (progress: Pick<TransferProgress, 'bytesDone' | 'blobsDone'>) => void;
 }
 
 export interface ImportedImage {
@@ -91,21 +90,16 @@ export async function importArchive(
   let smallTotal = 0;
   let bytesDone = 0;
   let blobsDone = 0;
-  let bytesTotal: number | undefined;
   let lastReport = 0;
   const report = (force = false) => {
     const now = Date.now();
     if (onProgress && (force || now - lastReport >= 100)) {
       lastReport = now;
-      onProgress({ bytesDone, blobsDone, ...(bytesTotal !== undefined ? { bytesTotal } : {}) });
+      onProgress({ bytesDone, blobsDone });
     }
   };
 
-  let input: AsyncIterable<Uint8Array>;
-  if (typeof source === 'string') {
-    bytesTotal = undefined;
-    input = createReadStream(source, { highWaterMark: 1 << 20 });
-  } else input = source;
+  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
 
   let committed = false;
   try {
