@@ -10,9 +10,10 @@ import {
 } from '../../core/reference';
 import { exportImages } from '../../core/transfer/export';
 import { importArchive } from '../../core/transfer/import';
+import { pinToDigest } from '../editor';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
-import { dockerfileEditor, fromEdit, pinEdit, toRange, useAtCursor } from './edits';
+import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, failureActions } from './failure';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT } from './pulls';
 import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
@@ -192,39 +193,15 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
   });
 
   const pinDigest = safe(async (arg?: unknown) => {
-    let editor = dockerfileEditor();
-    let use: ImageUse | undefined;
+    // The editor feature owns pinning (code actions use it too); this picks where.
     if (isNode(arg) && arg.kind === 'image' && 'use' in arg) {
-      editor = await vscode.window.showTextDocument(arg.uri);
-      use = arg.use;
-    } else if (editor) {
-      use = useAtCursor(f, editor);
+      const editor = await vscode.window.showTextDocument(arg.uri, { selection: toRange(arg.use.range) });
+      return pinToDigest(f, editor.document, toRange(arg.use.range).start);
     }
-    if (!editor || !use)
+    const editor = dockerfileEditor();
+    if (!editor)
       throw new StowageError('USAGE', 'Put the cursor on an image reference in a Dockerfile to pin it.');
-    if (!use.ref || !use.reference)
-      throw new StowageError(
-        'INVALID_REFERENCE',
-        `Line ${use.line}: ${use.error ?? 'not a pullable image'}.`,
-      );
-    if (use.reference.digest) {
-      void vscode.window.showInformationMessage(`Line ${use.line} is already pinned to a digest.`);
-      return use.reference.digest;
-    }
-    // The cache's digest first (no network); else ask the registry with a HEAD.
-    const store = await f.stowage.getStore();
-    let digest: string | undefined = (await store.getReference(use.ref))?.digest;
-    if (!digest) {
-      if (!networkAllowed(f, `Pin ${label(use.ref)}`)) return undefined;
-      await f.stowage.prepareNetwork();
-      digest = (await f.stowage.getClient().head(use.reference))?.digest;
-      if (!digest) {
-        digest = (await f.stowage.getClient().manifest(use.reference)).digest;
-      }
-    }
-    const edit = pinEdit(use, digest);
-    await editor.edit((b) => b.replace(edit.range, edit.text));
-    return digest;
+    return pinToDigest(f, editor.document, editor.selection.active);
   });
 
   const removeImage = safe(async (arg?: unknown) => {

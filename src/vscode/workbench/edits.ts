@@ -53,19 +53,6 @@ export function fromEdit(
   return { range: toRange(use.range), text: reference };
 }
 
-/** Replaces the reference of `use` with the same name pinned to `digest` (`name:tag@sha256:…`). */
-export function pinEdit(use: ImageUse, digest: string): { range: vscode.Range; text: string } {
-  if (use.raw.includes('$')) {
-    throw new StowageError(
-      'USAGE',
-      `Line ${use.line} names the image through build arguments (${use.raw}).`,
-      'Pin the digest in the ARG default instead.',
-    );
-  }
-  const name = use.raw.replace(/@[^@]*$/, '');
-  return { range: toRange(use.range), text: `${name}@${digest}` };
-}
-
 export function toRange(r: ImageUse['range']): vscode.Range {
   return new vscode.Range(r.start.line, r.start.character, r.end.line, r.end.character);
 }

@@ -14,6 +14,8 @@ export class Pager<T> {
   constructor(
     private readonly open: () => AsyncIterator<T[]>,
     readonly pageSize: number,
+    /** Orders the list when it arrived whole in the first response (nothing handed out yet). */
+    private readonly compare?: (a: T, b: T) => number,
   ) {}
 
   /** What has been handed out so far, in order. */
@@ -74,6 +76,7 @@ export class Pager<T> {
             if (after.done) this.exhausted = true;
             else this.buffer.push(...after.value);
           }
+          if (this.exhausted && this.shown.length === 0 && this.compare) this.buffer.sort(this.compare);
         }
       } catch (e) {
         // The source is spent; the caller shows the error and reset()s to try again.

@@ -36,7 +36,9 @@ export class PullRunner implements vscode.Disposable {
     this.status.name = 'Stowage Pulls';
     this.status.command = 'stowage.showLog';
     this.subscription = f.stowage.service.onEvent((e) => {
-      if (e.type === 'started' || e.type === 'finished') this.updateStatus();
+      // The service forgets a finished job just after telling: look once it has.
+      if (e.type === 'started') this.updateStatus();
+      if (e.type === 'finished') setTimeout(() => this.updateStatus(), 0);
     });
   }
 

@@ -106,7 +106,11 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
         registry,
         repository,
         filter: '',
-        pager: new Pager(() => client().tags({ registry, repository }, { pageSize: TAG_PAGE }), TAG_PAGE),
+        pager: new Pager(
+          () => client().tags({ registry, repository }, { pageSize: TAG_PAGE }),
+          TAG_PAGE,
+          naturalOrder,
+        ),
       };
       this.repos.set(key, node);
     }
@@ -192,6 +196,8 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       } catch (e) {
         node.error = e;
       }
+      // Draw the repository again: its description counts the tags now loaded.
+      setTimeout(() => this.changed.fire(node), 0);
     }
     const out: RegistryNode[] = node.pager
       .items()
@@ -338,6 +344,12 @@ export function repositoryDescription(node: RepositoryNode): string {
   }
   if (node.filter) parts.push(`filter: ${node.filter}`);
   return parts.join(' · ');
+}
+
+const collator = new Intl.Collator(undefined, { numeric: true });
+/** v2 before v10: the order people expect of version tags. */
+function naturalOrder(a: string, b: string): number {
+  return collator.compare(a, b);
 }
 
 function filterFn(filter: string): (tag: string) => boolean {

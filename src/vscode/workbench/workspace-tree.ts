@@ -19,7 +19,8 @@ export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNod
   constructor(private readonly f: FeatureContext) {
     const refresh = () => this.refresh();
     const sub = f.stowage.service.onEvent((e) => {
-      if (e.type === 'started' || e.type === 'finished') refresh();
+      if (e.type === 'started') refresh();
+      if (e.type === 'finished') setTimeout(refresh, 0);
     });
     this.disposables.push(f.index.onDidChange(refresh), f.stowage.onDidChangeCache(refresh), {
       dispose: () => sub.dispose(),

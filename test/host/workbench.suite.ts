@@ -1,0 +1,273 @@
+// The workbench inside the real extension host: every contributed command is registered, the
+// tree providers' data over a real (throw-away) cache and the workspace's Dockerfiles, Use in
+// FROM edits, cache removal, and the pure parts (tag pager, progress text, failure actions).
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { StowageError } from '../../src/core/errors';
+import { Store } from '../../src/core/store';
+import type { StowageApi } from '../../src/vscode/activate';
+import type { FeatureContext } from '../../src/vscode/feature';
+import { CacheTree } from '../../src/vscode/workbench/cache-tree';
+import { failureActions } from '../../src/vscode/workbench/failure';
+import { Pager } from '../../src/vscode/workbench/pager';
+import { formatBytePair, progressMessage } from '../../src/vscode/workbench/progress-text';
+import { successText } from '../../src/vscode/workbench/pulls';
+import { registryName } from '../../src/vscode/workbench/sign-in';
+import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
+import { buildImage } from '../support/fixtures';
+
+const CACHED = 'example.test/team/app:1.0';
+
+async function features(): Promise<FeatureContext> {
+  const ext = vscode.extensions.getExtension<StowageApi>('stowage.stowage');
+  assert.ok(ext);
+  const api = await ext.activate();
+  const log = vscode.window.createOutputChannel('Stowage workbench test', { log: true });
+  return { extension: undefined as never, stowage: api.stowage, index: api.index, log };
+}
+
+describe('workbench: pure parts', () => {
+  it('pages a list that arrives in one response (Distribution ignores n) 50 at a time', async () => {
+    const all = Array.from({ length: 251 }, (_, i) => `t${i}`);
+    let requests = 0;
+    const pager = new Pager<string>(async function* () {
+      requests++;
+      yield all;
+    }, 50);
+    assert.deepEqual(await pager.more(), all.slice(0, 50));
+    assert.equal(pager.total(), 251, 'the total is known without another request');
+    assert.equal(requests, 1);
+    await pager.more();
+    assert.equal(pager.items().length, 100);
+    for (let i = 0; i < 4; i++) await pager.more();
+    assert.equal(pager.items().length, 251);
+    assert.equal(pager.hasMore(), false);
+  });
+
+  it('pages a registry that honours n, asking for each page only when needed', async () => {
+    const asked: number[] = [];
+    const pager = new Pager<string>(async function* () {
+      for (let p = 0; p < 3; p++) {
+        asked.push(p);
+        yield Array.from({ length: 50 }, (_, i) => `p${p}-${i}`);
+      }
+    }, 50);
+    await pager.more();
+    assert.deepEqual(asked, [0]);
+    assert.equal(pager.total(), undefined);
+    // A filter loads pages until it has a page of matches or the list ends.
+    const found = await pager.more((t) => t.endsWith('-7'));
+    assert.deepEqual(found, ['p1-7', 'p2-7']);
+    assert.deepEqual(asked, [0, 1, 2]);
+    assert.equal(pager.hasMore(), false);
+  });
+
+  it('writes progress as "layer 3/7 · 45.2/120.0 MB · 38 MB/s"', () => {
+    const p = {
+      bytesDone: 45_200_000,
+      bytesTotal: 120_000_000,
+      blobsDone: 4,
+      blobsTotal: 8,
+      layersDone: 3,
+      layersTotal: 7,
+    };
+    assert.equal(progressMessage(p, 38_000_000), 'layer 3/7 · 45.2/120.0 MB · 38 MB/s');
+    assert.equal(progressMessage(p), 'layer 3/7 · 45.2/120.0 MB');
+    assert.equal(formatBytePair(512, 900), '512/900 B');
+  });
+
+  it('says what a pull did', () => {
+    const r = {
+      reference: 'docker.io/library/alpine:3.20',
+      digest: 'sha256:00' as `sha256:${string}`,
+      mediaType: '',
+      platforms: ['linux/amd64'],
+      blobsDownloaded: 2,
+      bytesDownloaded: 3_400_000,
+      totalBytes: 3_400_000,
+    };
+    assert.equal(successText([{ ...r, fromCache: false }], 1234), 'Pulled alpine:3.20 · 3.4 MB in 1.2 s.');
+    assert.equal(successText([{ ...r, fromCache: true }], 3), 'alpine:3.20 is already cached (3.4 MB).');
+    assert.equal(
+      successText(
+        [
+          { ...r, fromCache: false },
+          { ...r, fromCache: true },
+        ],
+        2000,
+      ),
+      'Pulled 2 images · 3.4 MB in 2.0 s (1 already cached).',
+    );
+  });
+
+  it('offers the actions that fit a failure', () => {
+    const titles = (e: unknown, trusted = true) =>
+      failureActions(e, 'r.example', trusted).map((a) => a.title);
+    assert.deepEqual(titles(new StowageError('UNAUTHORIZED', 'x')), ['Sign In', 'Show Log']);
+    assert.deepEqual(failureActions(new StowageError('UNAUTHORIZED', 'x'), 'r.example', true)[0]?.args, [
+      'r.example',
+    ]);
+    assert.deepEqual(titles(new StowageError('TLS', 'x')), ['Open Settings', 'Show Log']);
+    assert.deepEqual(titles(new StowageError('INSECURE_REFUSED', 'x')), ['Open Settings', 'Show Log']);
+    assert.deepEqual(titles(new StowageError('OFFLINE', 'x'), false), ['Manage Workspace Trust', 'Show Log']);
+    assert.deepEqual(titles(new Error('boom')), ['Show Log']);
+  });
+
+  it('accepts registry names and refuses paths', () => {
+    assert.equal(registryName('ghcr.io'), 'ghcr.io');
+    assert.equal(registryName('https://127.0.0.1:5000/'), '127.0.0.1:5000');
+    assert.equal(registryName('index.docker.io'), 'docker.io');
+    assert.equal(registryName('ghcr.io/owner'), undefined);
+    assert.equal(registryName(''), undefined);
+  });
+});
+
+describe('workbench in the extension host', function () {
+  this.timeout(60_000);
+  let f: FeatureContext;
+  let cacheDir: string;
+  const config = () => vscode.workspace.getConfiguration('stowage');
+
+  before(async () => {
+    f = await features();
+    cacheDir = await mkdtemp(join(tmpdir(), 'stowage-workbench-cache-'));
+    const layouts = await mkdtemp(join(tmpdir(), 'stowage-workbench-layout-'));
+    const image = await buildImage(join(layouts, 'app'), {
+      platforms: ['linux/amd64'],
+      index: false,
+      layers: 2,
+      layerSize: [30_000, 10_000],
+      seed: 'workbench-app',
+    });
+    const store = await Store.open(cacheDir);
+    const p = image.platforms[0]!;
+    for (const d of [p.manifest, p.config, ...p.layers]) {
+      await store.putBlob(
+        await readFile(join(image.layoutDir, 'blobs', 'sha256', d.digest.slice(7))),
+        d.digest as `sha256:${string}`,
+      );
+    }
+    await store.setReference(CACHED, {
+      mediaType: image.mediaType,
+      digest: image.digest as `sha256:${string}`,
+      size: image.size,
+    });
+    await rm(layouts, { recursive: true, force: true });
+    await config().update('cacheDirectory', cacheDir, vscode.ConfigurationTarget.Workspace);
+    await config().update('platforms', ['linux/amd64'], vscode.ConfigurationTarget.Workspace);
+  });
+
+  after(async () => {
+    await config().update('cacheDirectory', undefined, vscode.ConfigurationTarget.Workspace);
+    await config().update('platforms', undefined, vscode.ConfigurationTarget.Workspace);
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+
+  it('registers every command the manifest contributes', async () => {
+    const ext = vscode.extensions.getExtension('stowage.stowage')!;
+    const contributed: string[] = ext.packageJSON.contributes.commands.map(
+      (c: { command: string }) => c.command,
+    );
+    const registered = new Set(await vscode.commands.getCommands(true));
+    const missing = contributed.filter((c) => !registered.has(c));
+    assert.deepEqual(missing, []);
+    for (const c of ext.packageJSON.contributes.commands) assert.equal(c.category, 'Stowage', c.command);
+  });
+
+  it('Workspace Images: the fixture Dockerfile and its image, not cached, with the line to open', async () => {
+    const tree = new WorkspaceImagesTree(f);
+    try {
+      const roots = await tree.getChildren();
+      const dockerfile = roots.find(
+        (n) => n.kind === 'dockerfile' && n.entry.uri.path.endsWith('/Dockerfile'),
+      );
+      assert.ok(dockerfile, `the workspace Dockerfile is listed (${roots.length} roots)`);
+      const item = tree.getTreeItem(dockerfile);
+      assert.equal(item.contextValue, 'dockerfile');
+      const images = (await tree.getChildren(dockerfile)) as Extract<WorkspaceNode, { kind: 'image' }>[];
+      const alpine = images.find((n) => n.use.ref === 'docker.io/library/alpine:3.20');
+      assert.ok(alpine, 'FROM alpine:3.20 is a child');
+      const imageItem = tree.getTreeItem(alpine);
+      assert.equal(imageItem.description, 'not cached');
+      assert.equal(imageItem.contextValue, 'image.missing');
+      assert.equal(imageItem.command?.command, 'stowage.openReference');
+      assert.equal((imageItem.iconPath as vscode.ThemeIcon).id, 'cloud-download');
+    } finally {
+      tree.dispose();
+    }
+  });
+
+  it('Workspace Images: a cached image shows cached with its size; an unresolvable one says why', async () => {
+    const ws = vscode.workspace.workspaceFolders![0]!;
+    const uri = vscode.Uri.joinPath(ws.uri, 'workbench-suite', 'cached.Dockerfile');
+    await vscode.workspace.fs.writeFile(uri, new TextEncoder().encode(`FROM ${CACHED}\nFROM \${NOPE}\n`));
+    const tree = new WorkspaceImagesTree(f);
+    try {
+      await f.index.rescan();
+      const roots = await tree.getChildren();
+      const node = roots.find(
+        (n) => n.kind === 'dockerfile' && n.entry.uri.path.endsWith('/cached.Dockerfile'),
+      );
+      assert.ok(node);
+      const [cached, broken] = (await tree.getChildren(node)).map((n) => tree.getTreeItem(n));
+      assert.ok(cached && broken);
+      assert.match(String(cached?.description), /^cached · \d+\.\d kB$/);
+      assert.equal((cached.iconPath as vscode.ThemeIcon).id, 'pass-filled');
+      assert.equal(broken?.contextValue, 'unresolved');
+      assert.match(String(broken?.description), /^unresolvable: /);
+    } finally {
+      tree.dispose();
+      await vscode.workspace.fs.delete(vscode.Uri.joinPath(ws.uri, 'workbench-suite'), { recursive: true });
+    }
+  });
+
+  it('Cache: references → platforms → layers with sizes; Remove Image from Cache empties it', async () => {
+    const tree = new CacheTree(f);
+    try {
+      const roots = await tree.getChildren();
+      assert.equal(roots.length, 1);
+      const image = roots[0]!;
+      const item = tree.getTreeItem(image);
+      assert.equal(item.label, CACHED);
+      assert.equal(item.contextValue, 'cachedImage');
+      assert.match(String(item.description), /^\d+\.\d kB · linux\/amd64$/);
+      const [platform] = await tree.getChildren(image);
+      assert.ok(platform);
+      assert.equal(tree.getTreeItem(platform).label, 'linux/amd64');
+      const layers = await tree.getChildren(platform);
+      assert.equal(layers.length, 2);
+      assert.match(String(tree.getTreeItem(layers[0]!).description), /^\d+\.\d kB$/);
+
+      const removed = await vscode.commands.executeCommand('stowage.removeImage', { reference: CACHED });
+      assert.equal(removed, 1);
+      assert.deepEqual(await tree.getChildren(), []);
+      const store = await f.stowage.getStore();
+      assert.equal((await store.diskUsage()).blobs, 0, 'Remove also collected the unused blobs');
+    } finally {
+      tree.dispose();
+    }
+  });
+
+  it('Use in FROM replaces the reference on the FROM line, or completes a bare FROM', async () => {
+    const doc = await vscode.workspace.openTextDocument({
+      language: 'dockerfile',
+      content: 'FROM alpine:3.20 AS base\nRUN true\nFROM \n',
+    });
+    const editor = await vscode.window.showTextDocument(doc);
+    const tag = { kind: 'tag', registry: 'docker.io', repository: 'library/alpine', tag: '3.21' };
+    editor.selection = new vscode.Selection(1, 2, 1, 2);
+    assert.equal(await vscode.commands.executeCommand('stowage.useInFrom', tag), 'alpine:3.21');
+    assert.equal(doc.lineAt(0).text, 'FROM alpine:3.21 AS base', 'the nearest FROM above the cursor');
+    editor.selection = new vscode.Selection(2, 5, 2, 5);
+    await vscode.commands.executeCommand('stowage.useInFrom', {
+      ...tag,
+      registry: 'ghcr.io',
+      repository: 'o/r',
+    });
+    assert.equal(doc.lineAt(2).text, 'FROM ghcr.io/o/r:3.21');
+    await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
+  });
+});
