@@ -12,6 +12,7 @@ export function run(): Promise<void> {
   // Imported after the globals exist; esbuild bundles them into dist-test/suite.js.
   require('./activation.suite');
   require('./editor.suite');
+  require('./workbench.suite');
   return new Promise((resolve, reject) => {
     mocha.run((failures) => (failures ? reject(new Error(`${failures} host test(s) failed`)) : resolve()));
   });
