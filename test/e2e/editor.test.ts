@@ -184,6 +184,17 @@ describe('Dockerfile editor features in the VS Code UI', () => {
     assert.equal(line, `FROM ${registry.host}/fixture/other:1.0@${otherDigest}`);
   });
 
+  test('a pin older than the tag gets "Update pinned digest", which rewrites it to the newer digest', async () => {
+    await pickQuickFix(wb, 'fixture/fresh', 'Pin to digest');
+    const pinnedOld = await waitForLine(wb, 'fixture/fresh', (l) => l.includes('@sha256:'));
+    assert.ok(!pinnedOld.includes(freshNewDigest), 'pinned to the cached (older) digest');
+    await pickQuickFix(wb, 'fixture/fresh', 'Update pinned digest');
+    const line = await wb.step('pinned digest updated', () =>
+      waitForLine(wb, 'fixture/fresh', (l) => l.includes(freshNewDigest)),
+    );
+    assert.equal(line, `COPY --from=${registry.host}/fixture/fresh:1.0@${freshNewDigest} /x /x`);
+  });
+
   test('nothing in the session reached beyond this machine', () => {
     assert.deepEqual(wb.blocked, []);
   });
@@ -200,16 +211,27 @@ async function waitForHover(wb: Workbench, text: string, ok: (t: string) => bool
   }
 }
 
-/** Puts the cursor on `text`, opens the code action menu with Ctrl+. and picks `title`. */
+/**
+ * Puts the cursor on `text`, opens the code action menu with Ctrl+. and picks `title`. Retries:
+ * on a busy machine a keypress can land before the editor has focus or its actions are computed.
+ */
 async function pickQuickFix(wb: Workbench, text: string, title: string): Promise<void> {
+  const row = wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
   await wb.step(`light bulb menu on ${text}`, async () => {
-    await wb.page.keyboard.press('Escape');
-    await wb.clickEditorText(text);
-    await wb.page.keyboard.press('Control+.');
-    const row = wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
-    await row.waitFor({ state: 'visible', timeout: 15_000 });
+    const deadline = Date.now() + 45_000;
+    for (;;) {
+      await wb.page.keyboard.press('Escape');
+      await wb.clickEditorText(text);
+      await wb.page.keyboard.press('Control+.');
+      try {
+        await row.waitFor({ state: 'visible', timeout: 5000 });
+        return;
+      } catch (e) {
+        if (Date.now() > deadline) throw e;
+      }
+    }
   });
-  await wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first().click();
+  await row.click();
 }
 
 async function waitForLine(wb: Workbench, text: string, ok: (line: string) => boolean): Promise<string> {

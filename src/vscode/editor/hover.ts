@@ -72,7 +72,6 @@ function details(facts: ImageFacts): string[] {
   } else {
     out.push(`Manifest digest: ${code(inspection.digest)}  `);
   }
-  if (p) out.push(...platformDetails(p));
   const offered = inspection.platforms.filter((x) => x.platform);
   if (offered.length > 1) {
     const list = offered.map((x) => {
@@ -81,6 +80,7 @@ function details(facts: ImageFacts): string[] {
     });
     out.push(`Platforms: ${list.join(', ')} (✓ cached)  `);
   }
+  if (p) out.push(...platformDetails(p));
   return out;
 }
 
