@@ -26,7 +26,7 @@ fi
 
 if [ ! -d node_modules ]; then
   step "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  npm ci --no-audit --no-fund --loglevel=error
 fi
 
 if [ "$editor" = 1 ]; then

@@ -161,12 +161,25 @@ interface Registry {
   logFile: string;
 }
 
+/**
+ * Listens on --port, else on the previous start's port (the workspace and cache name it), else on
+ * the default, else on any free port.
+ */
 async function startRegistry(dir: string, wantedPort: number | undefined): Promise<Registry> {
-  let port = wantedPort ?? DEFAULT_PORT;
-  if (!(await portFree(port))) {
-    if (wantedPort !== undefined)
-      throw new Error(`port ${port} on 127.0.0.1 is in use: pick another with --port, or omit it`);
-    port = await freePort();
+  let port: number | undefined;
+  if (wantedPort !== undefined) {
+    if (!(await portFree(wantedPort)))
+      throw new Error(`port ${wantedPort} on 127.0.0.1 is in use: pick another with --port, or omit it`);
+    port = wantedPort;
+  } else {
+    const previous = Number((await previousHost(dir))?.split(':')[1]) || undefined;
+    for (const p of new Set([previous ?? DEFAULT_PORT, DEFAULT_PORT])) {
+      if (await portFree(p)) {
+        port = p;
+        break;
+      }
+    }
+    port ??= await freePort();
   }
   const storage = join(dir, 'registry');
   await mkdir(storage, { recursive: true });
@@ -344,17 +357,31 @@ RUN echo "never built"
   };
 }
 
-/** Writes the workspace for this registry address; keeps the user's edits while the address is the same. */
-async function writeWorkspace(dir: string, host: string, cache: string): Promise<string> {
+/** The registry address the workspace was last written for. */
+async function previousHost(dir: string): Promise<string | undefined> {
+  try {
+    const prev = JSON.parse(await readFile(join(dir, 'workspace.json'), 'utf8')) as {
+      host?: string;
+      version?: number;
+    };
+    return prev.version === SEED_VERSION ? prev.host : undefined;
+  } catch {
+    return undefined; // first start
+  }
+}
+
+/**
+ * Writes the workspace for this registry address; keeps the user's edits while the address is the
+ * same. Returns whether it was (re)written.
+ */
+async function writeWorkspace(
+  dir: string,
+  host: string,
+  cache: string,
+): Promise<{ ws: string; fresh: boolean }> {
   const ws = join(dir, 'workspace');
   const stamp = join(dir, 'workspace.json');
-  let same = false;
-  try {
-    const prev = JSON.parse(await readFile(stamp, 'utf8')) as { host?: string; version?: number };
-    same = prev.host === host && prev.version === SEED_VERSION;
-  } catch {
-    // first start
-  }
+  const same = (await previousHost(dir)) === host;
   for (const [name, text] of Object.entries(workspaceFiles(host, cache))) {
     const file = join(ws, name);
     if (same && existsSync(file)) continue;
@@ -362,12 +389,15 @@ async function writeWorkspace(dir: string, host: string, cache: string): Promise
     await writeFile(file, text);
   }
   await writeFile(stamp, JSON.stringify({ host, version: SEED_VERSION }));
-  return ws;
+  return { ws, fresh: !same };
 }
 
-/** Pre-pulls two images with our CLI on the first start, so the cache view and hovers show both states. */
+/**
+ * Pre-pulls two images with our CLI (when the workspace is new), so the cache view and hovers show
+ * both states: cached and not yet pulled.
+ */
 async function prepull(cache: string, host: string): Promise<void> {
-  if (existsSync(cache)) return;
+  const existed = existsSync(cache);
   const cli = join(repoRoot, 'dist', 'cli.js');
   try {
     for (const ref of [`${host}/demo/base:1.1`, `${host}/demo/tools:latest`]) {
@@ -375,7 +405,7 @@ async function prepull(cache: string, host: string): Promise<void> {
     }
   } catch (e) {
     // Half a pre-pull is not a first start's state: try again next time.
-    await rm(cache, { recursive: true, force: true });
+    if (!existed) await rm(cache, { recursive: true, force: true });
     throw e;
   }
 }
@@ -463,8 +493,13 @@ async function main(): Promise<void> {
     }
 
     const cache = join(opts.dir, 'cache');
-    const workspace = await writeWorkspace(opts.dir, registry.host, rel(cache));
-    await prepull(cache, registry.host);
+    const { ws: workspace, fresh } = await writeWorkspace(opts.dir, registry.host, rel(cache));
+    if (fresh) {
+      await prepull(cache, registry.host).catch(async (e: unknown) => {
+        await rm(join(opts.dir, 'workspace.json'), { force: true }); // so the next start tries again
+        throw e;
+      });
+    }
 
     let editorUrl: string | undefined;
     if (opts.editor) {
