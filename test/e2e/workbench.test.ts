@@ -250,7 +250,11 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
       await wb.treeItem('Registries', /^\s*v123\s*$/).waitFor({ timeout: 15_000 });
     });
     await wb.step('cursor on the FROM line', async () => {
-      await wb.openFile('Dockerfile');
+      // Its tab is still open from the first test (Quick Open would also match big.Dockerfile).
+      const tab = wb.page.locator('.tabs-container .tab', {
+        has: wb.page.locator('.label-name', { hasText: /^Dockerfile$/ }),
+      });
+      await tab.click();
       await wb.clickEditorText('small:1.0');
     });
     await wb.step('Use in FROM', async () => {
