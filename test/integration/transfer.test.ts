@@ -205,6 +205,21 @@ describe('export', () => {
     await assert.rejects(stat(join(work, 'x.tar')), 'no archive is left behind by a failed export');
   });
 
+  test('a cancelled export leaves no file behind', async () => {
+    const file = join(work, 'cancelled.tar');
+    const controller = new AbortController();
+    await assert.rejects(
+      exportImages(source, [singleRef], file, {
+        signal: controller.signal,
+        onProgress: () => controller.abort(),
+      }),
+      (e: unknown) => isStowageError(e, 'ABORTED'),
+    );
+    await assert.rejects(stat(file));
+    const leftovers = (await readdir(work)).filter((n) => n.includes('cancelled.tar'));
+    assert.deepEqual(leftovers, []);
+  });
+
   test('all platforms pulled: skopeo copy --all reads the archive', async () => {
     const cache = await freshStore();
     const { client } = clientFor(reg);
