@@ -3,7 +3,7 @@ import { exportImages } from '../core/transfer/export';
 import { type Command, parseCommandArgs, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, openStore } from './engine';
 
-const USAGE = 'export REF... -o FILE.tar [--cache DIR] [--json]';
+const USAGE = 'export REF... -o FILE.tar|- [--cache DIR] [--json]';
 
 export const exportCommand: Command = {
   summary: 'write cached images to an OCI layout tarball (for air-gapped machines; no network)',
@@ -28,7 +28,17 @@ export const exportCommand: Command = {
     process.once('SIGINT', onSignal);
     const began = Date.now();
     try {
-      const r = await exportImages(store, positionals, values.output, { signal: controller.signal });
+      const toStdout = values.output === '-';
+      const r = await exportImages(store, positionals, toStdout ? process.stdout : values.output, {
+        signal: controller.signal,
+      });
+      if (toStdout) {
+        // The archive went to stdout: the summary goes to stderr.
+        process.stderr.write(
+          `exported ${r.images.map((i) => i.name).join(', ')}: ${r.blobs} blobs, ${formatBytes(r.archiveBytes)}\n`,
+        );
+        return 0;
+      }
       if (values.json) writeJson({ ...r, file: values.output, ms: Date.now() - began });
       else {
         for (const img of r.images) {

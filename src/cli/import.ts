@@ -3,7 +3,7 @@ import { importArchive } from '../core/transfer/import';
 import { type Command, parseCommandArgs, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, openStore } from './engine';
 
-const USAGE = 'import FILE.tar [--cache DIR] [--json]';
+const USAGE = 'import FILE.tar|- [--cache DIR] [--json]';
 
 export const importCommand: Command = {
   summary: 'verify an OCI layout tarball and add its images to the cache (no network)',
@@ -21,7 +21,11 @@ export const importCommand: Command = {
     process.once('SIGINT', onSignal);
     const began = Date.now();
     try {
-      const r = await importArchive(store, positionals[0]!, { signal: controller.signal });
+      const file = positionals[0]!;
+      // `-` reads the archive from standard input (e.g. ssh … stowage export … -o - | stowage import -).
+      const r = await importArchive(store, file === '-' ? process.stdin : file, {
+        signal: controller.signal,
+      });
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
         for (const img of r.images) {

@@ -199,6 +199,22 @@ describe('export', () => {
       JSON.parse(ls.stdout).map((r: { name: string }) => r.name),
       [singleRef],
     );
+    // Through a pipe, as over ssh to an air-gapped machine: export -o - | import -.
+    const cache3 = await mkdtemp(join(work, 'cli-pipe-'));
+    const tsx = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(join(root, 'src/cli.ts'))}`;
+    const piped = spawnSync(
+      'bash',
+      [
+        '-o',
+        'pipefail',
+        '-c',
+        `${tsx} export ${singleRef} -o - --cache ${JSON.stringify(source.dir)} | ${tsx} import - --cache ${JSON.stringify(cache3)} --json`,
+      ],
+      { cwd: root, encoding: 'utf8' },
+    );
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.equal(JSON.parse(piped.stdout).images[0].digest, single.digest);
+    assert.match(piped.stderr, /exported .*tool:v2: 4 blobs/);
     const missing = cli(['export', 'nothing/here:v1', '-o', join(work, 'x.tar'), '--cache', source.dir]);
     assert.equal(missing.status, 1);
     assert.match(missing.stderr, /docker\.io\/nothing\/here:v1 is not in the cache/);
