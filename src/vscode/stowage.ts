@@ -22,6 +22,8 @@ export class Stowage implements vscode.Disposable {
   private storeDir?: string;
   private client?: RegistryClient;
   private caCertificates: Buffer[] = [];
+  /** The stowage.caCertificates paths `caCertificates` was read from. */
+  private caLoadedFor?: string;
 
   constructor(
     readonly context: vscode.ExtensionContext,
@@ -41,7 +43,10 @@ export class Stowage implements vscode.Disposable {
       { dispose: () => sub.dispose() },
       this.cacheChanged,
       vscode.workspace.onDidChangeConfiguration((e) => {
-        if (e.affectsConfiguration('stowage') || e.affectsConfiguration('http')) this.reset();
+        if (e.affectsConfiguration('stowage') || e.affectsConfiguration('http')) {
+          this.caLoadedFor = undefined;
+          this.resetClient();
+        }
         if (e.affectsConfiguration('stowage.cacheDirectory')) this.cacheChanged.fire();
       }),
     );
@@ -85,13 +90,15 @@ export class Stowage implements vscode.Disposable {
     return this.client;
   }
 
-  /** Loads configured CA files; call before network work (errors are reported, not thrown). */
+  /** Loads configured CA files; call before network work (errors are logged, not thrown). */
   async prepareNetwork(): Promise<void> {
     const paths = this.settings().caCertificates;
-    if (!paths.length || this.caCertificates.length) return;
+    const key = JSON.stringify(paths);
+    if (key === this.caLoadedFor) return;
     try {
-      this.caCertificates = await readCaCertificates(paths);
-      this.reset();
+      this.caCertificates = paths.length ? await readCaCertificates(paths) : [];
+      this.caLoadedFor = key;
+      this.resetClient();
     } catch (e) {
       this.log.error(`Cannot read a CA certificate from stowage.caCertificates: ${(e as Error).message}`);
     }
@@ -101,10 +108,10 @@ export class Stowage implements vscode.Disposable {
     this.cacheChanged.fire();
   }
 
-  private reset(): void {
+  /** Drops the registry client and its cached tokens (settings changed, signed in or out). */
+  resetClient(): void {
     const old = this.client;
     this.client = undefined;
-    this.caCertificates = [];
     void old?.close().catch(() => {});
   }
 

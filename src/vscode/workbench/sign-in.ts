@@ -103,6 +103,8 @@ export async function signIn(f: FeatureContext, preset?: string): Promise<boolea
     }
   }
   await f.stowage.credentials.set(registry, credential);
+  // Tokens fetched before (anonymous, or for another account) must not outlive the sign-in.
+  f.stowage.resetClient();
   f.log.info(`Signed in to ${registry} as ${credential.username} (kept in VS Code's secret storage)`);
   void vscode.window.showInformationMessage(
     f.stowage.mayUseNetwork
@@ -125,6 +127,7 @@ export async function signOut(f: FeatureContext, preset?: string): Promise<boole
     if (!registry) return false;
   }
   await f.stowage.credentials.delete(registry);
+  f.stowage.resetClient();
   f.log.info(`Signed out of ${registry}`);
   void vscode.window.showInformationMessage(`Signed out of ${registry}.`);
   return true;
