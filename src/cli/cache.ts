@@ -6,7 +6,12 @@ import { inspectImage, walkImage } from '../core/store';
 import { type Command, parseCommandArgs, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, openStore } from './engine';
 
-const CACHE_OPTIONS = { cache: ENGINE_OPTIONS.cache, json: { type: 'boolean' } } as const;
+/** Cache commands never touch the network; --offline is accepted so scripts can pass it everywhere. */
+const CACHE_OPTIONS = {
+  cache: ENGINE_OPTIONS.cache,
+  offline: ENGINE_OPTIONS.offline,
+  json: { type: 'boolean' },
+} as const;
 
 /** Accepts what users type (`alpine:3`) and finds the cached name (`docker.io/library/alpine:3`). */
 function cachedName(input: string): string {
@@ -83,7 +88,11 @@ export const rmCommand: Command = {
   summary: 'remove an image reference from the cache (blobs go at the next gc)',
   usage: 'rm REF... [--cache DIR]',
   async run(args) {
-    const { values, positionals } = parseCommandArgs(args, { cache: ENGINE_OPTIONS.cache }, this.usage);
+    const { values, positionals } = parseCommandArgs(
+      args,
+      { cache: ENGINE_OPTIONS.cache, offline: ENGINE_OPTIONS.offline },
+      this.usage,
+    );
     if (positionals.length === 0)
       throw usageError(`rm takes at least one reference\nusage: stowage ${this.usage}`);
     const store = await openStore(values);

@@ -5,7 +5,7 @@ import { type Command, parseCommandArgs, usageError, writeJson } from './command
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
-  'pull REF [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--offline] [--json]';
+  'pull REF [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
 
 export const pullCommand: Command = {
   summary: 'pull an image into the cache (only the blobs it is missing)',
