@@ -14,6 +14,7 @@ import { Workbench } from '../support/browser';
 import { buildVsix, type CodeServer, startCodeServer } from '../support/code-server';
 import { clientFor, Store } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
+import { type Proxy as RecordingProxy, startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
@@ -196,6 +197,82 @@ describe('Dockerfile editor features in the VS Code UI', () => {
   });
 
   test('nothing in the session reached beyond this machine', () => {
+    assert.deepEqual(wb.blocked, []);
+  });
+});
+
+describe('Dockerfile editor features in an untrusted workspace', () => {
+  let registry: RunningRegistry;
+  let proxy: RecordingProxy;
+  let server: CodeServer;
+  let wb: Workbench;
+  let tmp: string;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'stowage-editor-untrusted-'));
+    registry = await startRegistry();
+    // Every request the extension could make goes through this recording proxy.
+    proxy = await startProxy(registry.url);
+    const vsix = buildVsix();
+    const v1 = await buildImage(join(tmp, 'v1'), { platforms: ['linux/amd64'], seed: 'e2e-untrusted-1' });
+    await pushLayout(v1.layoutDir, 'latest', registry, 'fixture/moving:1.0');
+    const cacheDir = join(tmp, 'cache');
+    const store = await Store.open(cacheDir);
+    const { client } = clientFor(registry);
+    try {
+      await pull(store, client, `${proxy.host}/fixture/moving:1.0`, { platforms: amd64 });
+    } finally {
+      await client.close();
+    }
+    const v2 = await buildImage(join(tmp, 'v2'), { platforms: ['linux/amd64'], seed: 'e2e-untrusted-2' });
+    await pushLayout(v2.layoutDir, 'latest', registry, 'fixture/moving:1.0');
+    proxy.requests.length = 0;
+
+    const workspace = join(tmp, 'workspace');
+    await mkdir(workspace, { recursive: true });
+    await writeFile(
+      join(workspace, 'Dockerfile'),
+      `FROM ${proxy.host}/fixture/moving:1.0\nFROM ${proxy.host}/fixture/absent:1.0\n`,
+    );
+    const settings = { 'stowage.cacheDirectory': cacheDir, 'stowage.platforms': ['linux/amd64'] };
+    server = await startCodeServer({ vsix: await vsix, trusted: false, settings, machineSettings: settings });
+    wb = await Workbench.open(server, server.workbenchUrl(workspace), { name: 'editor-untrusted' });
+    await server.waitForActivation();
+  });
+
+  after(async () => {
+    await wb?.close();
+    await server?.stop();
+    await proxy?.stop();
+    await registry?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('hover still shows the cache; no newer-image check and no request reaches the registry', async () => {
+    await wb.step('restricted mode', () =>
+      wb.restrictedModeIndicator().waitFor({ state: 'visible', timeout: 30_000 }),
+    );
+    await wb.step('open Dockerfile', () => wb.openFile('Dockerfile'));
+    const cached = await wb.step('hover cached FROM (untrusted)', () =>
+      waitForHover(wb, 'fixture/moving', (t) => /Cached/.test(t)),
+    );
+    assert.match(cached, /Cached/);
+    const absent = await wb.step('hover uncached FROM (untrusted)', () =>
+      waitForHover(wb, 'fixture/absent', (t) => /Not in cache/.test(t)),
+    );
+    assert.match(absent, /Not in cache/);
+    // The trusted test sees the check's result within seconds of opening; give it ample time here.
+    await wb.page.waitForTimeout(6000);
+    await wb.page.keyboard.press('Escape');
+    await wb.step('no problems', async () => {
+      await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+      await wb.page.locator('.markers-panel').waitFor({ state: 'visible' });
+    });
+    assert.equal(
+      await wb.page.locator('.markers-panel .monaco-list-row', { hasText: 'A newer image' }).count(),
+      0,
+    );
+    assert.deepEqual(proxy.requests, [], 'the extension sent requests in an untrusted workspace');
     assert.deepEqual(wb.blocked, []);
   });
 });
