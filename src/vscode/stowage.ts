@@ -1,3 +1,4 @@
+import { type FSWatcher, watch } from 'node:fs';
 import * as vscode from 'vscode';
 import { PullService } from '../core/pull/service';
 import { RegistryClient, type RequestLog } from '../core/registry/client';
@@ -20,6 +21,8 @@ export class Stowage implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private store?: Promise<Store>;
   private storeDir?: string;
+  private watcher?: FSWatcher;
+  private watchTimer?: NodeJS.Timeout;
   private client?: RegistryClient;
   private caCertificates: Buffer[] = [];
   /** The stowage.caCertificates paths `caCertificates` was read from. */
@@ -66,9 +69,12 @@ export class Stowage implements vscode.Disposable {
     if (!this.store || this.storeDir !== dir) {
       this.storeDir = dir;
       this.store = Store.open(dir);
-      this.store.catch(() => {
-        this.store = undefined;
-      });
+      this.store.then(
+        () => this.watchCache(dir),
+        () => {
+          this.store = undefined;
+        },
+      );
     }
     return this.store;
   }
@@ -115,6 +121,24 @@ export class Stowage implements vscode.Disposable {
     void old?.close().catch(() => {});
   }
 
+  /**
+   * The CLI, another window or a `stowage import` may change the shared cache: index.json is
+   * replaced by rename on every change, so watching the folder for it is enough.
+   */
+  private watchCache(dir: string): void {
+    this.watcher?.close();
+    try {
+      this.watcher = watch(dir, (_event, file) => {
+        if (file !== 'index.json') return;
+        clearTimeout(this.watchTimer);
+        this.watchTimer = setTimeout(() => this.cacheChanged.fire(), 250);
+      });
+      this.watcher.on('error', () => this.watcher?.close());
+    } catch (e) {
+      this.log.debug(`Not watching ${dir} for changes: ${(e as Error).message}`);
+    }
+  }
+
   private logRequest(r: RequestLog): void {
     // Method, host, path, status, bytes and time: never headers, never credentials.
     const what = r.error ? `failed: ${r.error}` : `${r.status} ${r.bytes ?? 0} B`;
@@ -122,6 +146,8 @@ export class Stowage implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.watcher?.close();
+    clearTimeout(this.watchTimer);
     this.service.dispose();
     void this.client?.close().catch(() => {});
     for (const d of this.disposables) d.dispose();
