@@ -4,19 +4,35 @@ import { existsSync } from 'node:fs';
 
 export interface Timed {
   ms: number;
+  /** CPU time (user + system) of the process, ms; NaN without GNU time. */
+  cpuMs: number;
+  /** Peak RSS in bytes; NaN without GNU time. */
+  rss: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs a command to completion and returns its wall time (spawn → exit); rejects on a non-zero exit. */
+const GNU_TIME = '/usr/bin/time';
+const MARK = 'stowage-bench-rusage';
+
+export function haveGnuTime(): boolean {
+  return existsSync(GNU_TIME);
+}
+
+/**
+ * Runs a command to completion (under GNU time when present, for its CPU time and peak RSS) and
+ * returns its wall time, spawn → exit. Rejects on a non-zero exit.
+ */
 export function timeProcess(
   cmd: string,
   args: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Timed> {
+  const wrapped = haveGnuTime();
+  const argv = wrapped ? ['-f', `${MARK} %U %S %M`, cmd, ...args] : args;
   return new Promise((resolve, reject) => {
     const began = performance.now();
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(wrapped ? GNU_TIME : cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
@@ -25,8 +41,16 @@ export function timeProcess(
     child.on('close', (code, signal) => {
       const ms = performance.now() - began;
       const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
-      if (code === 0) resolve({ ms, stdout, stderr });
+      let stderr = Buffer.concat(err).toString('utf8');
+      let cpuMs = Number.NaN;
+      let rss = Number.NaN;
+      const m = new RegExp(`(?:^|\\n)${MARK} ([\\d.]+) ([\\d.]+) (\\d+)\\n?$`).exec(stderr);
+      if (m) {
+        cpuMs = (Number(m[1]) + Number(m[2])) * 1000;
+        rss = Number(m[3]) * 1024;
+        stderr = stderr.slice(0, m.index);
+      }
+      if (code === 0) resolve({ ms, cpuMs, rss, stdout, stderr });
       else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? signal}:\n${stderr || stdout}`));
     });
   });
@@ -38,21 +62,14 @@ export async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - began;
 }
 
-const GNU_TIME = '/usr/bin/time';
-
-export function haveGnuTime(): boolean {
-  return existsSync(GNU_TIME);
-}
-
-/** Peak RSS (bytes) of a command, from GNU time's "Maximum resident set size", and its wall time. */
+/** Peak RSS (bytes) of a command, from GNU time, and its wall time. */
 export async function peakRss(
   cmd: string,
   args: string[],
 ): Promise<{ bytes: number; ms: number; stdout: string }> {
-  const r = await timeProcess(GNU_TIME, ['-v', cmd, ...args]);
-  const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
-  if (!m) throw new Error(`no "Maximum resident set size" in the output of ${GNU_TIME} -v ${cmd}`);
-  return { bytes: Number(m[1]) * 1024, ms: r.ms, stdout: r.stdout };
+  const r = await timeProcess(cmd, args);
+  if (Number.isNaN(r.rss)) throw new Error(`no peak RSS: ${GNU_TIME} is missing (apt-get install -y time)`);
+  return { bytes: r.rss, ms: r.ms, stdout: r.stdout };
 }
 
 export interface Summary {

@@ -4,7 +4,9 @@
 // so ~42 MB each, ~210 MB in all), pushed to a local plain-HTTP CNCF Distribution registry.
 // Each round runs, in a rotating order: our cold pull as a CLI process, the same in-process, skopeo's
 // cold pull into an OCI layout, curl of the same blobs to files (one process, sequential, and
-// --parallel), and our warm pull (a second CLI pull into the same cache: it must make 0 requests).
+// --parallel), a bare Node process that only GETs, hashes and writes the blobs (bench/node-floor.mjs:
+// what any Node puller costs here), and our warm pull (a second CLI pull into the same cache: it
+// must make 0 requests). Processes run under GNU time for their CPU time and peak RSS.
 // Then the peak RSS of a CLI pull of a single ~1 GiB layer, and resolveDockerfile over 1,000 files.
 //
 // usage: npm run bench -- [--rounds N] [--no-memory] [--memory-mib N] [--no-resolve] [--keep]
@@ -19,7 +21,7 @@ import { buildImage } from '../test/support/fixtures';
 import { pushLayout } from '../test/support/push';
 import { type RunningRegistry, startRegistry } from '../test/support/registry';
 import { pushBigLayerImage } from './big-layer';
-import { haveGnuTime, MiB, mib, peakRss, type Summary, summarise, timeAsync, timeProcess } from './measure';
+import { haveGnuTime, MiB, mib, peakRss, summarise, type Timed, timeAsync, timeProcess } from './measure';
 import { benchResolve, printResolve } from './resolve';
 
 const { values: flags } = parseArgs({
@@ -40,8 +42,14 @@ const SKOPEO_BLOB_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
 const REPO = 'bench/big';
 const TAG = 'latest';
 
-type Method = 'ours-cli' | 'ours-inproc' | 'skopeo' | 'curl-seq' | 'curl-par';
-const METHODS: Method[] = ['ours-cli', 'skopeo', 'curl-seq', 'ours-inproc', 'curl-par'];
+type Method = 'ours-cli' | 'ours-inproc' | 'node-floor' | 'skopeo' | 'curl-seq' | 'curl-par';
+const METHODS: Method[] = ['ours-cli', 'skopeo', 'curl-seq', 'ours-inproc', 'node-floor', 'curl-par'];
+
+interface Sample {
+  ms: number;
+  cpuMs: number;
+  rss: number;
+}
 
 function log(line: string) {
   process.stderr.write(`bench: ${line}\n`);
@@ -93,8 +101,9 @@ async function main() {
     };
 
     const warmRequests: number[] = [];
-    const warmTimes: number[] = [];
-    const run = async (method: Method): Promise<number> => {
+    const warmSamples: Sample[] = [];
+    const sample = (r: Timed): Sample => ({ ms: r.ms, cpuMs: r.cpuMs, rss: r.rss });
+    const run = async (method: Method): Promise<Sample> => {
       const dir = await fresh();
       try {
         switch (method) {
@@ -111,17 +120,20 @@ async function main() {
               throw new Error('warm pull did not come from the cache');
             }
             warmRequests.push(requests);
-            warmTimes.push(w.ms);
-            return r.ms;
+            warmSamples.push(sample(w));
+            return sample(r);
           }
           case 'ours-inproc': {
             const client = new RegistryClient({ userAgent: 'stowage-bench' });
             try {
-              return await timeAsync(async () => {
+              const cpu = process.cpuUsage();
+              const ms = await timeAsync(async () => {
                 const store = await Store.open(dir);
                 const result = await pull(store, client, ref);
                 if (result.bytesDownloaded !== totalBytes) throw new Error('in-process pull incomplete');
               });
+              const used = process.cpuUsage(cpu);
+              return { ms, cpuMs: (used.user + used.system) / 1000, rss: Number.NaN };
             } finally {
               await client.close();
             }
@@ -138,14 +150,19 @@ async function main() {
             ]);
             const got = await readdir(join(dir, 'layout', 'blobs', 'sha256'));
             if (got.length < blobs.length) throw new Error(`skopeo wrote ${got.length} blobs`);
-            return r.ms;
+            return sample(r);
+          }
+          case 'node-floor': {
+            return sample(
+              await timeProcess(process.execPath, [join(__dirname, 'node-floor.mjs'), dir, ...urls]),
+            );
           }
           case 'curl-seq':
           case 'curl-par': {
             const args = ['-sS', '--fail'];
             if (method === 'curl-par') args.push('--parallel', '--parallel-max', String(urls.length));
             for (const [i, u] of urls.entries()) args.push('-o', join(dir, `blob${i}`), u);
-            return (await timeProcess('curl', args)).ms;
+            return sample(await timeProcess('curl', args));
           }
         }
       } finally {
@@ -157,45 +174,65 @@ async function main() {
     log('warm-up pass');
     for (const m of METHODS) await run(m);
     warmRequests.length = 0;
-    warmTimes.length = 0;
+    warmSamples.length = 0;
 
-    const times = new Map<Method, number[]>(METHODS.map((m) => [m, []]));
+    const samples = new Map<Method, Sample[]>(METHODS.map((m) => [m, []]));
     for (let round = 0; round < ROUNDS; round++) {
       const order = METHODS.map((_, i) => METHODS[(i + round) % METHODS.length]!);
       const line: string[] = [];
       for (const m of order) {
         const took = await run(m);
-        times.get(m)!.push(took);
-        line.push(`${m} ${took.toFixed(0)}`);
+        samples.get(m)!.push(took);
+        line.push(`${m} ${took.ms.toFixed(0)}`);
       }
-      log(`round ${round + 1}/${ROUNDS}: ${line.join(', ')} ms`);
+      log(`round ${round + 1}/${ROUNDS}: ${line.join(', ')} ms (load ${loadavg()[0]!.toFixed(1)})`);
     }
 
-    const s = new Map(METHODS.map((m) => [m, summarise(times.get(m)!)]));
-    const warm = summarise(warmTimes);
     console.log(
       `\nCold pull of ${mib(totalBytes)} (${blobs.length} blobs: 1 config + ${layers} gzip layers; ` +
-        `linux/amd64 manifest, no index), ${ROUNDS} rounds, loopback plain HTTP, ms:`,
+        `linux/amd64 manifest, no index), ${ROUNDS} rounds, loopback plain HTTP.`,
+    );
+    console.log(
+      `  ${''.padEnd(27)} ${'wall ms: median   min   max'.padEnd(30)}  CPU ms (user+sys) median   peak RSS`,
     );
     const label: Record<Method, string> = {
       'ours-cli': 'stowage CLI (process)',
       'ours-inproc': 'stowage in-process',
       skopeo: 'skopeo copy → oci:',
+      'node-floor': 'Node floor (bench/node-floor)',
       'curl-seq': 'curl → files, sequential',
       'curl-par': 'curl → files, --parallel',
     };
-    for (const m of METHODS) console.log(`  ${label[m].padEnd(27)} ${fmt(s.get(m)!)}`);
-    console.log(`  ${'stowage warm pull (CLI)'.padEnd(27)} ${fmt(warm)}`);
-    const ours = s.get('ours-cli')!.median;
-    const skopeo = s.get('skopeo')!.median;
-    const ratio = ours / skopeo;
+    const row = (name: string, list: Sample[]) => {
+      const wall = summarise(list.map((x) => x.ms));
+      const cpu = summarise(list.map((x) => x.cpuMs));
+      const rss = summarise(list.map((x) => x.rss));
+      const n = (v: number) => (Number.isNaN(v) ? '-' : v.toFixed(0)).padStart(5);
+      console.log(
+        `  ${name.padEnd(27)} ${n(wall.median)} ${n(wall.min)} ${n(wall.max)}` +
+          `                 ${n(cpu.median)}              ${Number.isNaN(rss.median) ? '-' : mib(rss.median)}`,
+      );
+      return { wall, cpu };
+    };
+    const s = new Map(METHODS.map((m) => [m, row(label[m], samples.get(m)!)]));
+    row('stowage warm pull (CLI)', warmSamples);
+    const ours = s.get('ours-cli')!;
+    const skopeo = s.get('skopeo')!;
+    const ratio = ours.wall.median / skopeo.wall.median;
     console.log(
-      `Ratio ours/skopeo (CLI, medians): ${ratio.toFixed(2)} — target ≤ 0.70 ${ratio <= 0.7 ? 'met' : 'MISSED'}`,
+      `Ratio ours/skopeo (CLI, wall medians): ${ratio.toFixed(2)} — target ≤ 0.70 ${ratio <= 0.7 ? 'met' : 'MISSED'}` +
+        `; CPU time ratio ${(ours.cpu.median / skopeo.cpu.median).toFixed(2)}`,
     );
-    console.log(`Ratio in-process/skopeo: ${(s.get('ours-inproc')!.median / skopeo).toFixed(2)}`);
     console.log(
-      `Ratio ours/curl: ${(ours / s.get('curl-seq')!.median).toFixed(2)} (sequential), ` +
-        `${(ours / s.get('curl-par')!.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
+      `Ratio in-process/skopeo (wall): ${(s.get('ours-inproc')!.wall.median / skopeo.wall.median).toFixed(2)}`,
+    );
+    console.log(
+      `Ratio ours/curl (wall): ${(ours.wall.median / s.get('curl-seq')!.wall.median).toFixed(2)} (sequential), ` +
+        `${(ours.wall.median / s.get('curl-par')!.wall.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
+    );
+    console.log(
+      `Ratio ours/Node floor (wall): ${(ours.wall.median / s.get('node-floor')!.wall.median).toFixed(2)}; ` +
+        `Node floor/skopeo: ${(s.get('node-floor')!.wall.median / skopeo.wall.median).toFixed(2)}`,
     );
     const maxWarm = Math.max(...warmRequests);
     console.log(
@@ -255,10 +292,6 @@ function printLoad(when: string, load: number[]) {
   console.log(
     `Load average ${when} (1/5/15 min, ${cores} cores): ${load.map((x) => x.toFixed(2)).join(' ')}`,
   );
-}
-
-function fmt(x: Summary): string {
-  return `median ${x.median.toFixed(0).padStart(5)}   min ${x.min.toFixed(0).padStart(5)}   max ${x.max.toFixed(0).padStart(5)}`;
 }
 
 function ms(since: number): string {
