@@ -30,6 +30,10 @@ describe('Dockerfile editor features in the VS Code UI', () => {
   let appDigest: string;
   let otherDigest: string;
   let freshNewDigest: string;
+  /** HEADs of fixture/fresh:1.0 the registry served before the editor started. */
+  let freshHeadsBefore = 0;
+  const freshHeads = () =>
+    (registry.logs().match(/"HEAD \/v2\/fixture\/fresh\/manifests\/1\.0 /g) ?? []).length;
 
   before(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'stowage-editor-e2e-'));
@@ -86,6 +90,7 @@ describe('Dockerfile editor features in the VS Code UI', () => {
     };
     // cacheDirectory is machine-overridable: the workspace setting wins wherever VS Code reads it from.
     await writeFile(join(workspace, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
+    freshHeadsBefore = freshHeads();
     server = await startCodeServer({ vsix: await vsix, settings, machineSettings: settings });
     wb = await Workbench.open(server, server.workbenchUrl(workspace), { name: 'editor' });
     await server.waitForActivation();
@@ -144,6 +149,21 @@ describe('Dockerfile editor features in the VS Code UI', () => {
       .locator('.markers-panel .monaco-list-row', { hasText: 'fixture/app' })
       .count();
     assert.equal(warnings, 0, 'the cached, current image has no problem');
+  });
+
+  test('the check is remembered on disk: after a reload the problem returns without another HEAD', async () => {
+    assert.equal(freshHeads() - freshHeadsBefore, 1, 'one HEAD for the newer-image check');
+    await wb.step('reloaded window shows the problem again', async () => {
+      await wb.page.reload();
+      await wb.waitForWorkbench();
+      await wb.openFile('Dockerfile');
+      await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+      await wb.page
+        .locator('.markers-panel .monaco-list-row', { hasText: 'A newer image is available' })
+        .first()
+        .waitFor({ state: 'visible', timeout: 30_000 });
+    });
+    assert.equal(freshHeads() - freshHeadsBefore, 1, 'no second HEAD within the daily throttle');
   });
 
   test('the editor context menu offers Pull Image on an image line only', async () => {
