@@ -199,7 +199,7 @@ async function main() {
       'ours-cli': 'stowage CLI (process)',
       'ours-inproc': 'stowage in-process',
       skopeo: 'skopeo copy → oci:',
-      'node-floor': 'Node floor (bench/node-floor)',
+      'node-floor': 'bare Node (node-floor.mjs)',
       'curl-seq': 'curl → files, sequential',
       'curl-par': 'curl → files, --parallel',
     };
@@ -231,8 +231,8 @@ async function main() {
         `${(ours.wall.median / s.get('curl-par')!.wall.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
     );
     console.log(
-      `Ratio ours/Node floor (wall): ${(ours.wall.median / s.get('node-floor')!.wall.median).toFixed(2)}; ` +
-        `Node floor/skopeo: ${(s.get('node-floor')!.wall.median / skopeo.wall.median).toFixed(2)}`,
+      `Ratio ours/bare Node (wall): ${(ours.wall.median / s.get('node-floor')!.wall.median).toFixed(2)}; ` +
+        `bare Node/skopeo: ${(s.get('node-floor')!.wall.median / skopeo.wall.median).toFixed(2)}`,
     );
     const maxWarm = Math.max(...warmRequests);
     console.log(
