@@ -66,7 +66,7 @@ export class FileLock {
         token,
       };
       try {
-        await fs.writeFile(path, JSON.stringify(owner), { flag: 'wx', mode: 0o600 });
+        await createWithContent(path, JSON.stringify(owner));
         return new FileLock(path, token, staleMs);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
@@ -139,7 +139,33 @@ export async function isStale(path: string, staleMs: number): Promise<boolean> {
   }
   if (Date.now() - mtimeMs > staleMs) return true;
   const owner = await readOwner(path);
-  return !!owner && owner.hostname === hostname() && owner.pid !== process.pid && !processAlive(owner.pid);
+  // Ownerless (empty: written by an older version, or where hard links are missing, and killed
+  // mid-create): nobody refreshes it, and it is never that old while being written.
+  if (!owner) return Date.now() - mtimeMs > Math.min(staleMs, ORPHAN_MS);
+  return owner.hostname === hostname() && owner.pid !== process.pid && !processAlive(owner.pid);
+}
+
+const ORPHAN_MS = 10_000;
+
+/**
+ * Creates `path` holding `text`, failing with EEXIST when it exists, and never leaves it empty:
+ * an exclusive create followed by a write left an ownerless lock when the process was killed in
+ * between, and that blocked every later pull until it aged out (2 minutes; found by the SIGKILL
+ * crash suite). So the owner is written aside and hard-linked into place, which is atomic.
+ */
+async function createWithContent(path: string, text: string): Promise<void> {
+  const aside = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await fs.writeFile(aside, text, { flag: 'wx', mode: 0o600 });
+  try {
+    await fs.link(aside, path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    // No hard links on this file system: an exclusive create (a tiny window remains).
+    await fs.writeFile(path, text, { flag: 'wx', mode: 0o600 });
+  } finally {
+    await fs.rm(aside, { force: true });
+  }
 }
 
 /**
