@@ -1,14 +1,26 @@
-// The floor for any Node.js puller on this machine: GET the blobs with undici (all at once), sha256
-// them, write them to files in 1 MiB writes and fsync, with nothing else (no store, locks,
-// manifests, retries). Plain JS so that it starts like our bundled CLI does, without tsx.
-// usage: node bench/node-floor.mjs OUTDIR URL...
+// The floor for any Node.js puller on this machine: GET the blobs (all at once) with undici, as our
+// client does, or with node:http (`--http`), sha256 them, write them to files in 1 MiB writes and
+// fsync, with nothing else (no store, locks, manifests, retries). Plain JS so that it starts like
+// our bundled CLI does, without tsx.
+// usage: node bench/node-floor.mjs [--http] OUTDIR URL...
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import http from 'node:http';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { request as undiciRequest } from 'undici';
 
-const [dir, ...urls] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const useHttp = args[0] === '--http';
+const [dir, ...urls] = useHttp ? args.slice(1) : args;
 const MiB = 1024 * 1024;
+
+/** node:http parses in C++ and hands out slices of the socket's buffers; undici copies through wasm. */
+const request = useHttp
+  ? (url) =>
+      new Promise((resolve, reject) => {
+        http.get(url, (res) => resolve({ statusCode: res.statusCode, body: res })).on('error', reject);
+      })
+  : undiciRequest;
 
 async function fetchTo(url, file) {
   const hash = createHash('sha256');

@@ -4,8 +4,8 @@
 // so ~42 MB each, ~210 MB in all), pushed to a local plain-HTTP CNCF Distribution registry.
 // Each round runs, in a rotating order: our cold pull as a CLI process, the same in-process, skopeo's
 // cold pull into an OCI layout, curl of the same blobs to files (one process, sequential, and
-// --parallel), a bare Node process that only GETs, hashes and writes the blobs (bench/node-floor.mjs:
-// what any Node puller costs here), and our warm pull (a second CLI pull into the same cache: it
+// --parallel), a bare Node process that only GETs, hashes and writes the blobs with undici or with
+// node:http (bench/node-floor.mjs: what any Node puller costs here), and our warm pull (a second CLI pull into the same cache: it
 // must make 0 requests). Processes run under GNU time for their CPU time and peak RSS.
 // Then the peak RSS of a CLI pull of a single ~1 GiB layer, and resolveDockerfile over 1,000 files.
 //
@@ -42,8 +42,16 @@ const SKOPEO_BLOB_CACHE = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
 const REPO = 'bench/big';
 const TAG = 'latest';
 
-type Method = 'ours-cli' | 'ours-inproc' | 'node-floor' | 'skopeo' | 'curl-seq' | 'curl-par';
-const METHODS: Method[] = ['ours-cli', 'skopeo', 'curl-seq', 'ours-inproc', 'node-floor', 'curl-par'];
+type Method = 'ours-cli' | 'ours-inproc' | 'node-floor' | 'node-http' | 'skopeo' | 'curl-seq' | 'curl-par';
+const METHODS: Method[] = [
+  'ours-cli',
+  'skopeo',
+  'curl-seq',
+  'ours-inproc',
+  'node-floor',
+  'curl-par',
+  'node-http',
+];
 
 interface Sample {
   ms: number;
@@ -152,10 +160,10 @@ async function main() {
             if (got.length < blobs.length) throw new Error(`skopeo wrote ${got.length} blobs`);
             return sample(r);
           }
-          case 'node-floor': {
-            return sample(
-              await timeProcess(process.execPath, [join(__dirname, 'node-floor.mjs'), dir, ...urls]),
-            );
+          case 'node-floor':
+          case 'node-http': {
+            const floor = [join(__dirname, 'node-floor.mjs'), ...(method === 'node-http' ? ['--http'] : [])];
+            return sample(await timeProcess(process.execPath, [...floor, dir, ...urls]));
           }
           case 'curl-seq':
           case 'curl-par': {
@@ -199,7 +207,8 @@ async function main() {
       'ours-cli': 'stowage CLI (process)',
       'ours-inproc': 'stowage in-process',
       skopeo: 'skopeo copy → oci:',
-      'node-floor': 'bare Node (node-floor.mjs)',
+      'node-floor': 'bare Node, undici',
+      'node-http': 'bare Node, node:http',
       'curl-seq': 'curl → files, sequential',
       'curl-par': 'curl → files, --parallel',
     };
@@ -231,8 +240,9 @@ async function main() {
         `${(ours.wall.median / s.get('curl-par')!.wall.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
     );
     console.log(
-      `Ratio ours/bare Node (wall): ${(ours.wall.median / s.get('node-floor')!.wall.median).toFixed(2)}; ` +
-        `bare Node/skopeo: ${(s.get('node-floor')!.wall.median / skopeo.wall.median).toFixed(2)}`,
+      `Ratio ours/bare Node undici (wall): ${(ours.wall.median / s.get('node-floor')!.wall.median).toFixed(2)}; ` +
+        `bare Node/skopeo: ${(s.get('node-floor')!.wall.median / skopeo.wall.median).toFixed(2)} (undici), ` +
+        `${(s.get('node-http')!.wall.median / skopeo.wall.median).toFixed(2)} (node:http)`,
     );
     const maxWarm = Math.max(...warmRequests);
     console.log(
