@@ -9,7 +9,8 @@
 // must make 0 requests). Processes run under GNU time for their CPU time and peak RSS.
 // Then the peak RSS of a CLI pull of a single ~1 GiB layer, and resolveDockerfile over 1,000 files.
 //
-// usage: npm run bench -- [--rounds N] [--no-memory] [--memory-mib N] [--no-resolve] [--keep]
+// usage: npm run bench -- [--rounds N] [--layers N] [--layer-mib N] [--no-memory] [--memory-mib N]
+//        [--no-resolve] [--keep]
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
