@@ -73,10 +73,9 @@ describe('Stowage workbench: signing in to a registry that requires it', () => {
     const creds = registry.credentials!;
     await wb.step('open Dockerfile', () => wb.openFile('Dockerfile'));
     await wb.step('Pull Image', () => wb.editorContextMenu('private/app:1.0', 'Pull Image'));
-    const failure = wb.page.locator('.notifications-toasts .notification-list-item', {
-      hasText: `Could not pull ${registry.host}/private/app:1.0`,
-    });
-    await wb.step('failure with Sign In', () => failure.waitFor({ timeout: 30_000 }));
+    const failure = await wb.step('failure with Sign In', () =>
+      wb.notification(`Could not pull ${registry.host}/private/app:1.0`, 30_000),
+    );
     const buttons = await failure.locator('.monaco-button').allTextContents();
     assert.deepEqual(
       buttons.map((b) => b.trim()),
@@ -93,10 +92,9 @@ describe('Stowage workbench: signing in to a registry that requires it', () => {
       await answer('(2/3)', creds.username);
       await answer('(3/3)', `${creds.password}-wrong`);
     });
-    const refused = wb.page.locator('.notifications-toasts .notification-list-item', {
-      hasText: 'did not accept the user name and password',
-    });
-    await wb.step('refused, nothing saved', () => refused.waitFor({ timeout: 20_000 }));
+    const refused = await wb.step('refused, nothing saved', () =>
+      wb.notification('did not accept the user name and password', 20_000),
+    );
 
     await wb.step('Try Again with the right password', async () => {
       await refused.locator('.monaco-button', { hasText: 'Try Again' }).click();

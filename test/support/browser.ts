@@ -255,14 +255,35 @@ export class Workbench {
     return this.page.locator('.notifications-toasts .notification-list-item-message').allInnerTexts();
   }
 
-  /** Waits for a notification toast whose message matches; returns its text. */
-  async waitForNotification(text: string | RegExp, timeout = 15_000): Promise<string> {
+  /**
+   * Waits for a notification whose message matches and returns its list item: the toast, or —
+   * when VS Code did not keep it on screen (seen when it arrives as a progress notification
+   * closes) — the same item in the Notifications center, where the user finds it under the bell.
+   */
+  async notification(text: string | RegExp, timeout = 15_000): Promise<Locator> {
     const toast = this.page
-      .locator('.notifications-toasts .notification-list-item-message', { hasText: text })
+      .locator('.notifications-toasts .notification-list-item', { hasText: text })
       .first();
-    await toast.waitFor({ state: 'visible', timeout });
+    try {
+      await toast.waitFor({ state: 'visible', timeout });
+      return toast;
+    } catch (e) {
+      await this.runCommand('Notifications: Show Notifications');
+      const item = this.page
+        .locator('.notifications-center .notification-list-item', { hasText: text })
+        .first();
+      await item.waitFor({ state: 'visible', timeout: 5_000 }).catch(() => {
+        throw e;
+      });
+      return item;
+    }
+  }
+
+  /** Waits for a notification whose message matches (toast or Notifications center); returns its text. */
+  async waitForNotification(text: string | RegExp, timeout = 15_000): Promise<string> {
+    const item = await this.notification(text, timeout);
     // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
-    return toast.innerText();
+    return item.locator('.notification-list-item-message').innerText();
   }
 
   /** The "Restricted Mode" status bar entry; visible when the workspace is not trusted. */
