@@ -102,8 +102,14 @@ export class Stowage implements vscode.Disposable {
     const key = JSON.stringify(paths);
     if (key === this.caLoadedFor) return;
     try {
-      this.caCertificates = paths.length ? await readCaCertificates(paths) : [];
+      const loaded = paths.length ? await readCaCertificates(paths) : [];
+      const same =
+        loaded.length === this.caCertificates.length &&
+        loaded.every((b, i) => b.equals(this.caCertificates[i]!));
       this.caLoadedFor = key;
+      if (same) return;
+      this.caCertificates = loaded;
+      // Only a client built with other CAs is dropped: one in use by a pull keeps running otherwise.
       this.resetClient();
     } catch (e) {
       this.log.error(`Cannot read a CA certificate from stowage.caCertificates: ${(e as Error).message}`);
