@@ -17,4 +17,6 @@ export interface FeatureContext {
 export interface PullImageArgs {
   reference: string;
   platform?: string;
+  /** Ask the registry even when the cache is complete (the tag moved to a newer image). */
+  always?: boolean;
 }

@@ -216,6 +216,23 @@ describe('Dockerfile editor features in the VS Code UI', () => {
     assert.equal(line, `COPY --from=${registry.host}/fixture/fresh:1.0@${freshNewDigest} /x /x`);
   });
 
+  test('"Pull the newer image" on an unpinned tag fetches it (the cache alone would say it is complete)', async () => {
+    await pickQuickFix(wb, 'fixture/fresh', 'Remove digest pin');
+    await waitForLine(wb, 'fixture/fresh', (l) => !l.includes('@sha256:'));
+    await pickQuickFix(wb, 'fixture/fresh', 'Pull the newer image');
+    const done = await wb.step('newer image pulled', () =>
+      wb.waitForNotification(/Pulled .*fixture\/fresh:1\.0/, 30_000),
+    );
+    assert.match(done, /Pulled/);
+    await wb.step('the newer-image problem is gone', async () => {
+      await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+      await wb.page
+        .locator('.markers-panel .monaco-list-row', { hasText: 'A newer image is available' })
+        .first()
+        .waitFor({ state: 'detached', timeout: 30_000 });
+    });
+  });
+
   test('nothing in the session reached beyond this machine', () => {
     assert.deepEqual(wb.blocked, []);
   });

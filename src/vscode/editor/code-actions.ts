@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
 import { isStowageError } from '../../core/errors';
+import type { PullImageArgs } from '../feature';
 import type { Stowage } from '../stowage';
 import { NEWER_IMAGE } from './diagnostics';
 import { type DocumentUses, toRange, useOnLine, useUnder } from './documents';
@@ -60,6 +61,22 @@ export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeActi
               `${use.ref} is not in the cache; pull it first (the registry is not asked ${vscode.workspace.isTrusted ? 'while offline' : 'in an untrusted workspace'}).`,
             );
       if (action) out.push(action);
+    }
+    if (!ref.digest && ref.tag) {
+      // The tag moved on: pulling again must ask the registry, not stop at the complete cached copy.
+      const newer = await this.freshness.newer(use).catch(() => undefined);
+      if (newer && !newer.pinned) {
+        const pullNewer = new vscode.CodeAction('Pull the newer image', kind);
+        const args: PullImageArgs = { reference: use.ref as string, platform: use.platform, always: true };
+        pullNewer.command = {
+          command: 'stowage.pullImage',
+          title: 'Pull the newer image',
+          arguments: [args],
+        };
+        pullNewer.isPreferred = true;
+        if (diagnostics.length) pullNewer.diagnostics = diagnostics;
+        out.push(pullNewer);
+      }
     }
     if (ref.digest) {
       const newer = await this.freshness.newer(use).catch(() => undefined);

@@ -12,8 +12,12 @@ const MAX_LAYERS = 12;
 const MAX_LABELS = 4;
 
 /** A `command:` link to stowage.pullImage for one use. */
-export function pullLink(use: ImageUse): string {
-  const args: PullImageArgs = { reference: use.ref as string, platform: use.platform };
+export function pullLink(use: ImageUse, always = false): string {
+  const args: PullImageArgs = {
+    reference: use.ref as string,
+    platform: use.platform,
+    ...(always ? { always } : {}),
+  };
   return `command:stowage.pullImage?${encodeURIComponent(JSON.stringify([args]))}`;
 }
 
@@ -55,7 +59,11 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     out.push(`$(pass-filled) Cached · ${formatBytes(facts?.status.bytes ?? 0)}`);
   }
   if (newer) {
-    out.push('', `$(info) A newer image is available: the tag now points to ${code(short(newer.current))}`);
+    const pull = newer.pinned ? '' : ` · [$(cloud-download) Pull it](${pullLink(use, true)})`;
+    out.push(
+      '',
+      `$(info) A newer image is available: the tag now points to ${code(short(newer.current))}${pull}`,
+    );
   }
   if (facts?.inspection) out.push('', ...details(facts));
   return out.join('\n');

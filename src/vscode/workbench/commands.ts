@@ -41,7 +41,7 @@ function isPullArgs(x: unknown): x is PullImageArgs {
 /** The image a command was invoked on: hover/CodeLens args, a tree item, or nothing. */
 function targetOf(arg: unknown): PullTarget | undefined {
   if (typeof arg === 'string') return { reference: arg };
-  if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform };
+  if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform, always: arg.always };
   if (!isNode(arg)) return undefined;
   if (arg.kind === 'image' && 'use' in arg)
     return arg.use.ref ? { reference: arg.use.ref, platform: arg.use.platform } : undefined;

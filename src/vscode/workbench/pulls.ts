@@ -12,6 +12,8 @@ import { formatBytePair, formatRate, progressMessage, RateMeter } from './progre
 export interface PullTarget {
   reference: string;
   platform?: string;
+  /** Re-resolve the tag even when the cache holds the image. */
+  always?: boolean;
 }
 
 export type PullOutcome =
@@ -98,6 +100,7 @@ export class PullRunner implements vscode.Disposable {
                 log.info(`Pulling ${target.reference}${target.platform ? ` for ${target.platform}` : ''}`);
                 const pending = stowage.service.pull(target.reference, {
                   platforms,
+                  alwaysPull: target.always,
                   signal: controller.signal,
                   onEvent: (e) => {
                     if (e.type !== 'progress') return;
