@@ -1,5 +1,6 @@
 import { type Digest, parseDigest } from '../digest';
 import { StowageError, throwIfAborted } from '../errors';
+import { forEachLimit } from '../limit';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
 import { formatReference, parsePullableReference, type Reference } from '../reference';
 import type { RegistryClient } from '../registry/client';
@@ -399,43 +400,6 @@ async function fetchBlob(
       );
     }
   }
-}
-
-/**
- * Runs `fn` over items with at most `limit` in flight. The first failure cancels the transfers
- * still running (through the signal `fn` receives) and is the one reported.
- */
-async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  signal: AbortSignal | undefined,
-  fn: (item: T, signal: AbortSignal) => Promise<void>,
-): Promise<void> {
-  const inner = new AbortController();
-  const onAbort = () => inner.abort(signal?.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        throwIfAborted(inner.signal);
-        await fn(item, inner.signal);
-      } catch (e) {
-        if (!failed) {
-          failed = { error: e };
-          inner.abort(e);
-        }
-      }
-    }
-  };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-  }
-  if (failed) throw failed.error;
 }
 
 /** The server ended a blob's body before all its bytes arrived. */

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import type { Digest } from '../digest';
 import { StowageError, throwIfAborted } from '../errors';
+import { forEachLimit } from '../limit';
 import { formatPlatform, normalizePlatform, type Platform } from '../platform';
 import { formatReference, parseReference, type Reference } from '../reference';
 import type { RegistryClient, RegistryRequest, RegistryResponse } from '../registry/client';
@@ -220,7 +221,7 @@ export async function pushImage(
     result.bytesUploaded += b.size;
   };
 
-  await forEachLimit(blobs, options.concurrency ?? 3, async (b) => {
+  await forEachLimit(blobs, options.concurrency ?? 3, signal, async (b) => {
     throwIfAborted(signal);
     const before = progress.bytesDone;
     await pushBlob(b);
@@ -286,25 +287,4 @@ async function exists(p: Promise<RegistryResponse>): Promise<boolean> {
     if (e instanceof StowageError && e.code === 'NOT_FOUND') return false;
     throw e;
   }
-}
-
-async function forEachLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  let failed: { error: unknown } | undefined;
-  const worker = async () => {
-    while (!failed && next < items.length) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= { error: e };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failed) throw failed.error;
 }
