@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { VERSION } from '../core/version';
+import { CacheFacts } from './cache-facts';
 import { registerEditorFeatures } from './editor';
 import type { FeatureContext } from './feature';
 import { Stowage } from './stowage';
@@ -11,6 +12,7 @@ export interface StowageApi {
   readonly version: string;
   readonly stowage: Stowage;
   readonly index: WorkspaceIndex;
+  readonly facts: CacheFacts;
 }
 
 /**
@@ -21,8 +23,9 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
   const log = vscode.window.createOutputChannel('Stowage', { log: true });
   const stowage = new Stowage(context, log);
   const index = new WorkspaceIndex(() => stowage.settings());
-  context.subscriptions.push(log, stowage, index);
-  const features: FeatureContext = { extension: context, stowage, index, log };
+  const facts = new CacheFacts(stowage);
+  context.subscriptions.push(log, stowage, index, facts);
+  const features: FeatureContext = { extension: context, stowage, index, facts, log };
   context.subscriptions.push(
     vscode.commands.registerCommand('stowage.showVersion', () => {
       const text = `Stowage ${VERSION}`;
@@ -35,5 +38,5 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
     ...registerEditorFeatures(features),
   );
   log.info(`Stowage ${VERSION} activated`);
-  return { version: VERSION, stowage, index };
+  return { version: VERSION, stowage, index, facts };
 }

@@ -1,4 +1,5 @@
 import type * as vscode from 'vscode';
+import type { CacheFacts } from './cache-facts';
 import type { Stowage } from './stowage';
 import type { WorkspaceIndex } from './workspace-index';
 
@@ -7,6 +8,8 @@ export interface FeatureContext {
   readonly extension: vscode.ExtensionContext;
   readonly stowage: Stowage;
   readonly index: WorkspaceIndex;
+  /** What the cache holds per image use, memoised until the cache changes (hover, CodeLens, trees). */
+  readonly facts: CacheFacts;
   readonly log: vscode.LogOutputChannel;
 }
 

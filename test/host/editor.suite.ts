@@ -341,7 +341,13 @@ describe('editor features', function () {
   it('pinToDigest (for stowage.pinDigest) pins the reference at a position, and explains refusals', async () => {
     const api = vscode.extensions.getExtension('stowage.stowage')!.exports as StowageApi;
     const log = vscode.window.createOutputChannel('Stowage editor suite', { log: true });
-    const features = { extension: undefined as never, stowage: api.stowage, index: api.index, log };
+    const features = {
+      extension: undefined as never,
+      stowage: api.stowage,
+      index: api.index,
+      facts: api.facts,
+      log,
+    };
     try {
       const text = await pinToDigest(features, doc, new vscode.Position(6, 3));
       assert.equal(text, `${CACHED}@${seeded.app.digest}`);

@@ -26,7 +26,7 @@ async function features(): Promise<FeatureContext> {
   assert.ok(ext);
   const api = await ext.activate();
   const log = vscode.window.createOutputChannel('Stowage workbench test', { log: true });
-  return { extension: undefined as never, stowage: api.stowage, index: api.index, log };
+  return { extension: undefined as never, stowage: api.stowage, index: api.index, facts: api.facts, log };
 }
 
 describe('workbench: pure parts', () => {

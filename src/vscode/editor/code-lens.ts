@@ -1,9 +1,9 @@
 import * as vscode from 'vscode';
 import { formatBytes } from '../../core/format';
+import type { CacheFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
 import type { Stowage } from '../stowage';
 import type { DocumentUses } from './documents';
-import type { CacheFacts } from './facts';
 
 /** Above each image line: `✓ cached · 45.2 MB`, `◐ partly cached · …` with Pull, or `Pull`. */
 export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposable {

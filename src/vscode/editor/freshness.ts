@@ -1,8 +1,8 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
 import type { Reference } from '../../core/reference';
+import { type CacheFacts, tagName } from '../cache-facts';
 import type { Stowage } from '../stowage';
-import { type CacheFacts, tagName } from './facts';
 import { checkInterval, type FreshnessStore } from './freshness-store';
 
 /** A newer digest for a tag than the one pinned or cached. */

@@ -3,9 +3,9 @@ import type { ImageUse } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
 import { formatPlatform } from '../../core/platform';
 import type { PlatformInspection } from '../../core/store';
+import type { CacheFacts, ImageFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
 import { type DocumentUses, useUnder } from './documents';
-import type { CacheFacts, ImageFacts } from './facts';
 import type { Newer } from './freshness';
 
 const MAX_LAYERS = 12;

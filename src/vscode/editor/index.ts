@@ -5,7 +5,6 @@ import { ImageCodeLenses } from './code-lens';
 import { LineHasImageKey } from './context-key';
 import { ImageDiagnostics } from './diagnostics';
 import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
-import { CacheFacts } from './facts';
 import { Freshness } from './freshness';
 import { FreshnessStore } from './freshness-store';
 import { ImageHoverProvider } from './hover';
@@ -14,15 +13,13 @@ export { pinEdit, pinToDigest, unpinEdit } from './pin';
 
 /** Hover, CodeLens, diagnostics and code actions on Dockerfiles. */
 export function registerEditorFeatures(features: FeatureContext): vscode.Disposable[] {
-  const { stowage, index, log, extension } = features;
+  const { stowage, index, log, extension, facts } = features;
   const uses = new DocumentUses(index);
-  const facts = new CacheFacts(stowage);
   const freshness = new Freshness(stowage, facts, new FreshnessStore(extension.globalStorageUri.fsPath), log);
   const diagnostics = new ImageDiagnostics(uses, freshness, log);
   const lenses = new ImageCodeLenses(uses, facts, stowage);
   const lineKey = new LineHasImageKey(uses);
   return [
-    facts,
     freshness,
     diagnostics,
     lenses,

@@ -1,10 +1,10 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
 import { StowageError } from '../../core/errors';
+import { tagName } from '../cache-facts';
 import type { FeatureContext } from '../feature';
 import type { Stowage } from '../stowage';
 import { toRange, useOnLine, useUnder } from './documents';
-import { tagName } from './facts';
 
 /**
  * Why a use's reference cannot be rewritten in place, or undefined when it can: only literal

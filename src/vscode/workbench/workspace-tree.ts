@@ -1,8 +1,7 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
-import { parsePlatform } from '../../core/platform';
-import { type ImageStatus, imageStatus } from '../../core/store';
+import type { ImageStatus } from '../../core/store';
 import type { FeatureContext } from '../feature';
 import type { DockerfileEntry } from '../workspace-index';
 
@@ -38,13 +37,10 @@ export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNod
     }
     if (node.kind !== 'dockerfile') return [];
     const active = new Set(this.f.stowage.service.active().map((a) => a.reference));
-    const store = await this.f.stowage.getStore().catch(() => undefined);
     return Promise.all(
       node.entry.uses.map(async (use): Promise<WorkspaceNode> => {
-        let status: ImageStatus | undefined;
-        if (store && use.ref) {
-          status = await imageStatus(store, use.ref, parsePlatform(use.platform)).catch(() => undefined);
-        }
+        // The same facts as hovers and CodeLens: a pinned `name:tag@digest` counts as cached too.
+        const status = (await this.f.facts.forUse(use)?.catch(() => undefined))?.status;
         return { kind: 'image', uri: node.entry.uri, use, status, pulling: !!use.ref && active.has(use.ref) };
       }),
     );

@@ -1,7 +1,7 @@
 import type * as vscode from 'vscode';
-import type { ImageUse } from '../../core/dockerfile';
-import { parsePlatform, platformMatches } from '../../core/platform';
-import { formatReference, type Reference } from '../../core/reference';
+import type { ImageUse } from '../core/dockerfile';
+import { parsePlatform, platformMatches } from '../core/platform';
+import { formatReference, type Reference } from '../core/reference';
 import {
   type ImageInspection,
   type ImageStatus,
@@ -9,8 +9,8 @@ import {
   inspectImage,
   type PlatformInspection,
   type Store,
-} from '../../core/store';
-import type { Stowage } from '../stowage';
+} from '../core/store';
+import type { Stowage } from './stowage';
 
 /** What the cache holds for one image use: its status for the platform, and the inspection. */
 export interface ImageFacts {
