@@ -2,7 +2,7 @@
 // tree providers' data over a real (throw-away) cache and the workspace's Dockerfiles, Use in
 // FROM edits, cache removal, and the pure parts (tag pager, progress text, failure actions).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
@@ -221,6 +221,38 @@ describe('workbench in the extension host', function () {
     } finally {
       tree.dispose();
       await vscode.workspace.fs.delete(vscode.Uri.joinPath(ws.uri, 'workbench-suite'), { recursive: true });
+    }
+  });
+
+  it('Export Images to Archive, then Import Images from Archive, round-trips a cached image', async () => {
+    const archive = vscode.Uri.file(join(cacheDir, '..', `stowage-host-export-${process.pid}.tar`));
+    try {
+      const exported = (await vscode.commands.executeCommand(
+        'stowage.exportImages',
+        { reference: CACHED },
+        archive,
+      )) as {
+        images: unknown[];
+        archiveBytes: number;
+      };
+      assert.equal(exported.images.length, 1);
+      assert.equal((await stat(archive.fsPath)).size, exported.archiveBytes);
+      const store = await f.stowage.getStore();
+      const before = await store.getReference(CACHED);
+      assert.ok(before);
+      await store.removeReference(CACHED);
+      await store.gc();
+      assert.equal((await store.diskUsage()).blobs, 0);
+      const imported = (await vscode.commands.executeCommand('stowage.importArchive', archive)) as {
+        images: { name: string }[];
+      };
+      assert.deepEqual(
+        imported.images.map((i) => i.name),
+        [CACHED],
+      );
+      assert.deepEqual(await store.getReference(CACHED), before, 'the same image is back, digest and all');
+    } finally {
+      await rm(archive.fsPath, { force: true });
     }
   });
 

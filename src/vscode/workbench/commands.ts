@@ -407,29 +407,39 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     return filter;
   });
 
-  const exportCommand = safe(async (arg?: unknown) => {
+  // (image?, file?): with both (a script, a test, another extension) it asks nothing.
+  const exportCommand = safe(async (arg?: unknown, file?: unknown) => {
     const store = await f.stowage.getStore();
     const refs = await store.listReferences();
     if (refs.length === 0)
       throw new StowageError('NOT_CACHED', 'The cache is empty: pull images before exporting them.');
     const preset = targetOf(arg)?.reference;
-    const picked = await vscode.window.showQuickPick(
-      refs.map((r) => ({
-        label: label(r.name),
-        description: r.name,
-        name: r.name,
-        picked: r.name === preset,
-      })),
-      { title: 'Export Images to Archive', canPickMany: true, placeHolder: 'Images to put in the archive' },
-    );
+    const given = preset && file instanceof vscode.Uri ? refs.find((r) => r.name === preset) : undefined;
+    const picked = given
+      ? [{ name: given.name }]
+      : await vscode.window.showQuickPick(
+          refs.map((r) => ({
+            label: label(r.name),
+            description: r.name,
+            name: r.name,
+            picked: r.name === preset,
+          })),
+          {
+            title: 'Export Images to Archive',
+            canPickMany: true,
+            placeHolder: 'Images to put in the archive',
+          },
+        );
     if (!picked?.length) return undefined;
-    const target = await vscode.window.showSaveDialog({
-      title: 'Export Images to Archive',
-      filters: { 'OCI archive': ['tar'] },
-      defaultUri: vscode.Uri.file(
-        `${vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? f.stowage.settings().cacheDirectory}/images.tar`,
-      ),
-    });
+    const target = given
+      ? (file as vscode.Uri)
+      : await vscode.window.showSaveDialog({
+          title: 'Export Images to Archive',
+          filters: { 'OCI archive': ['tar'] },
+          defaultUri: vscode.Uri.file(
+            `${vscode.workspace.workspaceFolders?.[0]?.uri.fsPath ?? f.stowage.settings().cacheDirectory}/images.tar`,
+          ),
+        });
     if (!target) return undefined;
     const result = await vscode.window.withProgress(
       {
@@ -465,12 +475,16 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     return result;
   });
 
-  const importCommand = safe(async () => {
-    const picked = await vscode.window.showOpenDialog({
-      title: 'Import Images from Archive',
-      canSelectMany: false,
-      filters: { 'OCI archive': ['tar'], 'All files': ['*'] },
-    });
+  // (file?): from the Explorer's context menu on a .tar, or a dialog.
+  const importCommand = safe(async (arg?: unknown) => {
+    const picked =
+      arg instanceof vscode.Uri
+        ? [arg]
+        : await vscode.window.showOpenDialog({
+            title: 'Import Images from Archive',
+            canSelectMany: false,
+            filters: { 'OCI archive': ['tar'], 'All files': ['*'] },
+          });
     const file = picked?.[0];
     if (!file) return undefined;
     const store = await f.stowage.getStore();
