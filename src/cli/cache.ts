@@ -19,7 +19,6 @@ function cachedName(input: string): string {
 }
 
 export const lsCommand: Command = {
-  summary: 'list cached images',
   usage: 'ls [--cache DIR] [--json]',
   async run(args) {
     const { values } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
@@ -43,7 +42,6 @@ export const lsCommand: Command = {
 };
 
 export const inspectCommand: Command = {
-  summary: 'show what the cache holds for an image (no network)',
   usage: 'inspect REF [--cache DIR] [--json]',
   async run(args) {
     const { values, positionals } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
@@ -85,7 +83,6 @@ export const inspectCommand: Command = {
 };
 
 export const rmCommand: Command = {
-  summary: 'remove an image reference from the cache (blobs go at the next gc)',
   usage: 'rm REF... [--cache DIR]',
   async run(args) {
     const { values, positionals } = parseCommandArgs(
@@ -110,7 +107,6 @@ export const rmCommand: Command = {
 };
 
 export const gcCommand: Command = {
-  summary: 'delete blobs no cached reference needs, and stale partial downloads',
   usage: 'gc [--cache DIR] [--json]',
   async run(args) {
     const { values } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);

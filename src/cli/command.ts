@@ -1,9 +1,8 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { StowageError } from '../core/errors';
 
-/** One CLI command: `run` returns the exit code (0 ok, 1 error, 2 usage). */
+/** One CLI command: `run` returns the exit code (0 ok, 1 error, 2 usage); its summary is in commands.ts. */
 export interface Command {
-  readonly summary: string;
   readonly usage: string;
   run(args: string[]): Promise<number>;
 }

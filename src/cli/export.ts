@@ -6,7 +6,6 @@ import { ENGINE_OPTIONS, openStore } from './engine';
 const USAGE = 'export REF... -o FILE.tar|- [--cache DIR] [--json]';
 
 export const exportCommand: Command = {
-  summary: 'write cached images to an OCI layout tarball (for air-gapped machines; no network)',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(

@@ -6,7 +6,6 @@ import { ENGINE_OPTIONS, openStore } from './engine';
 const USAGE = 'import FILE.tar|- [--cache DIR] [--json]';
 
 export const importCommand: Command = {
-  summary: 'verify an OCI layout tarball and add its images to the cache (no network)',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(

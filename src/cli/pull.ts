@@ -8,7 +8,6 @@ const USAGE =
   'pull REF [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
 
 export const pullCommand: Command = {
-  summary: 'pull an image into the cache (only the blobs it is missing)',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(

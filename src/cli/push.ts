@@ -8,7 +8,6 @@ const USAGE =
   'push REF DEST [--platform os/arch[/variant]] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]... [--json]';
 
 export const pushCommand: Command = {
-  summary: 'copy a cached image to a registry (seed a team registry from this cache)',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(

@@ -75,7 +75,6 @@ function table(uses: ImageUse[]): string {
 }
 
 export const refsCommand: Command = {
-  summary: 'list the images a Dockerfile pulls (FROM, COPY --from, RUN --mount from, # syntax)',
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(

@@ -6,7 +6,6 @@ const USAGE =
   'tags REPO [--limit N] [--page-size N] [--json] [--insecure-registry HOST]... [--ca-file PEM]...';
 
 export const tagsCommand: Command = {
-  summary: "list a repository's tags (page by page)",
   usage: USAGE,
   async run(args) {
     const { values, positionals } = parseCommandArgs(
