@@ -453,4 +453,36 @@ describe('hostile redirects and links', () => {
     assert.equal(elsewhere.seen.length, 0, 'the other host got no request');
     await client.close();
   });
+
+  test('later pages go to the registry, not to a host it redirected the first page to', async () => {
+    // The registry redirects its tag list to another host, whose relative Link then must not make
+    // that host the one later pages (and a challenge with the registry's credentials) go to.
+    const elsewhere = await fake((req, res) => {
+      if (req.url?.includes('last='))
+        return res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end();
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        link: '</v2/h/app/tags/list?last=a&n=1>; rel="next"',
+      });
+      res.end('{"name":"h/app","tags":["a"]}');
+    });
+    const server = await fake((req, res) => {
+      if (req.url?.includes('last=')) return res.writeHead(200).end('{"name":"h/app","tags":["b"]}');
+      res.writeHead(302, { location: `${elsewhere.url}${req.url}` }).end();
+    });
+    const credentials = new StaticCredentials();
+    credentials.set(server.host, { username: 'u', password: 'page-secret' });
+    // Both hosts may get credentials over plain HTTP: only the origin rule keeps them from elsewhere.
+    const client = new RegistryClient({ credentials, insecureRegistries: [server.host, elsewhere.host] });
+    const pages: string[][] = [];
+    for await (const page of client.tags(parseReference(`${server.host}/h/app`), { pageSize: 1 }))
+      pages.push(page);
+    await client.close();
+    assert.deepEqual(pages, [['a'], ['b']]);
+    assert.equal(elsewhere.seen.length, 1, 'only the redirected first page went to the other host');
+    assert.ok(
+      elsewhere.seen.every((r) => !r.authorization),
+      'no Authorization reached the other host',
+    );
+  });
 });

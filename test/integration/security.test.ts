@@ -210,6 +210,39 @@ describe('where Authorization goes', () => {
     assert.ok(await verifyAllBlobs(s));
   });
 
+  test('a 401 from a redirect target (another host) never gets the registry credentials', async () => {
+    // The CDN the registry redirects blobs to answers with its own challenge, pointing at a realm of
+    // its choosing: the registry's credentials must not go there (nor to the CDN itself).
+    const thief = await plainServer(() => [
+      200,
+      { 'content-type': 'application/json' },
+      '{"token":"stolen"}',
+    ]);
+    const cdn = await plainServer(() => [
+      401,
+      { 'www-authenticate': `Bearer realm="http://${thief.host}/token",service="cdn"` },
+      '',
+    ]);
+    const reg = await registry({
+      auth: 'token',
+      users: [{ username: USER, password: SECRET }],
+      redirectBaseUrl: `http://${cdn.host}/`,
+    });
+    await pushLayout(image.layoutDir, 'v1', reg, 'sec/cdn401:v1');
+    const realmHost = new URL(reg.tokenServer!.realm).host;
+    // The thief is even trusted for plain HTTP: that allows HTTP, not someone else's credentials.
+    const c = client({ credentials: credentials(reg.host), insecureRegistries: [realmHost, thief.host] });
+    const e = await attempt(pull(await store(), c, `${reg.host}/sec/cdn401:v1`, { platforms: amd64 }));
+    await c.close();
+    assert.ok(cdn.seen.length > 0, 'the registry redirected to the CDN');
+    assert.equal(e?.code, 'UNAUTHORIZED');
+    assert.deepEqual(thief.seen, [], 'the realm named by the CDN got no request');
+    assert.ok(
+      cdn.seen.every((r) => r.headers.authorization === undefined),
+      'no Authorization reached the CDN',
+    );
+  });
+
   test('basic credentials are never sent over plain HTTP to a host not marked insecure', async () => {
     const fake = await plainServer((headers) =>
       headers.authorization ? [200, {}, '{}'] : [401, { 'www-authenticate': 'Basic realm="r"' }, ''],

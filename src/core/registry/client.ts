@@ -129,6 +129,8 @@ export interface RegistryResponse {
 
 interface Response {
   url: URL;
+  /** The URL first requested, before any redirect. */
+  asked: URL;
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
   body: Dispatcher.ResponseData['body'];
@@ -403,8 +405,9 @@ export class RegistryClient {
       const res: Response = pinned
         ? await this.send(pinned, { ctx, registry, scope, method: 'GET', path, signal })
         : await this.call({ ctx, registry, scope, method: 'GET', path, signal }, false);
-      // Later pages go to the origin that answered; Link paths are absolute.
-      pinned ??= new URL(res.url.origin);
+      // Later pages go to the registry origin that answered (never a host it redirected to: that
+      // one would be treated as the registry, challenges and credentials included).
+      pinned ??= new URL(res.asked.origin);
       const bytes = await readCapped(res, this.maxManifestBytes, ctx);
       let list: unknown;
       try {
@@ -482,7 +485,9 @@ export class RegistryClient {
     let authorization = call.scope ? await this.auth.header(base, call.registry, call.scope) : undefined;
     for (let round = 0; ; round++) {
       const res = await this.withRetries(target, call, authorization);
-      if (res.statusCode === 401 && round === 0) {
+      // Only the origin asked may challenge: a redirect target (a CDN) that answers 401 would
+      // otherwise pick the realm the registry's credentials go to.
+      if (res.statusCode === 401 && round === 0 && res.url.origin === target.origin) {
         const challenge = res.headers['www-authenticate'];
         await res.body.dump();
         if (authorization) this.auth.invalidate(base, call.scope);
@@ -602,7 +607,7 @@ export class RegistryClient {
         url = next;
         continue;
       }
-      return { url, statusCode: res.statusCode, headers: res.headers, body: res.body };
+      return { url, asked: start, statusCode: res.statusCode, headers: res.headers, body: res.body };
     }
   }
 
