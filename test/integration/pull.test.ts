@@ -89,6 +89,26 @@ describe('pull over plain HTTP', () => {
     await client.close();
   });
 
+  test('the cache check selects platforms as the download does: one the image lacks is neither fetched again nor reported cached', async () => {
+    const store = await freshStore();
+    const { client, requests } = clientFor(plain);
+    const ref = `${plain.host}/team/app:v1`;
+    const s390x = parsePlatform('linux/s390x');
+    // The network pull keeps what the image offers of the wanted platforms.
+    const first = await pull(store, client, ref, { platforms: [...amd64, s390x] });
+    assert.equal(first.fromCache, false);
+    assert.deepEqual(first.platforms, ['linux/amd64']);
+    // So the same pull again is complete in the cache: zero requests.
+    const before = requests.length;
+    const second = await pull(store, client, ref, { platforms: [...amd64, s390x] });
+    assert.equal(second.fromCache, true);
+    assert.equal(requests.length - before, 0, 'the same pull again makes no request');
+    assert.deepEqual(second.platforms, ['linux/amd64']);
+    // A platform the cached index does not offer at all is not "already cached".
+    await assert.rejects(pull(store, client, ref, { platforms: [s390x] }), { code: 'NO_MATCHING_PLATFORM' });
+    await client.close();
+  });
+
   test('no matching platform lists the offered ones', async () => {
     const store = await freshStore();
     const { client } = clientFor(plain);

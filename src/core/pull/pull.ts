@@ -8,6 +8,7 @@ import { backoffDelay, DEFAULT_RETRY, isTransientNetworkError, sleep } from '../
 import {
   availablePlatforms,
   type Descriptor,
+  isIndexMediaType,
   isJsonDocumentMediaType,
   type ManifestDocument,
   parseManifest,
@@ -239,9 +240,12 @@ async function fromCache(
     const walk = await walkImage(store, descriptor, allPlatforms ? {} : { platforms });
     if (walk.missing.length > 0) return undefined;
     const found = walk.manifests.filter((m) => m.platform).map((m) => normalizePlatform(m.platform!));
-    // Every wanted platform must be there (a single-platform image serves whatever it is).
-    if (found.length && !allPlatforms && !platforms.every((p) => found.some((f) => platformMatches(p, f)))) {
-      return undefined;
+    // Select as the download does (a single-platform image serves whatever it is): an index must
+    // have something for the wanted platforms, and every wanted one it offers must be there.
+    if (isIndexMediaType(descriptor.mediaType) && !allPlatforms) {
+      if (found.length === 0) return undefined;
+      const offered = platforms.filter((p) => !walk.unmatchedPlatforms.includes(p));
+      if (!offered.every((p) => found.some((f) => platformMatches(p, f)))) return undefined;
     }
     if (ref.digest && descriptor.digest !== ref.digest) return undefined;
     if (!(await store.getReference(name))) {
