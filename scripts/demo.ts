@@ -511,9 +511,11 @@ async function main(): Promise<void> {
         settings: {
           // Open the workspace's README (what to try) instead of an empty editor.
           'workbench.startupEditor': 'readme',
-          'stowage.cacheDirectory': cache,
           'stowage.registries': [registry.host],
         },
+        // cacheDirectory is machine-overridable: code-server (a remote window) ignores it in User
+        // settings and reads it from the machine's, so the pre-pulled cache is the one the editor uses.
+        machineSettings: { 'stowage.cacheDirectory': cache },
       });
       state.codeServerPid = cmdlinePid(editor);
       await saveState();
