@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { StowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
@@ -171,6 +172,26 @@ describe('interrupted pulls', () => {
     await client.close();
     return proxy;
   }
+
+  test('a cancel while a broken blob transfer waits to be retried is a typed ABORTED', async () => {
+    const s = await store();
+    const controller = new AbortController();
+    const layer = big.platforms[0]!.layers[0]!;
+    const proxy = await startProxy(reg.url, (req) => {
+      if (req.method === 'GET' && req.url?.endsWith(`/blobs/${layer.digest}`)) {
+        // A body that ends early: the pull keeps the prefix and waits (backoff, ≥100 ms) to
+        // resume; the cancel lands in that wait.
+        setTimeout(() => controller.abort(), 30);
+        return { respond: { status: 200, body: Buffer.alloc(1000) } };
+      }
+      return undefined;
+    });
+    stops.push(proxy.stop);
+    const client = new RegistryClient({});
+    const pulling = pull(s, client, `${proxy.host}/f/big:v1`, { signal: controller.signal, concurrency: 1 });
+    await assert.rejects(pulling, (e) => e instanceof StowageError && e.code === 'ABORTED');
+    await client.close();
+  });
 
   test('cancel midway, then re-pull downloads only the missing bytes', async () => {
     const s = await store();

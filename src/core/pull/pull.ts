@@ -1,5 +1,5 @@
 import { type Digest, parseDigest } from '../digest';
-import { StowageError, throwIfAborted } from '../errors';
+import { abortError, StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
 import { formatReference, parsePullableReference, type Reference } from '../reference';
@@ -384,7 +384,10 @@ async function fetchBlob(
         e instanceof ShortBody;
       const bodyTimeout = (e as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
       if (transient && attempt < opts.attempts) {
-        await sleep(backoffDelay(attempt, DEFAULT_RETRY), opts.signal);
+        // A cancel during the wait rejects with the signal's bare reason: report it typed.
+        await sleep(backoffDelay(attempt, DEFAULT_RETRY), opts.signal).catch(() => {
+          throw abortError(opts.signal);
+        });
         continue;
       }
       if (bodyTimeout) {
