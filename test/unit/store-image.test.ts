@@ -285,6 +285,33 @@ describe('gc and disk usage', () => {
     assert.equal(after.blobs, 2 + kept.all.length + keptArm.all.length);
   });
 
+  test('a lease taken while gc runs cannot see a blob that gc then removes', async (t) => {
+    // A pull takes its lease, then checks which blobs it still needs (has()). If that happened
+    // after gc read the leases but before it swept, the pull would skip a blob gc then deletes,
+    // and record a reference to something missing.
+    const store = await Store.open(await tempDir(t));
+    const leftover = blob('application/octet-stream', Buffer.from('left by an image since removed'));
+    await putAll(store, [leftover]);
+    const digest = leftover.descriptor.digest;
+    const s = store as unknown as { leasedDigests(): Promise<string[]> };
+    const leasedDigests = s.leasedDigests.bind(store);
+    let pulling: Promise<{ seen: boolean; release(): Promise<void> }> | undefined;
+    s.leasedDigests = async () => {
+      const leased = await leasedDigests();
+      // gc has read the leases: a pull starts now.
+      pulling = store
+        .lease([digest])
+        .then(async (l) => ({ seen: await store.has(digest), release: l.release }));
+      // Let it get as far as it can before gc sweeps (not needed for it to be correct).
+      await Promise.race([pulling, new Promise((r) => setTimeout(r, 300))]);
+      return leased;
+    };
+    await store.gc();
+    const { seen, release } = await pulling!;
+    assert.equal(await store.has(digest), seen, 'what the leased pull saw is what is there');
+    await release();
+  });
+
   test('gc removes stale and already-committed ingests, keeps fresh and locked ones', async (t) => {
     const store = await Store.open(await tempDir(t));
     const mk = async (content: string) => {

@@ -375,7 +375,8 @@ export class Store {
 
   /**
    * Protects blobs a pull has committed but not yet referenced from a concurrent gc. Take one
-   * before downloading, release it after setReference. A lease of a killed process goes stale.
+   * before checking what to download, release it after setReference. A lease of a killed process
+   * goes stale. Not from inside withLock (it takes the layout lock).
    */
   async lease(digests: Digest[]): Promise<Lease> {
     for (const d of digests) parseDigest(d);
@@ -389,7 +390,9 @@ export class Store {
       token,
       digests,
     };
-    await fs.writeFile(path, JSON.stringify(body), { flag: 'wx', mode: 0o600 });
+    // Under the layout lock: a gc either finished before (what it removed is gone when the pull
+    // looks) or starts after and sees the lease. Between its lease read and its sweep, it is not.
+    await this.withLock(() => fs.writeFile(path, JSON.stringify(body), { flag: 'wx', mode: 0o600 }));
     const timer = setInterval(
       () => {
         const now = new Date();
