@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
-import { inspectImage } from '../../src/core/store';
+import { inspectImage, walkImage } from '../../src/core/store';
 import { exportImages } from '../../src/core/transfer/export';
 import { importArchive } from '../../src/core/transfer/import';
 import { readTar } from '../../src/core/transfer/tar';
@@ -178,6 +178,32 @@ describe('export', () => {
     const twice = await importArchive(target, file);
     assert.equal(twice.blobsAdded, 0);
     assert.equal(twice.blobsPresent, exported.blobs);
+  });
+
+  test('import: blobs found already cached but removed by a gc before the commit are not referenced missing', async () => {
+    const file = join(work, 'gc-race.tar');
+    await exportImages(source, [singleRef], file);
+    const target = await freshStore();
+    await importArchive(target, file);
+    // Unreferenced now: the next import finds them present, then a gc (another process) removes them.
+    await target.removeReference(singleRef);
+    const lease = target.lease.bind(target);
+    target.lease = async (digests) => {
+      await target.gc();
+      return lease(digests);
+    };
+    const outcome = await importArchive(target, file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const ref = await target.getReference(singleRef);
+    if (outcome === undefined) {
+      const walk = await walkImage(target, ref!);
+      assert.deepEqual(walk.missing, [], 'the recorded reference reaches only present blobs');
+    } else {
+      assert.ok(isStowageError(outcome), `typed: ${outcome}`);
+      assert.equal(ref, undefined, 'nothing recorded');
+    }
   });
 
   test('CLI: stowage export / import by the names users type', async () => {

@@ -246,6 +246,15 @@ export async function importArchive(
         throwIfAborted(signal);
         const s = staged.get(digest);
         if (!s || s.kind === 'present') {
+          // Found cached while reading the archive, whose copy was not kept: a gc that ran
+          // before our lease may have removed it since. Never record a reference to it then.
+          if (s && !(await store.has(digest, s.size))) {
+            throw new StowageError(
+              'CACHE_CORRUPT',
+              `Blob ${digest} left the cache while the archive was imported (a concurrent stowage gc?); nothing was recorded.`,
+              'Import the archive again.',
+            );
+          }
           blobsPresent++;
           continue;
         }
