@@ -107,3 +107,17 @@ test('invalid references and scratch are refused with typed errors', async () =>
   await assert.rejects(svc.pull(`${reg.host}/svc/one:v1`), { code: 'ABORTED' });
   await client.close();
 });
+
+test('a pull asked for right after its only caller cancelled starts afresh instead of joining the cancelled one', async () => {
+  const { svc, store, client } = await service();
+  const ref = `${reg.host}/svc/two:v1`;
+  const controller = new AbortController();
+  const first = svc.pull(ref, { platforms: amd64, signal: controller.signal });
+  controller.abort();
+  await assert.rejects(first, (e) => e instanceof StowageError && e.code === 'ABORTED');
+  // The user clicks Pull again at once: this is a new request, not the cancelled one.
+  const again = await svc.pull(ref, { platforms: amd64 });
+  assert.equal(again.reference, ref);
+  assert.ok(await verifyAllBlobs(store));
+  await client.close();
+});

@@ -89,7 +89,10 @@ export class PullService {
       options.allPlatforms ? '*' : (options.platforms ?? []).map(formatPlatform).sort().join(','),
       options.alwaysPull ? 'always' : '',
     ].join('|');
-    const job = this.jobs.get(key) ?? this.start(key, ref, reference, options);
+    // A job every caller cancelled is winding down: a new request must not join it.
+    const running = this.jobs.get(key);
+    const job =
+      running && !running.controller.signal.aborted ? running : this.start(key, ref, reference, options);
     return this.attach(job, options);
   }
 
@@ -136,7 +139,9 @@ export class PullService {
       } finally {
         this.release();
       }
-    })().finally(() => this.jobs.delete(key));
+    })().finally(() => {
+      if (this.jobs.get(key) === job) this.jobs.delete(key);
+    });
     // Callers see the rejection through attach(); this copy must not be reported as unhandled.
     job.promise.catch(() => {});
     this.jobs.set(key, job);
