@@ -1,5 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { StowageError } from '../core/errors';
+import { type Platform, parsePlatform } from '../core/platform';
 
 /** One CLI command: `run` returns the exit code (0 ok, 1 error, 2 usage); its summary is in commands.ts. */
 export interface Command {
@@ -24,4 +25,13 @@ export function writeJson(value: unknown): void {
 
 export function usageError(message: string): StowageError {
   return new StowageError('USAGE', message);
+}
+
+/** A `--platform` value; a malformed one is a usage error (exit 2), like any bad flag. */
+export function platformFlag(text: string, usage: string): Platform {
+  try {
+    return parsePlatform(text);
+  } catch (e) {
+    throw usageError(`${(e as Error).message}\nusage: stowage ${usage}`);
+  }
 }

@@ -1,7 +1,6 @@
 import { formatBytes, formatDuration } from '../core/format';
-import { parsePlatform } from '../core/platform';
 import { type PullEvent, pull } from '../core/pull/pull';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
@@ -22,7 +21,7 @@ export const pullCommand: Command = {
       USAGE,
     );
     if (positionals.length !== 1) throw usageError(`pull takes one reference\nusage: stowage ${USAGE}`);
-    const platforms = (values.platform ?? []).map(parsePlatform);
+    const platforms = (values.platform ?? []).map((p) => platformFlag(p, USAGE));
     const store = await openStore(values);
     const client = await createClient(values);
     const controller = new AbortController();

@@ -1,7 +1,6 @@
 import { formatBytes, formatDuration } from '../core/format';
-import { parsePlatform } from '../core/platform';
 import { pushImage } from '../core/transfer/push';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
@@ -25,7 +24,7 @@ export const pushCommand: Command = {
     const began = Date.now();
     try {
       const r = await pushImage(store, client, positionals[0]!, positionals[1]!, {
-        ...(values.platform ? { platform: parsePlatform(values.platform) } : {}),
+        ...(values.platform ? { platform: platformFlag(values.platform, USAGE) } : {}),
         signal: controller.signal,
       });
       if (values.json) writeJson({ ...r, ms: Date.now() - began });

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { type ImageUse, resolveDockerfile } from '../core/dockerfile';
 import { StowageError } from '../core/errors';
-import { type Platform, parsePlatform } from '../core/platform';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import type { Platform } from '../core/platform';
+import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
 
 const USAGE = 'refs FILE [--platform os/arch[/variant]] [--build-arg NAME[=VALUE]]... [--json]';
 
@@ -12,11 +12,7 @@ function usage(message: string): StowageError {
 
 function targetPlatform(text: string | undefined): Platform | undefined {
   if (text === undefined) return undefined;
-  try {
-    return parsePlatform(text);
-  } catch (e) {
-    throw usage((e as Error).message);
-  }
+  return platformFlag(text, USAGE);
 }
 
 /** `NAME=VALUE`, or `NAME` alone to take the value from the environment, as docker does. */

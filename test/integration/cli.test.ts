@@ -121,6 +121,9 @@ describe('stowage CLI', () => {
     assert.equal((await cli('pull')).code, 2);
     assert.equal((await cli('pull', 'x', '--bogus')).code, 2);
     assert.equal((await cli('frobnicate')).code, 2);
+    const badPlatform = await cli('pull', `${reg.host}/cli/app:v1`, '--platform', 'linux//amd64');
+    assert.equal(badPlatform.code, 2, 'a malformed --platform is a usage error');
+    assert.match(badPlatform.stderr, /Invalid platform "linux\/\/amd64"/);
     const offline = await cli('pull', `${reg.host}/cli/app:v1`, '--offline', '--always');
     assert.equal(offline.code, 1);
     assert.match(offline.stderr, /[Oo]ffline/);
