@@ -37,13 +37,16 @@ interface Seeded {
   partial: BuiltImage;
 }
 
-/** Writes images into a Store: app (amd64 cached, arm64 only listed), partial (a layer missing). */
+/**
+ * Writes images into a Store: app (amd64 cached, arm64's manifest only, arm/v7 only listed in the
+ * index), partial (a layer missing).
+ */
 async function seedCache(): Promise<Seeded> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-editor-cache-'));
   const layouts = await mkdtemp(join(tmpdir(), 'stowage-editor-layout-'));
   try {
     const app = await buildImage(join(layouts, 'app'), {
-      platforms: ['linux/amd64', 'linux/arm64'],
+      platforms: ['linux/amd64', 'linux/arm64', 'linux/arm/v7'],
       layers: 3,
       layerSize: [40_000, 20_000, 5_000],
       seed: 'editor-app',
@@ -172,7 +175,7 @@ describe('editor features', function () {
     assert.match(text, /Cmd: `\["nginx","-g","daemon off;"\]`/);
     assert.match(text, /Exposed ports: `80\/tcp`, `443\/tcp`/);
     assert.match(text, /`maintainer`=`stowage tests`/);
-    assert.match(text, /Platforms: \*\*linux\/amd64\*\* ✓, linux\/arm64 /);
+    assert.match(text, /Platforms: \*\*linux\/amd64\*\* ✓, linux\/arm64, linux\/arm\/v7 /);
     assert.doesNotMatch(text, /Not in cache/);
   });
 
@@ -191,6 +194,40 @@ describe('editor features', function () {
     const text = await hover(at(2, 'fixture/partial', doc));
     assert.match(text, /Partly cached \(1 of 2 layers\)/);
     assert.match(text, /command:stowage\.pullImage/);
+  });
+
+  it('a platform the cached index lists but nobody pulled: no made-up size in hover or CodeLens', async () => {
+    const uri = vscode.Uri.joinPath(folder, 'arm.Dockerfile');
+    await vscode.workspace.fs.writeFile(
+      uri,
+      new TextEncoder().encode(`FROM --platform=linux/arm/v7 ${CACHED}\n`),
+    );
+    const arm = await vscode.workspace.openTextDocument(uri);
+    const pos = at(0, 'fixture/app', arm);
+    const text = await until('a hover on arm.Dockerfile', async () =>
+      hoverText(
+        await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, pos),
+      ),
+    );
+    assert.match(text, /Cached for other platforms, not `linux\/arm\/v7`/);
+    assert.match(text, /command:stowage\.pullImage/);
+    assert.doesNotMatch(
+      text,
+      /compressed|layers|Created:/,
+      'no size, layers or config for an unpulled platform',
+    );
+    const lenses = await until('CodeLens', async () => {
+      const l = await vscode.commands.executeCommand<vscode.CodeLens[]>(
+        'vscode.executeCodeLensProvider',
+        uri,
+        10,
+      );
+      return l.length ? l : undefined;
+    });
+    assert.deepEqual(
+      lenses.map((l) => l.command?.title),
+      ['◐ cached for other platforms', 'Pull'],
+    );
   });
 
   it('hover over COPY --from and unresolvable references', async () => {

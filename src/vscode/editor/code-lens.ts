@@ -34,7 +34,8 @@ export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposab
     for (const use of this.uses.get(document)) {
       const facts = this.facts.forUse(use);
       if (!facts) continue;
-      const status = (await facts.catch(() => undefined))?.status;
+      const known = await facts.catch(() => undefined);
+      const status = known?.status;
       if (token.isCancellationRequested) return [];
       const range = new vscode.Range(use.range.start.line, 0, use.range.start.line, 0);
       const args: PullImageArgs = { reference: use.ref as string, platform: use.platform };
@@ -53,11 +54,17 @@ export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposab
           }),
         );
       } else if (status?.state === 'partial') {
+        // The index is cached but not this platform's manifest: nothing of it to size.
+        const otherPlatforms = known?.platform?.cached === false;
         out.push(
           new vscode.CodeLens(range, {
-            title: `◐ partly cached · ${formatBytes(status.bytes)}`,
+            title: otherPlatforms
+              ? '◐ cached for other platforms'
+              : `◐ partly cached · ${formatBytes(status.bytes)}`,
             command: '',
-            tooltip: `Some of ${use.ref} (${use.platform}) is missing from the cache`,
+            tooltip: otherPlatforms
+              ? `${use.ref} is in the cache, but not for ${use.platform}`
+              : `Some of ${use.ref} (${use.platform}) is missing from the cache`,
           }),
           new vscode.CodeLens(range, pull),
         );

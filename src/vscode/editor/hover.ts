@@ -54,7 +54,9 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     const p = facts?.platform;
     const present = p ? p.layers.filter((l) => l.present).length : 0;
     const detail = p?.layers.length ? ` (${present} of ${p.layers.length} layers)` : ` for ${use.platform}`;
-    out.push(`$(circle-large-outline) Partly cached${detail} · [$(cloud-download) Pull](${pullLink(use)})`);
+    const what =
+      p && !p.cached ? `Cached for other platforms, not ${code(use.platform)}` : `Partly cached${detail}`;
+    out.push(`$(circle-large-outline) ${what} · [$(cloud-download) Pull](${pullLink(use)})`);
   } else {
     out.push(`$(pass-filled) Cached · ${formatBytes(facts?.status.bytes ?? 0)}`);
   }
@@ -88,7 +90,8 @@ function details(facts: ImageFacts): string[] {
     });
     out.push(`Platforms: ${list.join(', ')} (✓ cached)  `);
   }
-  if (p) out.push(...platformDetails(p));
+  // A platform the index lists but whose manifest was never pulled: its size and config are unknown.
+  if (p?.cached) out.push(...platformDetails(p));
   return out;
 }
 
