@@ -47,6 +47,22 @@ describe('workbench: pure parts', () => {
     assert.equal(pager.hasMore(), false);
   });
 
+  it('sorts a short list that arrived whole (fewer tags than a page) before showing it', async () => {
+    let requests = 0;
+    const pager = new Pager<string>(
+      async function* () {
+        requests++;
+        yield ['2025.04', 'latest', '2023.03', '2024.10', '2024.9'];
+      },
+      50,
+      (a, b) => a.localeCompare(b, undefined, { numeric: true }),
+    );
+    assert.deepEqual(await pager.more(), ['2023.03', '2024.9', '2024.10', '2025.04', 'latest']);
+    assert.equal(pager.total(), 5);
+    assert.equal(pager.hasMore(), false, 'no "Load more…" after the whole list');
+    assert.equal(requests, 1);
+  });
+
   it('pages a registry that honours n, asking for each page only when needed', async () => {
     const asked: number[] = [];
     const pager = new Pager<string>(async function* () {
@@ -99,7 +115,28 @@ describe('workbench: pure parts', () => {
         ],
         2000,
       ),
-      'Pulled 2 images · 3.4 MB in 2.0 s (1 already cached).',
+      'Pulled 1 image · 3.4 MB in 2.0 s (1 more already cached).',
+    );
+    assert.equal(
+      successText(
+        [
+          { ...r, fromCache: false },
+          { ...r, fromCache: false },
+          { ...r, fromCache: true },
+        ],
+        2000,
+      ),
+      'Pulled 2 images · 6.8 MB in 2.0 s (1 more already cached).',
+    );
+    assert.equal(
+      successText(
+        [
+          { ...r, fromCache: true },
+          { ...r, fromCache: true },
+        ],
+        5,
+      ),
+      'All 2 images are already cached.',
     );
   });
 

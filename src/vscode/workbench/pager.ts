@@ -70,8 +70,10 @@ export class Pager<T> {
         else {
           this.buffer.push(...r.value);
           // A page larger than asked for: the server ignores `n` (Distribution's tags/list) and
-          // most likely sent everything; asking once more then costs no request and tells the total.
-          if (r.value.length > this.pageSize) {
+          // most likely sent everything; a shorter one is the last page or the whole (short) list.
+          // Either way asking once more costs no request (no Link) and tells the total, so a
+          // list that arrived whole is sorted before any of it is shown.
+          if (r.value.length !== this.pageSize) {
             const after = await this.source.next();
             if (after.done) this.exhausted = true;
             else this.buffer.push(...after.value);

@@ -232,6 +232,9 @@ export function successText(results: readonly PullResult[], ms: number): string 
       : `Pulled ${label(r.reference)} · ${formatBytes(bytes)} in ${formatDuration(ms)}.`;
   }
   const cached = results.length - downloaded.length;
-  const tail = cached ? ` (${cached} already cached)` : '';
-  return `Pulled ${results.length} images · ${formatBytes(bytes)} in ${formatDuration(ms)}${tail}.`;
+  // Count what was pulled, not what was asked for: "Pulled 4 images" after one download misleads.
+  if (downloaded.length === 0) return `All ${results.length} images are already cached.`;
+  const images = downloaded.length === 1 ? '1 image' : `${downloaded.length} images`;
+  const tail = cached ? ` (${cached} more already cached)` : '';
+  return `Pulled ${images} · ${formatBytes(bytes)} in ${formatDuration(ms)}${tail}.`;
 }
