@@ -151,6 +151,20 @@ describe('workbench: pure parts', () => {
     assert.deepEqual(titles(new StowageError('INSECURE_REFUSED', 'x')), ['Open Settings', 'Show Log']);
     assert.deepEqual(titles(new StowageError('OFFLINE', 'x'), false), ['Manage Workspace Trust', 'Show Log']);
     assert.deepEqual(titles(new Error('boom')), ['Show Log']);
+    // A tag the registry does not have: its repository's tags are one click away.
+    const missing = failureActions(
+      new StowageError('NOT_FOUND', 'x'),
+      'r.example',
+      true,
+      'r.example/app:nope',
+    );
+    assert.deepEqual(
+      missing.map((a) => [a.title, a.command, a.args]),
+      [
+        ['Browse Tags…', 'stowage.browseTags', ['r.example/app:nope']],
+        ['Show Log', 'stowage.showLog', undefined],
+      ],
+    );
   });
 
   it('accepts registry names and refuses paths', () => {

@@ -10,12 +10,15 @@ export interface FailureAction {
 /**
  * The buttons an error message about `registry` offers, chosen by the cause: sign in where
  * credentials are missing or refused, the settings where TLS or an insecure registry is the
- * problem, workspace trust where trust blocks the network, and always the log.
+ * problem, workspace trust where trust blocks the network, the repository's tags where the tag
+ * does not exist, and always the log.
  */
 export function failureActions(
   error: unknown,
   registry: string | undefined,
   trusted: boolean,
+  /** The image that failed, for actions about its repository. */
+  reference?: string,
 ): FailureAction[] {
   const out: FailureAction[] = [];
   const code = isStowageError(error) ? error.code : undefined;
@@ -48,6 +51,10 @@ export function failureActions(
           command: 'workbench.action.openSettings',
           args: ['stowage.offline'],
         });
+      break;
+    case 'NOT_FOUND':
+      // Most often a mistyped or retired tag: show the ones that exist.
+      if (reference) out.push({ title: 'Browse Tags…', command: 'stowage.browseTags', args: [reference] });
       break;
     case 'NO_MATCHING_PLATFORM':
       out.push({

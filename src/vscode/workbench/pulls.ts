@@ -168,7 +168,7 @@ export class PullRunner implements vscode.Disposable {
     } catch {
       registry = undefined;
     }
-    const actions = failureActions(first.error, registry, trusted);
+    const actions = failureActions(first.error, registry, trusted, first.target.reference);
     const why = !trusted && isStowageError(first.error, 'OFFLINE') ? UNTRUSTED_TEXT : errorText(first.error);
     const text =
       failed.length === 1
