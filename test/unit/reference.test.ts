@@ -66,6 +66,17 @@ describe('parseReference', () => {
     });
   }
 
+  test('the lowercase hint names the whole corrected reference', () => {
+    assert.throws(
+      () => parseReference('127.0.0.1:5555/Demo/Legacy:1.0'),
+      (e: Error & { hint?: string }) => e.hint === 'Try "127.0.0.1:5555/demo/legacy:1.0".',
+    );
+    assert.throws(
+      () => parseReference('team/App:V1'),
+      (e: Error & { hint?: string }) => e.hint === 'Try "team/app:V1".',
+    );
+  });
+
   test('scratch is reserved for pulls', () => {
     assert.throws(() => parsePullableReference('scratch'), { code: 'RESERVED_NAME' });
     assert.throws(() => parsePullableReference('SCRATCH'), { code: 'RESERVED_NAME' });

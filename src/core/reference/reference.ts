@@ -90,8 +90,10 @@ export function parseReference(input: string): Reference {
   const components = path.split('/');
   for (const c of components) {
     if (!PATH_COMPONENT.test(c)) {
-      if (c.toLowerCase() !== c && PATH_COMPONENT.test(c.toLowerCase())) {
-        throw invalid(input, 'repository names must be lowercase', `Try "${c.toLowerCase()}".`);
+      if (c.toLowerCase() !== c && components.every((x) => PATH_COMPONENT.test(x.toLowerCase()))) {
+        // Suggest the whole reference with its repository lowercased (tags may keep their case).
+        const fixed = `${rest.slice(0, rest.length - path.length)}${path.toLowerCase()}${text.slice(rest.length)}`;
+        throw invalid(input, 'repository names must be lowercase', `Try "${fixed}".`);
       }
       throw invalid(
         input,

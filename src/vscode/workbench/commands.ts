@@ -16,7 +16,13 @@ import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, failureActions } from './failure';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT } from './pulls';
-import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
+import {
+  naturalOrder,
+  type RegistriesTree,
+  type RegistryNode,
+  type RepositoryNode,
+  tagReference,
+} from './registries-tree';
 import { registryName, signIn, signOut } from './sign-in';
 import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
 
@@ -315,6 +321,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
           .getClient()
           .tags(ref, { pageSize: 100, signal: controller.signal })) {
           items.push(...page.map((t) => ({ label: t })));
+          items.sort((a, b) => naturalOrder(a.label, b.label));
           qp.items = items;
           if (items.length >= 10_000) break;
         }

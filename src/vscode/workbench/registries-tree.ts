@@ -348,7 +348,7 @@ export function repositoryDescription(node: RepositoryNode): string {
 
 const collator = new Intl.Collator(undefined, { numeric: true });
 /** v2 before v10: the order people expect of version tags. */
-function naturalOrder(a: string, b: string): number {
+export function naturalOrder(a: string, b: string): number {
   return collator.compare(a, b);
 }
 
