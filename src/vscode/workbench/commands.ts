@@ -56,6 +56,22 @@ function targetOf(arg: unknown): PullTarget | undefined {
   return undefined;
 }
 
+/** A batch pull skips references that do not resolve; say so rather than leave them out silently. */
+function reportUnresolved(uses: readonly { ref: string | null; error?: string }[]): void {
+  const bad = uses.filter((u) => !u.ref);
+  if (bad.length === 0) return;
+  const first = bad[0]?.error ?? 'it cannot be resolved';
+  const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : '';
+  void vscode.window
+    .showWarningMessage(
+      `Skipped ${bad.length} image reference${bad.length === 1 ? '' : 's'} that cannot be pulled: ${first}${more}`,
+      'Show Workspace Images',
+    )
+    .then((picked) => {
+      if (picked) void vscode.commands.executeCommand('stowage.workspaceImages.focus');
+    });
+}
+
 function showError(e: unknown): void {
   const actions = failureActions(e, undefined, vscode.workspace.isTrusted);
   void vscode.window.showErrorMessage(errorText(e), ...actions.map((a) => a.title)).then((picked) => {
@@ -527,6 +543,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         const entry = await dockerfileUses(arg);
         if (!entry) return undefined;
         const targets = targetsOf(entry.uses);
+        reportUnresolved(entry.uses);
         if (targets.length === 0) {
           void vscode.window.showInformationMessage(
             `${vscode.workspace.asRelativePath(entry.uri)} pulls no images.`,
@@ -541,6 +558,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       safe(async () => {
         const entries = await f.index.all();
         const targets = entries.flatMap((e) => targetsOf(e.uses));
+        reportUnresolved(entries.flatMap((e) => e.uses));
         if (targets.length === 0) {
           void vscode.window.showInformationMessage('The workspace’s Dockerfiles pull no images.');
           return [];
