@@ -269,6 +269,8 @@ describe('editor features', function () {
     );
     assert.match(warnings[0]!.message, /UNSET_ARG/);
     assert.match(warnings[1]!.message, /lowercase/);
+    // The Problems panel shows the position already: no "Line N:" in front of the reason.
+    for (const w of warnings) assert.doesNotMatch(w.message, /^Line \d+:/);
     assert.ok(!diags.some((d) => d.code === 'newer-image'), 'no newer-image diagnostic without a check');
   });
 

@@ -1,5 +1,6 @@
 export { type Directive, escapeDirective, syntaxDirective } from './directives';
 export {
+  errorReason,
   type ImageInstruction,
   type ImageUse,
   type Position,

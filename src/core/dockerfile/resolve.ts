@@ -171,6 +171,11 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   return uses;
 }
 
+/** An ImageUse error without its "Line N: " prefix, for places that already show the position. */
+export function errorReason(error: string): string {
+  return error.replace(/^Line \d+: /, '');
+}
+
 /** The use whose reference range contains the 0-based position, else the one on that line. */
 export function useAt(uses: readonly ImageUse[], line: number, character: number): ImageUse | undefined {
   const inside = uses.find((u) => contains(u.range, line, character));

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { ImageUse } from '../../core/dockerfile';
+import { errorReason, type ImageUse } from '../../core/dockerfile';
 import { type DocumentUses, isDockerfileDocument, toRange } from './documents';
 import type { Freshness, Newer } from './freshness';
 
@@ -17,7 +17,7 @@ function short(digest: string): string {
 export function unresolvableDiagnostic(use: ImageUse): vscode.Diagnostic {
   const d = new vscode.Diagnostic(
     toRange(use.range),
-    use.error ?? `"${use.raw}" is not a valid image reference.`,
+    use.error ? errorReason(use.error) : `"${use.raw}" is not a valid image reference.`,
     vscode.DiagnosticSeverity.Warning,
   );
   d.source = 'stowage';

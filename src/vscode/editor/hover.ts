@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { ImageUse } from '../../core/dockerfile';
+import { errorReason, type ImageUse } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
 import { formatPlatform } from '../../core/platform';
 import type { PlatformInspection } from '../../core/store';
@@ -42,7 +42,7 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     out.push(
       `**${escapeMd(use.raw || '(empty)')}**`,
       '',
-      `$(warning) Cannot resolve this image: ${escapeMd(use.error ?? 'unknown reason')}`,
+      `$(warning) Cannot resolve this image: ${escapeMd(use.error ? errorReason(use.error) : 'unknown reason')}`,
     );
     return out.join('\n');
   }

@@ -158,10 +158,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       const editor = dockerfileEditor();
       const use = editor ? useAtCursor(f, editor) : undefined;
       if (use && !use.ref) {
-        throw new StowageError(
-          'INVALID_REFERENCE',
-          `Line ${use.line}: ${use.error ?? 'not a pullable image'}.`,
-        );
+        throw new StowageError('INVALID_REFERENCE', use.error ?? `Line ${use.line}: not a pullable image.`);
       }
       target = use?.ref ? { reference: use.ref, platform: use.platform } : await pickWorkspaceReference(f);
     }
