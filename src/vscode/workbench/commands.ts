@@ -227,8 +227,18 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     const store = await f.stowage.getStore();
     let names: string[];
     const t = targetOf(arg);
-    if (t) names = [formatReference(parsePullableReference(t.reference))];
-    else {
+    if (t) {
+      names = [formatReference(parsePullableReference(t.reference))];
+      // A click on a tree item's trash icon is easy to make by mistake: ask, as the Docker extension does.
+      if (isNode(arg)) {
+        const ok = await vscode.window.showWarningMessage(
+          `Remove ${label(names[0]!)} from the cache? Its blobs are deleted unless another image uses them; it can be pulled again.`,
+          { modal: true },
+          'Remove',
+        );
+        if (ok !== 'Remove') return undefined;
+      }
+    } else {
       const refs = await store.listReferences();
       if (refs.length === 0) {
         void vscode.window.showInformationMessage('The cache is empty.');
