@@ -1,42 +1,37 @@
 // Pulls through TLS + basic auth and Bearer token auth, Docker v2s2 lists, and blob redirects.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { StaticCredentials } from '../../src/core/registry/credentials';
-import { clientFor, Store, verifyAllBlobs } from '../support/engine';
+import { clientFor, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
 import { pushLayout } from '../support/push';
-import { type RunningRegistry, startRegistry } from '../support/registry';
+import type { RunningRegistry } from '../support/registry';
 
-let work: string;
+let bed: TestBed;
 let image: BuiltImage;
-const stops: (() => Promise<void>)[] = [];
 const amd64 = [parsePlatform('linux/amd64')];
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'stowage-pull-auth-'));
-  image = await buildImage(join(work, 'layout'), { tag: 'v1', seed: 'auth', layers: 2, layerSize: 200_000 });
+  bed = await TestBed.create('stowage-pull-auth-');
+  image = await buildImage(join(bed.work, 'layout'), {
+    tag: 'v1',
+    seed: 'auth',
+    layers: 2,
+    layerSize: 200_000,
+  });
 });
 
-after(async () => {
-  for (const s of stops.reverse()) await s();
-  await rm(work, { recursive: true, force: true });
-});
+after(() => bed?.cleanup());
 
-async function registry(options: Parameters<typeof startRegistry>[0]): Promise<RunningRegistry> {
-  const r = await startRegistry(options);
-  stops.push(() => r.stop());
-  return r;
-}
-
-const store = async () => Store.open(await mkdtemp(join(work, 'cache-')));
+const registry = (options: Parameters<typeof bed.registry>[0]) => bed.registry(options);
+const store = () => bed.store();
 
 describe('TLS + basic auth', () => {
   let reg: RunningRegistry;
@@ -159,7 +154,7 @@ describe('Docker media types and redirects', () => {
       }
     });
     await new Promise<void>((r) => cdn.listen(0, '127.0.0.1', r));
-    stops.push(() => new Promise<void>((r) => cdn.close(() => r())));
+    bed.defer(() => new Promise<void>((r) => cdn.close(() => r())));
     const cdnUrl = `http://127.0.0.1:${(cdn.address() as AddressInfo).port}/`;
     const reg = await registry({ tls: true, auth: 'basic', redirectBaseUrl: cdnUrl });
     storageDir = reg.storageDir;

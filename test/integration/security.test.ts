@@ -6,10 +6,9 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StowageError } from '../../src/core/errors';
@@ -18,39 +17,35 @@ import { pull } from '../../src/core/pull/pull';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
 import { CLI } from '../reliability/common';
-import { Store, verifyAllBlobs } from '../support/engine';
+import { type Store, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
-import { type RunningRegistry, startRegistry } from '../support/registry';
+import type { RunningRegistry } from '../support/registry';
 
 const amd64 = [parsePlatform('linux/amd64')];
 const SECRET = `Sec-${randomBytes(9).toString('hex')}`;
 const WRONG = `Wrong-${randomBytes(9).toString('hex')}`;
 const USER = 'sec-user';
-let work: string;
+let bed: TestBed;
 let image: BuiltImage;
-const stops: (() => Promise<void>)[] = [];
 /** Everything the engine said: request logs, error messages, hints and causes, CLI output. */
 const said: string[] = [];
 const logs: RequestLog[] = [];
 
 before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'stowage-security-'));
-  image = await buildImage(join(work, 'img'), { tag: 'v1', seed: 'security', layers: 2, layerSize: 100_000 });
+  bed = await TestBed.create('stowage-security-');
+  image = await buildImage(join(bed.work, 'img'), {
+    tag: 'v1',
+    seed: 'security',
+    layers: 2,
+    layerSize: 100_000,
+  });
 });
 
-after(async () => {
-  for (const s of stops.reverse()) await s();
-  await rm(work, { recursive: true, force: true });
-});
+after(() => bed?.cleanup());
 
-async function registry(options: Parameters<typeof startRegistry>[0]): Promise<RunningRegistry> {
-  const r = await startRegistry(options);
-  stops.push(() => r.stop());
-  return r;
-}
-
-const store = async () => Store.open(await mkdtemp(join(work, 'cache-')));
+const registry = (options: Parameters<typeof bed.registry>[0]) => bed.registry(options);
+const store = () => bed.store();
 
 function client(options: ConstructorParameters<typeof RegistryClient>[0] = {}) {
   return new RegistryClient({
@@ -103,7 +98,7 @@ async function plainServer(
 }
 
 function listen(server: Server, port = 0): Promise<void> {
-  stops.push(
+  bed.defer(
     () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -125,12 +120,12 @@ describe('credentials never leak', () => {
     await wrong.close();
 
     // The CLI, verbose, with the credentials in a docker config.json.
-    const dockerConfig = await mkdtemp(join(work, 'docker-'));
+    const dockerConfig = await mkdtemp(join(bed.work, 'docker-'));
     const auth = Buffer.from(`${USER}:${SECRET}`).toString('base64');
     await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [reg.host]: { auth } } }), {
       mode: 0o600,
     });
-    const cache = await mkdtemp(join(work, 'cli-'));
+    const cache = await mkdtemp(join(bed.work, 'cli-'));
     const out = await new Promise<{ code: number | null; text: string }>((resolve) => {
       const child = spawn(
         process.execPath,

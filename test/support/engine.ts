@@ -1,11 +1,12 @@
 // Helpers for engine tests: a store in a temp dir, a client that counts its requests, blob checks.
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ClientOptions, RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
 import { Store } from '../../src/core/store';
-import type { RunningRegistry } from './registry';
+import { type RunningRegistry, startRegistry } from './registry';
 
 export interface CountingClient {
   client: RegistryClient;
@@ -60,3 +61,37 @@ export async function blobNames(store: Store): Promise<Set<string>> {
 }
 
 export { Store };
+
+/**
+ * A test file's scratch space: a temp folder, registries and other services stopped in reverse
+ * order by `cleanup()` (call it from `after`), and fresh stores inside the folder.
+ */
+export class TestBed {
+  private readonly stops: (() => Promise<void>)[] = [];
+  private constructor(readonly work: string) {}
+
+  static async create(prefix: string): Promise<TestBed> {
+    return new TestBed(await mkdtemp(join(tmpdir(), prefix)));
+  }
+
+  /** Registers something to stop at cleanup (proxies, fake servers). */
+  defer(stop: () => Promise<void>): void {
+    this.stops.push(stop);
+  }
+
+  async registry(options: Parameters<typeof startRegistry>[0] = {}): Promise<RunningRegistry> {
+    const r = await startRegistry(options);
+    this.defer(() => r.stop());
+    return r;
+  }
+
+  /** An empty cache in its own folder. */
+  async store(): Promise<Store> {
+    return Store.open(await mkdtemp(join(this.work, 'cache-')));
+  }
+
+  async cleanup(): Promise<void> {
+    for (const stop of this.stops.reverse()) await stop();
+    await rm(this.work, { recursive: true, force: true });
+  }
+}
