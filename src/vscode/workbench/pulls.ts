@@ -3,7 +3,12 @@ import { isStowageError } from '../../core/errors';
 import { formatBytes, formatDuration } from '../../core/format';
 import { parsePlatform } from '../../core/platform';
 import type { PullProgress, PullResult } from '../../core/pull/pull';
-import { familiarReference, parsePullableReference, type Reference } from '../../core/reference';
+import {
+  familiarReference,
+  parsePullableReference,
+  parseReference,
+  type Reference,
+} from '../../core/reference';
 import type { FeatureContext } from '../feature';
 import { errorText, failureActions, isCancellation } from './failure';
 import { formatBytePair, formatRate, progressMessage, RateMeter } from './progress-text';
@@ -115,6 +120,12 @@ export class PullRunner implements vscode.Disposable {
                     ? `${result.reference} is already cached (${result.platforms.join(', ')})`
                     : `Pulled ${result.reference}: ${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)}`,
                 );
+                // Docker Hub says how much of its pull quota is left; worth knowing before it runs out.
+                const quota = result.fromCache
+                  ? undefined
+                  : stowage.getClient().rateLimit(parseReference(result.reference).registry);
+                if (quota?.remaining)
+                  log.info(`Pull quota left: ${quota.remaining} (limit ${quota.limit ?? '?'})`);
                 return { target, ok: true, result };
               } catch (error) {
                 const cancelled = controller.signal.aborted && isCancellation(error);
