@@ -1,42 +1,29 @@
 // The CLI as users run it (node dist/cli.js): pull, ls, inspect, rm, gc, tags, exit codes.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { type CliRun, runCli } from '../reliability/common';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
 let work: string;
 let cache: string;
 let reg: RunningRegistry;
 let image: BuiltImage;
 
-function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(...args: string[]): Promise<CliRun> {
   return cliWith({}, ...args);
 }
 
-function cliWith(
-  env: Record<string, string>,
-  ...args: string[]
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STOWAGE_CACHE: cache, DOCKER_CONFIG: join(work, 'no-docker-config'), ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+/** The built CLI with this file's cache and no docker config unless a test gives one. */
+function cliWith(env: Record<string, string>, ...args: string[]): Promise<CliRun> {
+  return runCli(args, 60_000, {
+    STOWAGE_CACHE: cache,
+    DOCKER_CONFIG: join(work, 'no-docker-config'),
+    ...env,
   });
 }
 

@@ -76,9 +76,12 @@ export interface CliRun {
 }
 
 /** Runs the CLI to completion (bounded by `timeoutMs`: SIGKILL and a HangError after that). */
-export function runCli(args: string[], timeoutMs = 60_000): Promise<CliRun> {
+export function runCli(args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env ? { env: { ...process.env, ...env } } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
