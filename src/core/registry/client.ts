@@ -88,18 +88,8 @@ interface Endpoint {
   bases: URL[];
 }
 
-interface Call {
-  ctx: RequestContext;
-  registry: string;
-  /** Token scope, e.g. `repository:team/app:pull`. */
-  scope: string;
-  method: RequestMethod;
-  path: string;
-  headers?: Record<string, string>;
-  /** A factory: a retry, a redirect or a re-try after an auth challenge sends the body again. */
-  body?: () => Dispatcher.DispatchOptions['body'];
-  signal?: AbortSignal;
-}
+/** A request as the endpoint loop runs it: a RegistryRequest whose repository and what are its context. */
+type Call = Omit<RegistryRequest, 'repository' | 'what'> & { ctx: RequestContext };
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -115,6 +105,7 @@ export interface RegistryRequest {
   /** Path and query on the registry (`/v2/…`). */
   path: string;
   headers?: Record<string, string>;
+  /** A factory: a retry, a redirect or a re-try after an auth challenge sends the body again. */
   body?: () => Dispatcher.DispatchOptions['body'];
   signal?: AbortSignal;
 }
