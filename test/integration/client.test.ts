@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
-import { RegistryClient } from '../../src/core/registry/client';
+import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { Store } from '../support/engine';
 import { buildImage } from '../support/fixtures';
 import { startProxy } from '../support/proxy';
@@ -89,7 +89,8 @@ test('an explicit proxy carries the traffic (CONNECT tunnel or absolute-form)', 
       }),
   );
   const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-  const client = new RegistryClient({ proxy: { http: url, https: url } });
+  const log: RequestLog[] = [];
+  const client = new RegistryClient({ proxy: { http: url, https: url }, onRequest: (r) => log.push(r) });
   const store = await Store.open(await mkdtemp(join(work, 'cache-')));
   const r = await pull(store, client, `${reg.host}/a/one:v1`, { platforms: [parsePlatform('linux/amd64')] });
   assert.equal(r.fromCache, false);
@@ -97,6 +98,9 @@ test('an explicit proxy carries the traffic (CONNECT tunnel or absolute-form)', 
     seen.some((s) => s.includes(reg.host)),
     `the proxy saw requests for ${reg.host}: ${seen.slice(0, 3).join('; ')}`,
   );
+  // Blob downloads too: the direct plain-HTTP reader (which would bypass it) is not used.
+  const blobGets = log.filter((r) => r.method === 'GET' && r.url.includes('/blobs/'));
+  assert.ok(blobGets.length > 0 && !log.some((r) => r.direct), JSON.stringify(log));
   await client.close();
 });
 

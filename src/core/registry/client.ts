@@ -7,6 +7,7 @@ import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
+import { directGet, type ResponseBody, Unhandled } from './direct';
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
@@ -19,7 +20,7 @@ import {
   type RetryPolicy,
   sleep,
 } from './retry';
-import { createDispatcher, type TransportOptions } from './transport';
+import { createDispatcher, mayUseHttpProxy, type TransportOptions } from './transport';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -35,6 +36,8 @@ export interface RequestLog {
   bytes?: number;
   ms: number;
   error?: string;
+  /** Read by the direct plain-HTTP reader rather than undici. */
+  direct?: true;
 }
 
 export interface ClientOptions {
@@ -56,6 +59,8 @@ export interface ClientOptions {
   offline?: boolean;
   onRequest?: (log: RequestLog) => void;
   env?: NodeJS.ProcessEnv;
+  /** false: blobs from plain-HTTP registries go through undici too, not the direct reader (benchmarks, tests). */
+  direct?: boolean;
 }
 
 export interface ManifestDescriptor {
@@ -71,7 +76,10 @@ export interface FetchedManifest extends ManifestDescriptor {
 }
 
 export interface BlobStream {
-  /** Bytes from the requested offset on (a server that ignored Range has had its prefix skipped). */
+  /**
+   * Bytes from the requested offset on (a server that ignored Range has had its prefix skipped).
+   * A chunk may be a view of a reused buffer: use (or copy) it before asking for the next.
+   */
   body: AsyncIterable<Uint8Array>;
   /** Total size from the response, when it said. */
   total?: number;
@@ -89,7 +97,11 @@ interface Endpoint {
 }
 
 /** A request as the endpoint loop runs it: a RegistryRequest whose repository and what are its context. */
-type Call = Omit<RegistryRequest, 'repository' | 'what'> & { ctx: RequestContext };
+type Call = Omit<RegistryRequest, 'repository' | 'what'> & {
+  ctx: RequestContext;
+  /** A blob download: may use the direct reader over plain HTTP. */
+  bulk?: boolean;
+};
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -115,7 +127,7 @@ export interface RegistryResponse {
   url: URL;
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
 }
 
 interface Response {
@@ -124,7 +136,7 @@ interface Response {
   asked: URL;
   statusCode: number;
   headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
 }
 
 export type RateLimit = { limit?: string; remaining?: string };
@@ -138,6 +150,7 @@ export class RegistryClient {
   private readonly verified: Dispatcher;
   private readonly unverified: Dispatcher;
   private readonly auth: Authenticator;
+  private readonly transport: TransportOptions;
   private readonly retry: RetryPolicy;
   /** Hosts that answered over TLS once: never tried over plain HTTP again. */
   private readonly tlsHosts = new Set<string>();
@@ -153,6 +166,7 @@ export class RegistryClient {
       stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
       env: options.env,
     };
+    this.transport = transport;
     this.verified = createDispatcher(transport, options.strictSSL !== false);
     this.unverified = createDispatcher(transport, false);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
@@ -287,6 +301,7 @@ export class RegistryClient {
         path: `/v2/${ref.repository}/blobs/${digest}`,
         headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
         signal,
+        bulk: true,
       },
       true,
     );
@@ -537,22 +552,29 @@ export class RegistryClient {
       };
       if (authorization && url.origin === start.origin) headers.authorization = authorization;
       const began = Date.now();
-      let res: Dispatcher.ResponseData;
+      let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers'> & { body: ResponseBody };
+      const direct = this.direct(url, call);
+      let viaDirect = false;
       try {
-        res = await this.dispatcherFor(url).request({
-          origin: url.origin,
-          path: `${url.pathname}${url.search}`,
-          method: call.method,
-          headers,
-          body: call.body?.(),
-          signal: call.signal,
-        });
+        const answer = direct ? await this.directGet(url, headers, call.signal) : undefined;
+        viaDirect = answer !== undefined;
+        res =
+          answer ??
+          (await this.dispatcherFor(url).request({
+            origin: url.origin,
+            path: `${url.pathname}${url.search}`,
+            method: call.method,
+            headers,
+            body: call.body?.(),
+            signal: call.signal,
+          }));
       } catch (e) {
         this.options.onRequest?.({
           method: call.method,
           url: `${url.origin}${url.pathname}`,
           ms: Date.now() - began,
           error: (e as { code?: string }).code ?? (e as Error).message,
+          ...(direct ? { direct: true as const } : {}),
         });
         throw e;
       }
@@ -562,6 +584,7 @@ export class RegistryClient {
         status: res.statusCode,
         bytes: Number(header(res.headers, 'content-length')) || 0,
         ms: Date.now() - began,
+        ...(viaDirect ? { direct: true as const } : {}),
       });
       this.remember(url, call.registry, res);
       const location = header(res.headers, 'location');
@@ -602,7 +625,29 @@ export class RegistryClient {
     }
   }
 
-  private remember(url: URL, registry: string, res: Dispatcher.ResponseData): void {
+  /** Blob GETs over plain HTTP without a proxy take the direct reader (see direct.ts). */
+  private direct(url: URL, call: Call): boolean {
+    return (
+      call.bulk === true &&
+      call.method === 'GET' &&
+      !call.body &&
+      url.protocol === 'http:' &&
+      this.options.direct !== false &&
+      !mayUseHttpProxy(this.transport, url)
+    );
+  }
+
+  /** The direct reader's answer, or undefined when the request needs undici's general path. */
+  private async directGet(url: URL, headers: Record<string, string>, signal: AbortSignal | undefined) {
+    try {
+      return await directGet(url, headers, { signal, stallTimeoutMs: this.transport.stallTimeoutMs });
+    } catch (e) {
+      if (e instanceof Unhandled) return undefined;
+      throw e;
+    }
+  }
+
+  private remember(url: URL, registry: string, res: Pick<Dispatcher.ResponseData, 'headers'>): void {
     if (url.protocol === 'https:') {
       this.tlsHosts.add(url.host);
       this.plainHosts.delete(url.host);
@@ -674,7 +719,8 @@ async function readCapped(res: Response, cap: number, ctx: RequestContext): Prom
         res.body.destroy();
         throw tooLarge();
       }
-      chunks.push(chunk as Buffer);
+      // A copy: the direct reader reuses its buffer for the next chunk.
+      chunks.push(Buffer.from(chunk));
     }
   } catch (e) {
     if (e instanceof StowageError) throw e;

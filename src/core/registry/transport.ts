@@ -1,5 +1,6 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
+import { isLoopback } from './host';
 
 export interface TransportOptions {
   /** Extra CA certificates (PEM) trusted in addition to the system's. */
@@ -43,4 +44,16 @@ export function createDispatcher(options: TransportOptions, verify: boolean): Di
     httpsProxy,
     ...(noProxy ? { noProxy } : {}),
   });
+}
+
+/**
+ * Whether a plain-HTTP request to `url` might go through a proxy (conservative: a proxy from the
+ * caller counts for every host, one from the environment for all but loopback).
+ */
+export function mayUseHttpProxy(options: TransportOptions, url: URL): boolean {
+  const env = options.env ?? process.env;
+  const explicit = options.proxy?.http ?? options.proxy?.https;
+  if (explicit) return !!options.proxy?.http;
+  if (!(env.HTTP_PROXY ?? env.http_proxy)) return false;
+  return !isLoopback(url.host);
 }

@@ -1,0 +1,219 @@
+// The direct plain-HTTP reader against scripted loopback servers: the framings and failures a
+// CNCF Distribution registry does not produce (chunked or close-delimited bodies, malformed heads,
+// a peer that stops or hangs mid-body). The real registry path is in test/integration/direct.test.ts.
+import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { after, describe, test } from 'node:test';
+import { bodyLength, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
+
+const closers: (() => void)[] = [];
+after(() => {
+  for (const c of closers) c();
+});
+
+/** A TCP server that answers each connection with `script` once the request head has arrived. */
+async function serve(script: (socket: Socket, request: string) => void) {
+  const requests: string[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let head = '';
+    socket.on('data', (d) => {
+      if (head.includes('\r\n\r\n')) return;
+      head += d.toString('latin1');
+      if (head.includes('\r\n\r\n')) {
+        requests.push(head);
+        script(socket, head);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/a/blobs/x`);
+  return { url, requests, sockets };
+}
+
+async function collect(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  // Copies: the reader reuses its buffer for the next chunk.
+  for await (const chunk of body) parts.push(Buffer.from(chunk));
+  return Buffer.concat(parts);
+}
+
+const payload = Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 251));
+const opts = { stallTimeoutMs: 5_000 };
+
+describe('direct reader: framing', () => {
+  test('a Content-Length body sent in many pieces arrives whole, request carries our headers', async () => {
+    const { url, requests } = await serve((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\nX-Two: a\r\nx-two: b\r\n\r\n`);
+      for (let i = 0; i < payload.length; i += 7_000) s.write(payload.subarray(i, i + 7_000));
+    });
+    const res = await directGet(url, { 'user-agent': 'stowage-test', range: 'bytes=0-' }, opts);
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.headers['x-two'], ['a', 'b']);
+    assert.deepEqual(await collect(res.body), payload);
+    assert.match(requests[0]!, /^GET \/v2\/a\/blobs\/x HTTP\/1\.1\r\n/);
+    assert.match(requests[0]!, /\r\nhost: 127\.0\.0\.1:\d+\r\n/);
+    assert.match(requests[0]!, /\r\nconnection: close\r\n/);
+    assert.match(requests[0]!, /\r\nrange: bytes=0-\r\n/);
+  });
+
+  test('head and the whole body in one write; bytes past Content-Length are ignored', async () => {
+    const { url } = await serve((s) => {
+      s.end(
+        Buffer.concat([
+          Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n'),
+          Buffer.from('helloEXTRA'),
+        ]),
+      );
+    });
+    const res = await directGet(url, {}, opts);
+    assert.equal((await collect(res.body)).toString(), 'hello');
+  });
+
+  test('no Content-Length and no Transfer-Encoding: the close ends the body', async () => {
+    const { url } = await serve((s) => {
+      s.write('HTTP/1.1 200 OK\r\n\r\n');
+      s.end(payload);
+    });
+    const res = await directGet(url, {}, opts);
+    assert.deepEqual(await collect(res.body), payload);
+  });
+
+  test('a 206 carries its Content-Range through', async () => {
+    const { url } = await serve((s) =>
+      s.end('HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-4/5\r\nContent-Length: 3\r\n\r\nllo'),
+    );
+    const res = await directGet(url, { range: 'bytes=2-' }, opts);
+    assert.equal(res.statusCode, 206);
+    assert.equal(res.headers['content-range'], 'bytes 2-4/5');
+    assert.equal((await collect(res.body)).toString(), 'llo');
+  });
+
+  test('an error status comes back with its body, for the message', async () => {
+    const json = '{"errors":[{"code":"BLOB_UNKNOWN"}]}';
+    const { url } = await serve((s) =>
+      s.end(`HTTP/1.1 404 Not Found\r\nContent-Length: ${json.length}\r\n\r\n${json}`),
+    );
+    const res = await directGet(url, {}, opts);
+    assert.equal(res.statusCode, 404);
+    assert.equal((await collect(res.body)).toString(), json);
+  });
+
+  test('a chunked 2xx, an interim 1xx, a malformed head are left to the general path', async () => {
+    for (const head of [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nbad header line\r\n\r\n',
+      'HTTP/2 200\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
+    ]) {
+      const { url } = await serve((s) => s.end(head));
+      await assert.rejects(directGet(url, {}, opts), Unhandled, head);
+    }
+  });
+
+  test('a response head over 64 KiB is left to the general path', async () => {
+    const { url } = await serve((s) => {
+      s.write('HTTP/1.1 200 OK\r\n');
+      for (let i = 0; i < 100; i++) s.write(`x-pad-${i}: ${'a'.repeat(1000)}\r\n`);
+    });
+    await assert.rejects(directGet(url, {}, opts), Unhandled);
+  });
+
+  test('header values that could split the request are never sent', async () => {
+    const { url, requests } = await serve((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    await assert.rejects(directGet(url, { authorization: 'Bearer x\r\nX-Evil: 1' }, opts), Unhandled);
+    await assert.rejects(directGet(url, { 'bad name': 'x' }, opts), Unhandled);
+    await assert.rejects(directGet(url, { host: 'elsewhere' }, opts), Unhandled);
+    assert.equal(requests.length, 0);
+  });
+
+  test('parseHead and bodyLength follow RFC 9112', () => {
+    const h = parseHead('HTTP/1.1 200 OK\r\nContent-Length: 10\r\nETag:  "x" ');
+    assert.equal(h.statusCode, 200);
+    assert.equal(h.headers.etag, '"x"');
+    assert.equal(bodyLength(200, h.headers), 10);
+    assert.equal(bodyLength(204, {}), 0);
+    assert.equal(bodyLength(304, { 'content-length': '10' }), 0);
+    assert.equal(bodyLength(200, {}), Number.POSITIVE_INFINITY);
+    assert.equal(bodyLength(200, { 'content-length': ['7', '7'] }), 7);
+    assert.equal(bodyLength(500, { 'transfer-encoding': 'chunked' }), 0);
+    assert.throws(() => bodyLength(200, { 'content-length': '-1' }), Unhandled);
+    assert.throws(() => bodyLength(200, { 'content-length': '1e3' }), Unhandled);
+  });
+});
+
+describe('direct reader: failures', () => {
+  test('a peer that closes before Content-Length is reached: UND_ERR_SOCKET (retryable, like undici)', async () => {
+    const { url } = await serve((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+      s.end(payload.subarray(0, 100_000));
+    });
+    const res = await directGet(url, {}, opts);
+    let got = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const chunk of res.body) got += chunk.length;
+      })(),
+      (e: { code?: string }) => e.code === 'UND_ERR_SOCKET',
+    );
+    assert.equal(got, 100_000);
+  });
+
+  test('a peer that closes before the head: UND_ERR_SOCKET; one that refuses: ECONNREFUSED', async () => {
+    const { url } = await serve((s) => s.destroy());
+    await assert.rejects(directGet(url, {}, opts), (e: { code?: string }) => e.code === 'UND_ERR_SOCKET');
+    const closed = await serve(() => {});
+    closers.pop()!();
+    await new Promise((r) => setTimeout(r, 50));
+    await assert.rejects(
+      directGet(closed.url, {}, opts),
+      (e: { code?: string }) => e.code === 'ECONNREFUSED',
+    );
+  });
+
+  test('no bytes for the stall timeout: a headers or body timeout', async () => {
+    const quiet = await serve(() => {});
+    await assert.rejects(
+      directGet(quiet.url, {}, { stallTimeoutMs: 200 }),
+      (e: { code?: string }) => e.code === 'UND_ERR_HEADERS_TIMEOUT',
+    );
+    const stalls = await serve((s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const res = await directGet(stalls.url, {}, { stallTimeoutMs: 200 });
+    await assert.rejects(collect(res.body), (e: { code?: string }) => e.code === 'UND_ERR_BODY_TIMEOUT');
+  });
+
+  test('an abort mid-body rejects the waiting read with the reason and closes the connection', async () => {
+    const { url, sockets } = await serve((s) =>
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\nab`),
+    );
+    const controller = new AbortController();
+    const res = await directGet(url, {}, { ...opts, signal: controller.signal });
+    const it = res.body[Symbol.asyncIterator]();
+    assert.equal(Buffer.from((await it.next()).value!).toString(), 'ab');
+    const waiting = it.next();
+    const reason = new Error('cancelled by test');
+    controller.abort(reason);
+    await assert.rejects(waiting, (e) => e === reason);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sockets.size, 0, 'the server saw the connection close');
+  });
+
+  test('an aborted signal never connects; destroy() ends the body early', async () => {
+    const { url, requests } = await serve((s) =>
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`),
+    );
+    await assert.rejects(directGet(url, {}, { ...opts, signal: AbortSignal.abort() }));
+    assert.equal(requests.length, 0);
+    const res = await directGet(url, {}, opts);
+    res.body.destroy();
+    assert.equal((await collect(res.body)).length, 0);
+  });
+});
