@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { bodyLength, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
+import { createDispatcher, mayUseHttpProxy } from '../../src/core/registry/transport';
 
 const closers: (() => void)[] = [];
 after(() => {
@@ -119,11 +120,22 @@ describe('direct reader: framing', () => {
     }
   });
 
-  test('a response head over 64 KiB is left to the general path', async () => {
-    const { url } = await serve((s) => {
+  test('a response head over 16 KiB is refused, also when its end arrives in a later read', async () => {
+    const overflow = (e: { code?: string }) => e.code === 'UND_ERR_HEADERS_OVERFLOW';
+    const endless = await serve((s) => {
       s.write('HTTP/1.1 200 OK\r\n');
       for (let i = 0; i < 100; i++) s.write(`x-pad-${i}: ${'a'.repeat(1000)}\r\n`);
     });
+    await assert.rejects(directGet(endless.url, {}, opts), overflow);
+    const late = await serve((s) => {
+      s.write(`HTTP/1.1 200 OK\r\n${'a: b\r\n'.repeat(2_000)}`);
+      setTimeout(() => s.end(`${'a: b\r\n'.repeat(20_000)}\r\n`), 50);
+    });
+    await assert.rejects(directGet(late.url, {}, opts), overflow);
+  });
+
+  test('bytes that are not HTTP, then a close: left to the general path (which names the error)', async () => {
+    const { url } = await serve((s) => s.end(Buffer.from([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x50])));
     await assert.rejects(directGet(url, {}, opts), Unhandled);
   });
 
@@ -144,7 +156,7 @@ describe('direct reader: framing', () => {
     assert.equal(bodyLength(304, { 'content-length': '10' }), 0);
     assert.equal(bodyLength(200, {}), Number.POSITIVE_INFINITY);
     assert.equal(bodyLength(200, { 'content-length': ['7', '7'] }), 7);
-    assert.equal(bodyLength(500, { 'transfer-encoding': 'chunked' }), 0);
+    assert.throws(() => bodyLength(500, { 'transfer-encoding': 'chunked' }), Unhandled);
     assert.throws(() => bodyLength(200, { 'content-length': '-1' }), Unhandled);
     assert.throws(() => bodyLength(200, { 'content-length': '1e3' }), Unhandled);
   });
@@ -206,14 +218,88 @@ describe('direct reader: failures', () => {
     assert.equal(sockets.size, 0, 'the server saw the connection close');
   });
 
-  test('an aborted signal never connects; destroy() ends the body early', async () => {
+  test('an aborted signal never connects; destroy() fails the body as aborted, never as a short one', async () => {
     const { url, requests } = await serve((s) =>
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`),
     );
     await assert.rejects(directGet(url, {}, { ...opts, signal: AbortSignal.abort() }));
     assert.equal(requests.length, 0);
+    const aborted = (e: { code?: string }) => e.code === 'UND_ERR_ABORTED';
     const res = await directGet(url, {}, opts);
+    const it = res.body[Symbol.asyncIterator]();
+    const waiting = it.next();
     res.body.destroy();
-    assert.equal((await collect(res.body)).length, 0);
+    await assert.rejects(waiting, aborted);
+    await assert.rejects(it.next(), aborted);
+  });
+
+  test('a second read while one waits is refused instead of left hanging', async () => {
+    const { url } = await serve((s) => s.write(`HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n`));
+    const res = await directGet(url, {}, opts);
+    const it = res.body[Symbol.asyncIterator]();
+    const first = it.next();
+    await assert.rejects(it.next(), /already being read/);
+    res.body.destroy();
+    await assert.rejects(first);
+  });
+
+  test('a consumer slower than the stall timeout is not a stall: the timer runs only while waiting for data', async () => {
+    const { url } = await serve((s) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+      s.end(payload);
+    });
+    const res = await directGet(url, {}, { stallTimeoutMs: 100, readBufferSize: 64 * 1024 });
+    const parts: Buffer[] = [];
+    for await (const chunk of res.body) {
+      parts.push(Buffer.from(chunk));
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.deepEqual(Buffer.concat(parts), payload);
+  });
+});
+
+describe('direct reader: proxies', () => {
+  const base = { stallTimeoutMs: 5_000 };
+  const at = (u: string) => new URL(u);
+
+  test('mayUseHttpProxy: only hosts the dispatcher certainly reaches without a proxy are read directly', () => {
+    assert.equal(mayUseHttpProxy({ ...base, env: {} }, at('http://registry.lan/')), false);
+    const env = { HTTP_PROXY: 'http://proxy:3128' };
+    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://127.0.0.1:5000/')), false);
+    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://localhost:5000/')), false);
+    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://registry.lan/')), true);
+    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://127.0.0.2:5000/')), true);
+    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://[::1]:5000/')), true);
+    const explicit = { ...base, env: {}, proxy: { http: 'http://proxy:3128' } };
+    assert.equal(mayUseHttpProxy(explicit, at('http://127.0.0.1:5000/')), true);
+    // The caller's setting replaces the environment's, also where it names no HTTP proxy.
+    const httpsOnly = { ...base, env, proxy: { https: 'http://proxy:3128' } };
+    assert.equal(mayUseHttpProxy(httpsOnly, at('http://registry.lan/')), false);
+  });
+
+  test('createDispatcher agrees: a caller proxy setting is never mixed with process.env', async () => {
+    let proxied = 0;
+    const proxy = createServer((s) => {
+      proxied++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    closers.push(() => proxy.close());
+    const target = await serve((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+    const saved = process.env.HTTP_PROXY;
+    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    try {
+      const options = { ...base, env: {}, proxy: { https: 'http://127.0.0.1:9' } };
+      const dispatcher = createDispatcher(options, true);
+      const res = await dispatcher.request({ origin: target.url.origin, path: '/', method: 'GET' });
+      assert.equal(res.statusCode, 200);
+      await res.body.dump();
+      await dispatcher.close();
+      assert.equal(proxied, 0);
+      assert.equal(mayUseHttpProxy(options, target.url), false);
+    } finally {
+      if (saved === undefined) delete process.env.HTTP_PROXY;
+      else process.env.HTTP_PROXY = saved;
+    }
   });
 });

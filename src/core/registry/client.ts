@@ -156,6 +156,8 @@ export class RegistryClient {
   private readonly tlsHosts = new Set<string>();
   /** Hosts that answered over plain HTTP (allowed for them): tried over HTTP first. */
   private readonly plainHosts = new Set<string>();
+  /** Origins whose answers the direct reader could not take (chunked, odd heads): undici only. */
+  private readonly noDirect = new Set<string>();
   private readonly rateLimits = new Map<string, RateLimit>();
   readonly maxManifestBytes: number;
 
@@ -633,6 +635,7 @@ export class RegistryClient {
       !call.body &&
       url.protocol === 'http:' &&
       this.options.direct !== false &&
+      !this.noDirect.has(url.origin) &&
       !mayUseHttpProxy(this.transport, url)
     );
   }
@@ -642,7 +645,11 @@ export class RegistryClient {
     try {
       return await directGet(url, headers, { signal, stallTimeoutMs: this.transport.stallTimeoutMs });
     } catch (e) {
-      if (e instanceof Unhandled) return undefined;
+      // Undici repeats this request; later ones to this origin go to it straight away.
+      if (e instanceof Unhandled) {
+        this.noDirect.add(url.origin);
+        return undefined;
+      }
       throw e;
     }
   }

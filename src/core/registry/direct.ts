@@ -12,9 +12,9 @@ import { splitHost } from './host';
  * for the next chunk, so nothing is allocated per chunk and the consumer's pace is the backpressure.
  *
  * It handles only the plain case: one request per connection (`Connection: close`), a response head
- * under 64 KiB, a body framed by Content-Length or by the close. Anything else that carries a 2xx
- * body (chunked, a 1xx, a malformed head, header values we would not send) throws {@link Unhandled}
- * and the caller sends the request through undici instead.
+ * under 16 KiB (undici's limit too), a body framed by Content-Length or by the close. Anything else
+ * (chunked, a 1xx, a head that is not HTTP/1.x, header values we would not send) throws
+ * {@link Unhandled} and the caller sends the request through undici instead.
  */
 
 /** The request or response is outside what this reader handles: use the general path. */
@@ -40,7 +40,8 @@ export interface DirectOptions {
   readBufferSize?: number;
 }
 
-const HEAD_LIMIT = 64 * 1024;
+const HEAD_LIMIT = 16 * 1024;
+const CONNECT_TIMEOUT_MS = 10_000;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Header values we send: visible ASCII, space and tab only (no CR/LF injection). */
 const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
@@ -98,7 +99,6 @@ class Reader implements ResponseBody {
       this.rejectHead(signal.reason);
       return;
     }
-    signal?.addEventListener('abort', this.onAbort, { once: true });
     this.socket = connect({
       host,
       port,
@@ -108,17 +108,34 @@ class Reader implements ResponseBody {
         callback: (n, buf) => this.onRead(Buffer.from(buf.buffer, buf.byteOffset, n)),
       },
     });
-    this.socket.setTimeout(this.options.stallTimeoutMs, () =>
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    let connected = false;
+    this.socket.setTimeout(Math.min(CONNECT_TIMEOUT_MS, this.options.stallTimeoutMs));
+    this.socket.on('timeout', () =>
       this.fail(
-        this.head
-          ? socketError('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')
-          : socketError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT'),
+        !connected
+          ? socketError('Connect Timeout Error', 'UND_ERR_CONNECT_TIMEOUT')
+          : this.head
+            ? socketError('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')
+            : socketError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT'),
       ),
     );
-    this.socket.once('connect', () => this.socket.write(request));
+    this.socket.once('connect', () => {
+      connected = true;
+      this.armTimer();
+      this.socket.write(request);
+    });
     this.socket.on('error', (e) => this.fail(e));
     this.socket.on('end', () => this.onClose());
     this.socket.on('close', () => this.onClose());
+  }
+
+  /**
+   * The stall timer runs only while we wait for the server: not while a chunk is with the
+   * consumer (reading is stopped then, and a slow disk is not a stalled registry).
+   */
+  private armTimer(): void {
+    this.socket.setTimeout(this.options.stallTimeoutMs);
   }
 
   /** Returns false to stop reading until the consumer asks for more. */
@@ -133,14 +150,17 @@ class Reader implements ResponseBody {
   }
 
   private onHeadBytes(bytes: Buffer): boolean {
+    const before = this.head!.length;
     const head = Buffer.concat([this.head!, bytes]);
-    const end = head.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (head.length > HEAD_LIMIT) this.failHead(new Unhandled('response head too large'));
-      else this.head = head;
-      return true;
+    const end = head.indexOf('\r\n\r\n', Math.max(0, before - 3));
+    if (end < 0 || end > HEAD_LIMIT) {
+      if (head.length > HEAD_LIMIT) {
+        this.failHead(socketError('Response head too large', 'UND_ERR_HEADERS_OVERFLOW'));
+      } else this.head = head;
+      return end < 0;
     }
     this.head = undefined;
+    this.socket.setTimeout(0);
     let parsed: { statusCode: number; headers: Record<string, string | string[]> };
     try {
       parsed = parseHead(head.subarray(0, end).toString('latin1'));
@@ -165,6 +185,7 @@ class Reader implements ResponseBody {
   }
 
   private deliver(chunk: Uint8Array): void {
+    this.socket.setTimeout(0);
     const w = this.waiter;
     this.waiter = undefined;
     if (w) w.resolve({ value: chunk, done: false });
@@ -175,12 +196,20 @@ class Reader implements ResponseBody {
     if (this.ended) return;
     this.ended = true;
     this.cleanup();
-    if (!this.pending) this.waiter?.resolve({ value: undefined, done: true });
+    if (!this.pending) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w?.resolve({ value: undefined, done: true });
+    }
   }
 
   private onClose(): void {
     if (this.head) {
-      this.fail(socketError('other side closed', 'UND_ERR_SOCKET'));
+      // Bytes that are not an HTTP response at all: let undici name the protocol error.
+      const notHttp = this.head.length > 0 && !'HTTP/'.startsWith(this.head.toString('latin1', 0, 5));
+      this.fail(
+        notHttp ? new Unhandled('not an HTTP response') : socketError('other side closed', 'UND_ERR_SOCKET'),
+      );
       return;
     }
     if (this.ended) return;
@@ -218,8 +247,10 @@ class Reader implements ResponseBody {
         }
         if (this.error !== undefined) return Promise.reject(this.error);
         if (this.ended) return Promise.resolve({ value: undefined, done: true });
+        if (this.waiter) return Promise.reject(new Error('The body is already being read.'));
         return new Promise((resolve, reject) => {
           this.waiter = { resolve, reject };
+          this.armTimer();
           this.socket.resume();
         });
       },
@@ -231,16 +262,14 @@ class Reader implements ResponseBody {
   }
 
   async dump(): Promise<void> {
-    this.destroy();
+    if (!this.ended) this.destroy();
   }
 
+  /** Stops the download: a read in progress, or a later one, fails as aborted (never a short body). */
   destroy(): void {
     if (this.ended) return;
-    this.ended = true;
+    this.fail(socketError('Request aborted', 'UND_ERR_ABORTED'));
     this.pending = undefined;
-    this.cleanup();
-    this.waiter?.resolve({ value: undefined, done: true });
-    this.waiter = undefined;
   }
 }
 
@@ -257,7 +286,9 @@ export function parseHead(text: string): { statusCode: number; headers: Record<s
     if (!m || !TOKEN.test(m[1]!)) throw new Unhandled('header line');
     const name = m[1]!.toLowerCase();
     const prev = headers[name];
-    headers[name] = prev === undefined ? m[2]! : [...(Array.isArray(prev) ? prev : [prev]), m[2]!];
+    if (prev === undefined) headers[name] = m[2]!;
+    else if (Array.isArray(prev)) prev.push(m[2]!);
+    else headers[name] = [prev, m[2]!];
   }
   return { statusCode, headers };
 }
@@ -265,12 +296,7 @@ export function parseHead(text: string): { statusCode: number; headers: Record<s
 /** RFC 9112 §6.3 for a GET: how many body bytes follow, Infinity when the close ends it. */
 export function bodyLength(statusCode: number, headers: Record<string, string | string[]>): number {
   if (statusCode === 204 || statusCode === 304) return 0;
-  const ok = statusCode >= 200 && statusCode < 300;
-  if (headers['transfer-encoding'] !== undefined) {
-    // An error's body is only read for its message: skip it rather than decode chunks.
-    if (ok) throw new Unhandled('transfer-encoding');
-    return 0;
-  }
+  if (headers['transfer-encoding'] !== undefined) throw new Unhandled('transfer-encoding');
   const declared = headers['content-length'];
   if (declared === undefined) return Number.POSITIVE_INFINITY;
   const values = (Array.isArray(declared) ? declared : [declared]).flatMap((v) => v.split(','));

@@ -1,6 +1,5 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
-import { isLoopback } from './host';
 
 export interface TransportOptions {
   /** Extra CA certificates (PEM) trusted in addition to the system's. */
@@ -22,38 +21,57 @@ const LOOPBACK_NO_PROXY = 'localhost,127.0.0.1,::1';
  * the environment, and `verify: false` only for hosts the user marked insecure.
  */
 export function createDispatcher(options: TransportOptions, verify: boolean): Dispatcher {
-  const env = options.env ?? process.env;
   const ca = options.caCertificates?.length ? [...rootCertificates, ...options.caCertificates] : undefined;
   const tls = { ...(ca ? { ca } : {}), rejectUnauthorized: verify };
   const timeouts = { headersTimeout: options.stallTimeoutMs, bodyTimeout: options.stallTimeoutMs };
   const base = { connect: tls, connections: options.connections ?? 8, ...timeouts };
-  const explicit = options.proxy?.http ?? options.proxy?.https;
-  const httpProxy = explicit ? options.proxy?.http : (env.HTTP_PROXY ?? env.http_proxy);
-  const httpsProxy = explicit
-    ? (options.proxy?.https ?? options.proxy?.http)
-    : (env.HTTPS_PROXY ?? env.https_proxy);
-  if (!httpProxy && !httpsProxy) return new Agent(base);
-  // A proxy from the environment never applies to loopback; one the caller configured follows its own noProxy.
-  const noProxy = explicit
-    ? options.proxy?.noProxy
-    : [env.NO_PROXY ?? env.no_proxy, LOOPBACK_NO_PROXY].filter(Boolean).join(',');
+  const proxy = proxySettings(options);
+  if (!proxy.httpProxy && !proxy.httpsProxy) return new Agent(base);
+  // Empty strings, not undefined: undici would otherwise fall back to process.env for them.
   return new EnvHttpProxyAgent({
     ...base,
     requestTls: tls,
-    httpProxy,
-    httpsProxy,
-    ...(noProxy ? { noProxy } : {}),
+    httpProxy: proxy.httpProxy ?? '',
+    httpsProxy: proxy.httpsProxy ?? '',
+    noProxy: proxy.noProxy ?? '',
   });
 }
 
+interface ProxySettings {
+  httpProxy?: string;
+  httpsProxy?: string;
+  noProxy?: string;
+  explicit: boolean;
+}
+
+/** The proxies in force: the caller's (VS Code's http.proxy) if any, else the environment's. */
+function proxySettings(options: TransportOptions): ProxySettings {
+  const env = options.env ?? process.env;
+  if (options.proxy?.http || options.proxy?.https) {
+    return {
+      httpProxy: options.proxy.http,
+      httpsProxy: options.proxy.https ?? options.proxy.http,
+      noProxy: options.proxy.noProxy,
+      explicit: true,
+    };
+  }
+  // A proxy from the environment never applies to loopback.
+  return {
+    httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
+    noProxy: [env.NO_PROXY ?? env.no_proxy, LOOPBACK_NO_PROXY].filter(Boolean).join(','),
+    explicit: false,
+  };
+}
+
 /**
- * Whether a plain-HTTP request to `url` might go through a proxy (conservative: a proxy from the
- * caller counts for every host, one from the environment for all but loopback).
+ * Whether a plain-HTTP request to `url` may go through a proxy: then only undici carries it.
+ * Conservative: a host counts as unproxied only where the dispatcher above certainly goes direct
+ * (no HTTP proxy at all, or an environment proxy and one of the loopback names it exempts).
  */
 export function mayUseHttpProxy(options: TransportOptions, url: URL): boolean {
-  const env = options.env ?? process.env;
-  const explicit = options.proxy?.http ?? options.proxy?.https;
-  if (explicit) return !!options.proxy?.http;
-  if (!(env.HTTP_PROXY ?? env.http_proxy)) return false;
-  return !isLoopback(url.host);
+  const proxy = proxySettings(options);
+  if (!proxy.httpProxy) return false;
+  if (proxy.explicit) return true;
+  return !LOOPBACK_NO_PROXY.split(',').includes(url.hostname);
 }
