@@ -1,5 +1,5 @@
-// Blob downloads over plain HTTP take the direct reader (src/core/registry/direct.ts); over TLS,
-// through a proxy, or with `direct: false` they go through undici. Both give the same cache.
+// Blob downloads take the direct reader (src/core/registry/direct.ts), over plain HTTP and TLS;
+// through a proxy, or with `direct: false`, they go through undici. Both give the same cache.
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -84,13 +84,40 @@ describe('direct reader', () => {
     await client.close();
   });
 
-  test('TLS (with basic auth): blobs go through undici', async () => {
-    const { client, requests } = clientFor(tls, { withCredentials: true });
+  test('TLS with basic auth: blobs are read directly too, and the cache equals the one undici fills', async () => {
+    const fast = clientFor(tls, { withCredentials: true });
+    const slow = clientFor(tls, { withCredentials: true, direct: false });
+    const [a, b] = [await bed.store(), await bed.store()];
+    await pull(a, fast.client, `${tls.host}/d/app:v1`, { platforms: amd64 });
+    await pull(b, slow.client, `${tls.host}/d/app:v1`, { platforms: amd64 });
+    const blobGets = fast.requests.filter(isBlobGet);
+    assert.equal(blobGets.length, 4);
+    assert.ok(
+      blobGets.every((r) => r.direct && r.status === 200 && r.url.startsWith('https://')),
+      JSON.stringify(blobGets),
+    );
+    assert.ok(!slow.requests.some((r) => r.direct));
+    assert.deepEqual(await blobNames(a), await blobNames(b));
+    assert.equal(await verifyAllBlobs(a), 5);
+    await Promise.all([fast.client.close(), slow.client.close()]);
+  });
+
+  test('TLS without the CA: refused (typed TLS error) unless the host is configured insecure', async () => {
+    const untrusted = clientFor(tls, { withCredentials: true, caCertificates: [] });
+    await assert.rejects(
+      pull(await bed.store(), untrusted.client, `${tls.host}/d/app:v1`, { platforms: amd64 }),
+      (e: { code?: string }) => e.code === 'TLS',
+    );
+    await untrusted.client.close();
+    const insecure = clientFor(tls, {
+      withCredentials: true,
+      caCertificates: [],
+      insecureRegistries: [tls.host],
+    });
     const store = await bed.store();
-    await pull(store, client, `${tls.host}/d/app:v1`, { platforms: amd64 });
-    assert.ok(requests.filter(isBlobGet).length >= 4);
-    assert.ok(!requests.some((r) => r.direct));
+    await pull(store, insecure.client, `${tls.host}/d/app:v1`, { platforms: amd64 });
+    assert.ok(insecure.requests.filter(isBlobGet).every((r) => r.direct));
     assert.equal(await verifyAllBlobs(store), 5);
-    await client.close();
+    await insecure.client.close();
   });
 });

@@ -2,10 +2,16 @@
 // CNCF Distribution registry does not produce (chunked or close-delimited bodies, malformed heads,
 // a peer that stops or hangs mid-body). The real registry path is in test/integration/direct.test.ts.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
-import { after, describe, test } from 'node:test';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { bodyLength, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
-import { createDispatcher, mayUseHttpProxy } from '../../src/core/registry/transport';
+import { spokeTls } from '../../src/core/registry/errors';
+import { createDispatcher, mayUseProxy } from '../../src/core/registry/transport';
+import { makeSelfSignedCert, type TestCert } from '../support/certs';
 
 const closers: (() => void)[] = [];
 after(() => {
@@ -262,19 +268,28 @@ describe('direct reader: proxies', () => {
   const base = { stallTimeoutMs: 5_000 };
   const at = (u: string) => new URL(u);
 
-  test('mayUseHttpProxy: only hosts the dispatcher certainly reaches without a proxy are read directly', () => {
-    assert.equal(mayUseHttpProxy({ ...base, env: {} }, at('http://registry.lan/')), false);
+  test('mayUseProxy: only hosts the dispatcher certainly reaches without a proxy are read directly', () => {
+    assert.equal(mayUseProxy({ ...base, env: {} }, at('http://registry.lan/')), false);
     const env = { HTTP_PROXY: 'http://proxy:3128' };
-    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://127.0.0.1:5000/')), false);
-    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://localhost:5000/')), false);
-    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://registry.lan/')), true);
-    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://127.0.0.2:5000/')), true);
-    assert.equal(mayUseHttpProxy({ ...base, env }, at('http://[::1]:5000/')), true);
+    assert.equal(mayUseProxy({ ...base, env }, at('http://127.0.0.1:5000/')), false);
+    assert.equal(mayUseProxy({ ...base, env }, at('http://localhost:5000/')), false);
+    assert.equal(mayUseProxy({ ...base, env }, at('http://registry.lan/')), true);
+    assert.equal(mayUseProxy({ ...base, env }, at('http://127.0.0.2:5000/')), true);
+    assert.equal(mayUseProxy({ ...base, env }, at('http://[::1]:5000/')), true);
     const explicit = { ...base, env: {}, proxy: { http: 'http://proxy:3128' } };
-    assert.equal(mayUseHttpProxy(explicit, at('http://127.0.0.1:5000/')), true);
+    assert.equal(mayUseProxy(explicit, at('http://127.0.0.1:5000/')), true);
     // The caller's setting replaces the environment's, also where it names no HTTP proxy.
     const httpsOnly = { ...base, env, proxy: { https: 'http://proxy:3128' } };
-    assert.equal(mayUseHttpProxy(httpsOnly, at('http://registry.lan/')), false);
+    assert.equal(mayUseProxy(httpsOnly, at('http://registry.lan/')), false);
+    assert.equal(mayUseProxy(httpsOnly, at('https://registry.lan/')), true);
+    assert.equal(
+      mayUseProxy({ ...base, env }, at('https://registry.lan/')),
+      false,
+      'HTTP_PROXY is not for https',
+    );
+    const both = { ...base, env: { HTTPS_PROXY: 'http://proxy:3128' } };
+    assert.equal(mayUseProxy(both, at('https://registry.lan/')), true);
+    assert.equal(mayUseProxy(both, at('https://localhost:5000/')), false);
   });
 
   test('createDispatcher agrees: a caller proxy setting is never mixed with process.env', async () => {
@@ -296,10 +311,64 @@ describe('direct reader: proxies', () => {
       await res.body.dump();
       await dispatcher.close();
       assert.equal(proxied, 0);
-      assert.equal(mayUseHttpProxy(options, target.url), false);
+      assert.equal(mayUseProxy(options, target.url), false);
     } finally {
       if (saved === undefined) delete process.env.HTTP_PROXY;
       else process.env.HTTP_PROXY = saved;
     }
+  });
+});
+
+describe('direct reader: TLS', () => {
+  let dir: string;
+  let cert: TestCert;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-direct-tls-'));
+    cert = await makeSelfSignedCert(dir, 'server', 'localhost', 'ec');
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A TLS server that answers like `serve`, sending the payload in 1 KiB writes (1 KiB records). */
+  async function serveTls() {
+    const server = createTlsServer({ cert: cert.certPem, key: cert.keyPem }, (socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+        for (let i = 0; i < payload.length; i += 1024) socket.write(payload.subarray(i, i + 1024));
+        socket.end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    closers.push(() => server.close());
+    return new URL(`https://localhost:${(server.address() as AddressInfo).port}/v2/a/blobs/x`);
+  }
+
+  test('verified against the configured CA; small records are handed over gathered', async () => {
+    const url = await serveTls();
+    const secureContext = createSecureContext({ ca: cert.certPem });
+    const res = await directGet(url, {}, { ...opts, tls: { secureContext, rejectUnauthorized: true } });
+    const parts: Buffer[] = [];
+    for await (const chunk of res.body) parts.push(Buffer.from(chunk));
+    assert.deepEqual(Buffer.concat(parts), payload);
+    // A TLS record holds at most 16 KiB: a bigger chunk was gathered from several reads.
+    assert.ok(
+      Math.max(...parts.map((p) => p.length)) > 16 * 1024,
+      `chunk sizes ${parts.map((p) => p.length)}`,
+    );
+  });
+
+  test('an untrusted certificate is refused as TLS (never retried in plaintext); insecure skips verification', async () => {
+    const url = await serveTls();
+    await assert.rejects(directGet(url, {}, { ...opts, tls: { rejectUnauthorized: true } }), (e) =>
+      spokeTls(e),
+    );
+    const res = await directGet(url, {}, { ...opts, tls: { rejectUnauthorized: false } });
+    assert.deepEqual(await collect(res.body), payload);
+  });
+
+  test('https without TLS options is left to the general path', async () => {
+    await assert.rejects(directGet(new URL('https://localhost:1/x'), {}, opts), Unhandled);
   });
 });

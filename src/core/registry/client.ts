@@ -20,7 +20,7 @@ import {
   type RetryPolicy,
   sleep,
 } from './retry';
-import { createDispatcher, mayUseHttpProxy, type TransportOptions } from './transport';
+import { createDispatcher, mayUseProxy, type TransportOptions, tlsOptions } from './transport';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -36,7 +36,7 @@ export interface RequestLog {
   bytes?: number;
   ms: number;
   error?: string;
-  /** Read by the direct plain-HTTP reader rather than undici. */
+  /** Read by the direct blob reader rather than undici. */
   direct?: true;
 }
 
@@ -59,7 +59,7 @@ export interface ClientOptions {
   offline?: boolean;
   onRequest?: (log: RequestLog) => void;
   env?: NodeJS.ProcessEnv;
-  /** false: blobs from plain-HTTP registries go through undici too, not the direct reader (benchmarks, tests). */
+  /** false: blobs go through undici too, not the direct reader (benchmarks, tests). */
   direct?: boolean;
 }
 
@@ -627,23 +627,28 @@ export class RegistryClient {
     }
   }
 
-  /** Blob GETs over plain HTTP without a proxy take the direct reader (see direct.ts). */
+  /** Blob GETs without a proxy take the direct reader (see direct.ts). */
   private direct(url: URL, call: Call): boolean {
     return (
       call.bulk === true &&
       call.method === 'GET' &&
       !call.body &&
-      url.protocol === 'http:' &&
+      (url.protocol === 'http:' || url.protocol === 'https:') &&
       this.options.direct !== false &&
       !this.noDirect.has(url.origin) &&
-      !mayUseHttpProxy(this.transport, url)
+      !mayUseProxy(this.transport, url)
     );
   }
 
   /** The direct reader's answer, or undefined when the request needs undici's general path. */
   private async directGet(url: URL, headers: Record<string, string>, signal: AbortSignal | undefined) {
     try {
-      return await directGet(url, headers, { signal, stallTimeoutMs: this.transport.stallTimeoutMs });
+      return await directGet(url, headers, {
+        signal,
+        stallTimeoutMs: this.transport.stallTimeoutMs,
+        // The same trust as the undici dispatcher for this host.
+        tls: tlsOptions(this.transport, !this.isInsecure(url.host) && this.options.strictSSL !== false),
+      });
     } catch (e) {
       // Undici repeats this request; later ones to this origin go to it straight away.
       if (e instanceof Unhandled) {

@@ -1,15 +1,18 @@
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as connectTls, type SecureContext } from 'node:tls';
 import { splitHost } from './host';
 
 /**
- * A GET over a plain-HTTP connection whose body is read into one reused buffer: the blob path for
- * registries spoken to without TLS (local, LAN, CI caches, mirrors).
+ * A GET over one HTTP/1.1 connection (plain or TLS) whose body is read into one reused buffer:
+ * the blob download path.
  *
  * Why not undici here: it reads a socket 64 KiB at a time into a fresh buffer, copies each through
  * its parser and queues it in a stream. On a fast link that allocation churn (and the major GCs the
  * external memory triggers) costs more CPU than hashing the blob; `npm run bench` shows it. This
  * reader reads up to 1 MiB per call into one buffer and does not read again until the consumer asks
  * for the next chunk, so nothing is allocated per chunk and the consumer's pace is the backpressure.
+ * Small reads (TLS hands out one 16 KiB record at a time) are gathered into a staging buffer and
+ * handed over together, so the per-chunk work is paid per ~256 KiB, not per record.
  *
  * It handles only the plain case: one request per connection (`Connection: close`), a response head
  * under 16 KiB (undici's limit too), a body framed by Content-Length or by the close. Anything else
@@ -38,10 +41,16 @@ export interface DirectOptions {
   /** No bytes for this long while waiting for the head or a chunk is an error. */
   stallTimeoutMs: number;
   readBufferSize?: number;
+  /** For https: URLs: what to trust (default: Node's CAs) and whether to verify at all. */
+  tls?: { secureContext?: SecureContext; rejectUnauthorized: boolean };
 }
 
 const HEAD_LIMIT = 16 * 1024;
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Reads at least this big are handed over as they are (a view of the read buffer). */
+const DIRECT_READ = 64 * 1024;
+/** Smaller reads are gathered until this much is staged, or the loop has nothing more to give. */
+const STAGE_TARGET = 256 * 1024;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Header values we send: visible ASCII, space and tab only (no CR/LF injection). */
 const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
@@ -56,7 +65,9 @@ export async function directGet(
   headers: Record<string, string>,
   options: DirectOptions,
 ): Promise<DirectResponse> {
-  if (url.protocol !== 'http:') throw new Unhandled('not plain HTTP');
+  const secure = url.protocol === 'https:';
+  if (!secure && url.protocol !== 'http:') throw new Unhandled(`not HTTP: ${url.protocol}`);
+  if (secure && !options.tls) throw new Unhandled('https needs TLS options');
   let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: close\r\n`;
   for (const [name, value] of Object.entries(headers)) {
     if (!TOKEN.test(name) || !FIELD_VALUE.test(value) || /^(host|connection)$/i.test(name)) {
@@ -68,7 +79,7 @@ export async function directGet(
   return new Promise((resolve, reject) => {
     const { hostname } = splitHost(url.host);
     const reader = new Reader(options, resolve, reject);
-    reader.start(hostname, Number(url.port || 80), request);
+    reader.start(hostname, Number(url.port || (secure ? 443 : 80)), request, secure);
   });
 }
 
@@ -81,6 +92,10 @@ class Reader implements ResponseBody {
   private remaining = 0;
   /** A chunk delivered while nobody waited (only the head's leftover). */
   private pending: Uint8Array | undefined;
+  /** Small reads gathered for the consumer (allocated on the first small read). */
+  private stage: Buffer | undefined;
+  private staged = 0;
+  private flushing = false;
   private waiter: Waiter | undefined;
   private error: unknown;
   private ended = false;
@@ -93,21 +108,30 @@ class Reader implements ResponseBody {
     private readonly rejectHead: (e: unknown) => void,
   ) {}
 
-  start(host: string, port: number, request: string): void {
-    const { signal } = this.options;
+  start(host: string, port: number, request: string, secure: boolean): void {
+    const { signal, tls } = this.options;
     if (signal?.aborted) {
       this.rejectHead(signal.reason);
       return;
     }
-    this.socket = connect({
-      host,
-      port,
-      noDelay: true,
-      onread: {
-        buffer: Buffer.allocUnsafe(this.options.readBufferSize ?? 1024 * 1024),
-        callback: (n, buf) => this.onRead(Buffer.from(buf.buffer, buf.byteOffset, n)),
-      },
-    });
+    const onread = {
+      buffer: Buffer.allocUnsafe(onreadSize(this.options)),
+      callback: (n: number, buf: Uint8Array) => this.onRead(Buffer.from(buf.buffer, buf.byteOffset, n)),
+    };
+    this.socket = secure
+      ? connectTls({
+          host,
+          port,
+          // SNI takes names only; an address is checked against the certificate's IP entries.
+          ...(isIP(host) ? {} : { servername: host }),
+          ALPNProtocols: ['http/1.1'],
+          ...(tls?.secureContext ? { secureContext: tls.secureContext } : {}),
+          rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+          // Documented for tls.connect too (node's types omit it there).
+          onread,
+        } as ConnectionOptions)
+      : connect({ host, port, onread });
+    this.socket.setNoDelay(true);
     signal?.addEventListener('abort', this.onAbort, { once: true });
     let connected = false;
     this.socket.setTimeout(Math.min(CONNECT_TIMEOUT_MS, this.options.stallTimeoutMs));
@@ -120,7 +144,7 @@ class Reader implements ResponseBody {
             : socketError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT'),
       ),
     );
-    this.socket.once('connect', () => {
+    this.socket.once(secure ? 'secureConnect' : 'connect', () => {
       connected = true;
       this.armTimer();
       this.socket.write(request);
@@ -144,9 +168,38 @@ class Reader implements ResponseBody {
     if (this.ended) return false;
     const chunk = bytes.length > this.remaining ? bytes.subarray(0, this.remaining) : bytes;
     this.remaining -= chunk.length;
-    this.deliver(chunk);
+    if (this.staged === 0 && chunk.length >= DIRECT_READ) {
+      this.deliver(chunk);
+    } else {
+      this.stage ??= Buffer.allocUnsafe(onreadSize(this.options) + STAGE_TARGET);
+      chunk.copy(this.stage, this.staged);
+      this.staged += chunk.length;
+      if (this.staged < STAGE_TARGET && this.remaining > 0) {
+        // Keep reading; what this turn of the loop brings is handed over when it ends.
+        if (!this.flushing) {
+          this.flushing = true;
+          setImmediate(() => this.flushStaged());
+        }
+        return true;
+      }
+      this.deliverStaged();
+    }
     if (this.remaining === 0) this.finish();
     return false;
+  }
+
+  private flushStaged(): void {
+    this.flushing = false;
+    if (this.staged === 0 || this.ended) return;
+    this.deliverStaged();
+    this.socket.pause();
+  }
+
+  /** Hands the staged bytes over; reading stays stopped until the consumer asks for more. */
+  private deliverStaged(): void {
+    const chunk = this.stage!.subarray(0, this.staged);
+    this.staged = 0;
+    this.deliver(chunk);
   }
 
   private onHeadBytes(bytes: Buffer): boolean {
@@ -214,8 +267,10 @@ class Reader implements ResponseBody {
     }
     if (this.ended) return;
     // A close ends a body only when no length was declared.
-    if (this.remaining === Number.POSITIVE_INFINITY) this.finish();
-    else this.fail(socketError('other side closed', 'UND_ERR_SOCKET'));
+    if (this.remaining === Number.POSITIVE_INFINITY) {
+      if (this.staged > 0) this.deliverStaged();
+      this.finish();
+    } else this.fail(socketError('other side closed', 'UND_ERR_SOCKET'));
   }
 
   private fail(e: unknown): void {
@@ -304,4 +359,8 @@ export function bodyLength(statusCode: number, headers: Record<string, string | 
   const [only] = lengths;
   if (lengths.size !== 1 || !/^\d{1,15}$/.test(only!)) throw new Unhandled('content-length');
   return Number(only);
+}
+
+function onreadSize(options: DirectOptions): number {
+  return options.readBufferSize ?? 1024 * 1024;
 }

@@ -1,4 +1,4 @@
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher, EnvHttpProxyAgent } from 'undici';
 
 export interface TransportOptions {
@@ -21,8 +21,7 @@ const LOOPBACK_NO_PROXY = 'localhost,127.0.0.1,::1';
  * the environment, and `verify: false` only for hosts the user marked insecure.
  */
 export function createDispatcher(options: TransportOptions, verify: boolean): Dispatcher {
-  const ca = options.caCertificates?.length ? [...rootCertificates, ...options.caCertificates] : undefined;
-  const tls = { ...(ca ? { ca } : {}), rejectUnauthorized: verify };
+  const tls = tlsOptions(options, verify);
   const timeouts = { headersTimeout: options.stallTimeoutMs, bodyTimeout: options.stallTimeoutMs };
   const base = { connect: tls, connections: options.connections ?? 8, ...timeouts };
   const proxy = proxySettings(options);
@@ -35,6 +34,32 @@ export function createDispatcher(options: TransportOptions, verify: boolean): Di
     httpsProxy: proxy.httpsProxy ?? '',
     noProxy: proxy.noProxy ?? '',
   });
+}
+
+/** What a TLS connection trusts: the system's CAs plus the configured ones; verify or not. */
+export function tlsOptions(
+  options: TransportOptions,
+  verify: boolean,
+): { secureContext?: SecureContext; rejectUnauthorized: boolean } {
+  const secureContext = trustContext(options);
+  return { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: verify };
+}
+
+const contexts = new WeakMap<readonly (string | Buffer)[], SecureContext>();
+
+/**
+ * The configured CAs with the system's, parsed once per list: passing `ca` to every connection
+ * would parse the ~150 system certificates again each time (about 25 ms a connection).
+ */
+function trustContext(options: TransportOptions): SecureContext | undefined {
+  const extra = options.caCertificates;
+  if (!extra?.length) return undefined;
+  let context = contexts.get(extra);
+  if (!context) {
+    context = createSecureContext({ ca: [...rootCertificates, ...extra] });
+    contexts.set(extra, context);
+  }
+  return context;
 }
 
 interface ProxySettings {
@@ -65,13 +90,13 @@ function proxySettings(options: TransportOptions): ProxySettings {
 }
 
 /**
- * Whether a plain-HTTP request to `url` may go through a proxy: then only undici carries it.
- * Conservative: a host counts as unproxied only where the dispatcher above certainly goes direct
- * (no HTTP proxy at all, or an environment proxy and one of the loopback names it exempts).
+ * Whether a request to `url` may go through a proxy: then only undici carries it. Conservative:
+ * a host counts as unproxied only where the dispatcher above certainly goes direct (no proxy for
+ * the scheme at all, or an environment proxy and one of the loopback names it exempts).
  */
-export function mayUseHttpProxy(options: TransportOptions, url: URL): boolean {
+export function mayUseProxy(options: TransportOptions, url: URL): boolean {
   const proxy = proxySettings(options);
-  if (!proxy.httpProxy) return false;
+  if (!(url.protocol === 'https:' ? proxy.httpsProxy : proxy.httpProxy)) return false;
   if (proxy.explicit) return true;
   return !LOOPBACK_NO_PROXY.split(',').includes(url.hostname);
 }
