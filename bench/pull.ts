@@ -137,30 +137,14 @@ async function main() {
       try {
         switch (method) {
           case 'ours-cli': {
-            const r = await timeProcess(process.execPath, [
-              CLI,
-              'pull',
-              ref,
-              '--cache',
-              dir,
-              '--json',
-              ...caArgs,
-            ]);
+            const args = [CLI, 'pull', ref, '--cache', dir, '--json', ...caArgs];
+            const r = await timeProcess(process.execPath, args);
             const result = JSON.parse(r.stdout) as { bytesDownloaded: number; fromCache: boolean };
             if (result.fromCache || result.bytesDownloaded !== totalBytes) {
               throw new Error(`cold pull downloaded ${result.bytesDownloaded} of ${totalBytes} bytes`);
             }
             // Warm: the same cache again, with the request log on.
-            const w = await timeProcess(process.execPath, [
-              CLI,
-              'pull',
-              ref,
-              '--cache',
-              dir,
-              '--json',
-              '-v',
-              ...caArgs,
-            ]);
+            const w = await timeProcess(process.execPath, [...args, '-v']);
             const requests = w.stderr.split('\n').filter((l) => /^stowage: [A-Z]+ /.test(l)).length;
             if (!(JSON.parse(w.stdout) as { fromCache: boolean }).fromCache) {
               throw new Error('warm pull did not come from the cache');
