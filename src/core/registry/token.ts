@@ -13,9 +13,10 @@
  * credentials (plain http) is the caller's policy and must be checked before calling. No error
  * message contains a credential, a token or a response body.
  */
-import { type Dispatcher, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import { abortError, type ErrorCode, StowageError } from '../errors';
 import type { Credential } from './credentials';
+import { defaultDispatcher } from './undici';
 
 export interface TokenRequest {
   /** From bearerRealm(): an absolute http(s) URL. */
@@ -139,11 +140,12 @@ async function exchange(
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, {
+      res = await (req.dispatcher ?? defaultDispatcher()).request({
+        origin: url.origin,
+        path: `${url.pathname}${url.search}`,
         method,
         headers,
         ...(body !== undefined ? { body } : {}),
-        ...(req.dispatcher ? { dispatcher: req.dispatcher } : {}),
         ...(req.signal ? { signal: req.signal } : {}),
       });
     } catch (e) {
