@@ -1,10 +1,19 @@
+import { isStowageError } from '../core/errors';
 import { formatBytes, formatDuration } from '../core/format';
-import { type PullEvent, pull } from '../core/pull/pull';
+import { formatPlatform, type Platform, parsePlatform } from '../core/platform';
+import { type PullEvent, type PullResult, pull } from '../core/pull/pull';
 import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
+import { parseBuildArgs, readDockerfile } from './dockerfile';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
-  'pull REF [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
+  'pull REF... | -f DOCKERFILE... [--build-arg NAME[=VALUE]]... [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
+
+/** One image to pull, and the platforms wanted of it. */
+interface Target {
+  reference: string;
+  platforms: Platform[];
+}
 
 export const pullCommand: Command = {
   usage: USAGE,
@@ -13,6 +22,8 @@ export const pullCommand: Command = {
       args,
       {
         ...ENGINE_OPTIONS,
+        file: { type: 'string', short: 'f', multiple: true },
+        'build-arg': { type: 'string', multiple: true },
         platform: { type: 'string', multiple: true },
         'all-platforms': { type: 'boolean' },
         always: { type: 'boolean' },
@@ -20,26 +31,54 @@ export const pullCommand: Command = {
       },
       USAGE,
     );
-    if (positionals.length !== 1) throw usageError(`pull takes one reference\nusage: stowage ${USAGE}`);
+    const files = values.file ?? [];
+    if (positionals.length === 0 && files.length === 0) {
+      throw usageError(`pull takes a reference or -f DOCKERFILE\nusage: stowage ${USAGE}`);
+    }
+    if (values['build-arg'] && files.length === 0) {
+      throw usageError(`--build-arg goes with -f DOCKERFILE\nusage: stowage ${USAGE}`);
+    }
     const platforms = (values.platform ?? []).map((p) => platformFlag(p, USAGE));
+    const targets: Target[] = positionals.map((reference) => ({ reference, platforms }));
+    // With -f, --platform is the build's target platform (several: one build each), as for docker build.
+    const unresolved: { file: string; line: number; error: string }[] = [];
+    const buildArgs = parseBuildArgs(values['build-arg'] ?? [], USAGE);
+    // Loaded only for -f: the Dockerfile parser is not part of a plain pull's start.
+    const { errorReason, resolveDockerfile } = files.length
+      ? await import('../core/dockerfile')
+      : ({} as never);
+    for (const file of files) {
+      const text = await readDockerfile(file);
+      for (const targetPlatform of platforms.length ? platforms : [undefined]) {
+        for (const use of resolveDockerfile(text, { targetPlatform, buildArgs })) {
+          if (use.ref) addTarget(targets, use.ref, parsePlatform(use.platform));
+          else if (!unresolved.some((u) => u.file === file && u.line === use.line)) {
+            unresolved.push({
+              file,
+              line: use.line,
+              error: errorReason(use.error ?? 'not an image reference'),
+            });
+          }
+        }
+      }
+    }
     const store = await openStore(values);
     const client = await createClient(values);
     const controller = new AbortController();
     const onSignal = () => controller.abort();
     process.once('SIGINT', onSignal);
-    const began = Date.now();
     const view = values.json ? undefined : progressView();
-    try {
-      const result = await pull(store, client, positionals[0]!, {
-        platforms,
+    const pullOne = async (t: Target): Promise<PullResult & { ms: number }> => {
+      const began = Date.now();
+      const result = await pull(store, client, t.reference, {
+        platforms: t.platforms,
         allPlatforms: values['all-platforms'],
         alwaysPull: values.always,
         signal: controller.signal,
         onEvent: view,
       });
       view?.(undefined);
-      if (values.json) writeJson({ ...result, ms: Date.now() - began });
-      else {
+      if (!values.json) {
         const how = result.fromCache
           ? 'already cached'
           : `${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)} downloaded`;
@@ -47,7 +86,40 @@ export const pullCommand: Command = {
           `${result.reference}@${result.digest} (${result.platforms.join(', ')}): ${how} in ${formatDuration(Date.now() - began)}\n`,
         );
       }
-      return 0;
+      return { ...result, ms: Date.now() - began };
+    };
+    try {
+      // One reference: its error is the command's (one line, exit 1), its JSON an object.
+      if (positionals.length === 1 && files.length === 0) {
+        const result = await pullOne(targets[0]!);
+        if (values.json) writeJson(result);
+        return 0;
+      }
+      // Several: each is tried; every failure is reported, and the exit code says if any failed.
+      const report: unknown[] = unresolved.map((u) => ({
+        ...u,
+        error: { code: 'DOCKERFILE', message: u.error },
+      }));
+      for (const u of unresolved) process.stderr.write(`stowage pull: ${u.file}:${u.line}: ${u.error}\n`);
+      let failed = unresolved.length;
+      for (const t of targets) {
+        try {
+          report.push(await pullOne(t));
+        } catch (e) {
+          view?.(undefined);
+          if (!isStowageError(e) || e.code === 'ABORTED') throw e;
+          failed++;
+          report.push({ reference: t.reference, error: { code: e.code, message: e.detail } });
+          process.stderr.write(`stowage pull: ${t.reference}: ${e.detail}\n`);
+        }
+      }
+      if (values.json) writeJson(report);
+      else if (failed > 0) {
+        process.stderr.write(
+          `stowage pull: ${failed} of ${targets.length + unresolved.length} could not be pulled\n`,
+        );
+      }
+      return failed > 0 ? 1 : 0;
     } finally {
       view?.(undefined);
       process.off('SIGINT', onSignal);
@@ -55,6 +127,15 @@ export const pullCommand: Command = {
     }
   },
 };
+
+/** Adds a platform to the reference's target (one pull per reference, all its platforms at once). */
+function addTarget(targets: Target[], reference: string, platform: Platform): void {
+  const t = targets.find((x) => x.reference === reference);
+  if (!t) targets.push({ reference, platforms: [platform] });
+  else if (!t.platforms.some((p) => formatPlatform(p) === formatPlatform(platform))) {
+    t.platforms = [...t.platforms, platform];
+  }
+}
 
 /** A one-line progress bar on a terminal; one line per blob otherwise (logs, CI). */
 function progressView(): (e: PullEvent | undefined) => void {

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { type ImageUse, resolveDockerfile } from '../core/dockerfile';
-import { StowageError } from '../core/errors';
+import type { StowageError } from '../core/errors';
 import type { Platform } from '../core/platform';
 import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
+import { parseBuildArgs, readDockerfile } from './dockerfile';
 
 const USAGE = 'refs FILE [--platform os/arch[/variant]] [--build-arg NAME[=VALUE]]... [--json]';
 
@@ -13,31 +13,6 @@ function usage(message: string): StowageError {
 function targetPlatform(text: string | undefined): Platform | undefined {
   if (text === undefined) return undefined;
   return platformFlag(text, USAGE);
-}
-
-/** `NAME=VALUE`, or `NAME` alone to take the value from the environment, as docker does. */
-function buildArgs(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const item of list) {
-    const eq = item.indexOf('=');
-    const name = eq < 0 ? item : item.slice(0, eq);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw usage(`--build-arg "${item}" is not NAME=VALUE`);
-    const value = eq < 0 ? process.env[name] : item.slice(eq + 1);
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-async function readDockerfile(file: string): Promise<string> {
-  try {
-    // VS Code hides a byte-order mark from documents; do the same so ranges agree.
-    return (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
-    throw new StowageError('DOCKERFILE', `Cannot read Dockerfile ${file}: ${why}.`);
-  }
 }
 
 function json(u: ImageUse) {
@@ -86,7 +61,7 @@ export const refsCommand: Command = {
     const file = positionals[0] as string;
     const options = {
       targetPlatform: targetPlatform(values.platform),
-      buildArgs: buildArgs(values['build-arg'] ?? []),
+      buildArgs: parseBuildArgs(values['build-arg'] ?? [], USAGE),
     };
     const uses = resolveDockerfile(await readDockerfile(file), options);
     if (values.json) writeJson(uses.map(json));

@@ -63,6 +63,58 @@ describe('stowage CLI', () => {
     assert.match(r.stdout, new RegExp(`${reg.host}/cli/app:v1@${image.digest}`));
   });
 
+  test('pull -f: every image a Dockerfile needs, build args applied, platforms merged per image', async () => {
+    const dir = await mkdtemp(join(work, 'df-'));
+    const dockerfile = join(dir, 'Dockerfile');
+    await writeFile(
+      dockerfile,
+      [
+        'ARG REG',
+        'FROM ${REG}/cli/app:v1 AS build',
+        'FROM --platform=linux/arm64 ${REG}/cli/app:v1',
+        'COPY --from=build /a /b',
+        '',
+      ].join('\n'),
+    );
+    const own = join(dir, 'cache');
+    const args = ['pull', '-f', dockerfile, '--build-arg', `REG=${reg.host}`, '--platform', 'linux/amd64'];
+    const r = await cli(...args, '--cache', own, '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const results = JSON.parse(r.stdout) as { reference: string; platforms: string[]; fromCache: boolean }[];
+    assert.equal(results.length, 1, 'one pull for the one image');
+    assert.equal(results[0]!.reference, `${reg.host}/cli/app:v1`);
+    assert.deepEqual([...results[0]!.platforms].sort(), ['linux/amd64', 'linux/arm64']);
+    const again = await cli(...args, '--cache', own);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already cached/);
+  });
+
+  test('pull -f: unresolvable lines and failed pulls are each reported, the rest is pulled, exit 1', async () => {
+    const dir = await mkdtemp(join(work, 'df-'));
+    const dockerfile = join(dir, 'Dockerfile');
+    await writeFile(
+      dockerfile,
+      [`FROM ${reg.host}/cli/app:v1`, 'FROM Team/App:1', `FROM ${reg.host}/cli/app:nope`, ''].join('\n'),
+    );
+    const own = join(dir, 'cache');
+    const r = await cli('pull', '-f', dockerfile, '--cache', own);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`${dockerfile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: .*lower ?case`, 'i'),
+    );
+    assert.match(r.stderr, /cli\/app:nope: /);
+    assert.match(r.stderr, /2 of 3 could not be pulled/);
+    assert.match(r.stdout, new RegExp(`${reg.host}/cli/app:v1@${image.digest}`));
+    const inspect = await cli('inspect', `${reg.host}/cli/app:v1`, '--cache', own);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.equal(
+      (await cli('pull', `${reg.host}/cli/app:v1`, '--build-arg', 'A=1')).code,
+      2,
+      '--build-arg needs -f',
+    );
+  });
+
   test('ls and inspect read the cache', async () => {
     const ls = await cli('ls', '--json');
     assert.equal(ls.code, 0, ls.stderr);
