@@ -70,7 +70,9 @@ describe('stowage CLI', () => {
       dockerfile,
       [
         'ARG REG',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile's ${…}
         'FROM ${REG}/cli/app:v1 AS build',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile's ${…}
         'FROM --platform=linux/arm64 ${REG}/cli/app:v1',
         'COPY --from=build /a /b',
         '',
