@@ -319,6 +319,66 @@ describe('editor features', function () {
       5,
     );
 
+  it('an ARG without a value: "Set build argument" (quick fix and hover link) resolves the FROM', async () => {
+    const uri = vscode.Uri.joinPath(folder, 'args.Dockerfile');
+    await vscode.workspace.fs.writeFile(
+      uri,
+      new TextEncoder().encode('ARG TAG\nFROM 127.0.0.1:9/fixture/app:${TAG}\nFROM ${NEVER_DECLARED}\n'),
+    );
+    const args = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(args);
+    try {
+      const warning = await until('the unresolvable warning', () =>
+        vscode.languages.getDiagnostics(uri).find((d) => d.range.start.line === 1 && d.source === 'stowage'),
+      );
+      assert.match(warning.message, /ARG TAG has no value/);
+      const fixes = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+        'vscode.executeCodeActionProvider',
+        uri,
+        warning.range,
+        vscode.CodeActionKind.QuickFix.value,
+      );
+      const fix = fixes.find((a) => a.title === 'Set build argument TAG…');
+      assert.ok(fix?.command, `offered: ${fixes.map((a) => a.title)}`);
+      assert.deepEqual(fix.command.arguments, ['TAG']);
+      const undeclared = await vscode.commands.executeCommand<vscode.CodeAction[]>(
+        'vscode.executeCodeActionProvider',
+        uri,
+        new vscode.Range(2, 6, 2, 6),
+        vscode.CodeActionKind.QuickFix.value,
+      );
+      assert.ok(!undeclared.some((a) => /build argument/.test(a.title)), 'an undeclared ARG gets no fix');
+      const hovered = hoverText(
+        await vscode.commands.executeCommand<vscode.Hover[]>(
+          'vscode.executeHoverProvider',
+          uri,
+          at(1, 'fixture', args),
+        ),
+      );
+      assert.match(hovered, /\(command:stowage\.setBuildArg\?/);
+      // The command with the value given (the quick fix asks for it in an input box).
+      assert.equal(await vscode.commands.executeCommand('stowage.setBuildArg', 'TAG', '1.0'), true);
+      assert.deepEqual(config().inspect('buildArgs')?.workspaceValue, { TAG: '1.0' });
+      await until('the warning gone', () =>
+        vscode.languages.getDiagnostics(uri).some((d) => d.range.start.line === 1) ? undefined : true,
+      );
+      const text = await until('a hover on the resolved FROM', async () => {
+        const h = hoverText(
+          await vscode.commands.executeCommand<vscode.Hover[]>(
+            'vscode.executeHoverProvider',
+            uri,
+            at(1, 'fixture', args),
+          ),
+        );
+        return /Cached/.test(h) ? h : undefined;
+      });
+      assert.match(text, /127\.0\.0\.1:9\/fixture\/app:1\.0/);
+    } finally {
+      await config().update('buildArgs', undefined, vscode.ConfigurationTarget.Workspace);
+      await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    }
+  });
+
   it('offers no pin for ARG-built or unresolvable references', async () => {
     const titles = (line: number) =>
       actions(line).then((a) => a.filter((x) => /digest/i.test(x.title)).map((x) => x.title));

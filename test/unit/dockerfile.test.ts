@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { type ImageUse, type ResolveOptions, resolveDockerfile, useAt } from '../../src/core/dockerfile';
+import {
+  type ImageUse,
+  missingBuildArgs,
+  type ResolveOptions,
+  resolveDockerfile,
+  useAt,
+} from '../../src/core/dockerfile';
 import { formatPlatform, hostPlatform } from '../../src/core/platform';
 
 const AMD64 = { os: 'linux', architecture: 'amd64' };
@@ -719,5 +725,24 @@ describe('useAt', () => {
     assert.equal(useAt(uses, 2, 0)?.ref, 'docker.io/library/nginx:1');
     assert.equal(useAt(uses, 5, 0), undefined);
     assert.equal(useAt([], 0, 0), undefined);
+  });
+});
+
+describe('missingBuildArgs: which build arguments would resolve a use', () => {
+  const errorOf = (text: string, options: ResolveOptions = {}) => resolve(text, options)[0]!.error ?? '';
+
+  test('an ARG declared without a value, or empty, is named; one never declared is not', () => {
+    assert.deepEqual(missingBuildArgs(errorOf('ARG TAG\nFROM alpine:${TAG}')), ['TAG']);
+    assert.deepEqual(missingBuildArgs(errorOf('ARG REG\nARG NAME\nFROM ${REG}${NAME}')), ['REG', 'NAME']);
+    assert.deepEqual(missingBuildArgs(errorOf('ARG IMG=\nFROM ${IMG}')), ['IMG']);
+    assert.deepEqual(missingBuildArgs(errorOf('FROM ${NEVER_DECLARED}')), []);
+    assert.deepEqual(missingBuildArgs(errorOf('FROM Upper/Case')), []);
+  });
+
+  test('giving those build arguments resolves the use', () => {
+    const text = 'ARG REG\nARG TAG\nFROM ${REG}/app:${TAG}';
+    const names = missingBuildArgs(errorOf(text));
+    const buildArgs = Object.fromEntries(names.map((n) => [n, n === 'REG' ? 'registry.lan' : '1.0']));
+    assert.equal(resolve(text, { buildArgs })[0]!.ref, 'registry.lan/app:1.0');
   });
 });

@@ -3,6 +3,7 @@ export {
   errorReason,
   type ImageInstruction,
   type ImageUse,
+  missingBuildArgs,
   type Position,
   type Range,
   type ResolveOptions,

@@ -176,6 +176,17 @@ export function errorReason(error: string): string {
   return error.replace(/^Line \d+: /, '');
 }
 
+/**
+ * The ARGs a use's error says have no value or are empty (declared before the first FROM):
+ * giving each a build argument would resolve it. Read from the reasons variableReasons writes.
+ */
+export function missingBuildArgs(error: string): string[] {
+  const names = [...error.matchAll(/\bARG ([A-Za-z_][A-Za-z0-9_]*) (?:has no value|is empty)\b/g)].map(
+    (m) => m[1]!,
+  );
+  return [...new Set(names)];
+}
+
 /** The use whose reference range contains the 0-based position, else the one on that line. */
 export function useAt(uses: readonly ImageUse[], line: number, character: number): ImageUse | undefined {
   const inside = uses.find((u) => contains(u.range, line, character));

@@ -1,10 +1,11 @@
 import * as vscode from 'vscode';
-import { errorReason, type ImageUse } from '../../core/dockerfile';
+import { errorReason, type ImageUse, missingBuildArgs } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
 import { formatPlatform } from '../../core/platform';
 import type { PlatformInspection } from '../../core/store';
 import type { CacheFacts, ImageFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
+import { SET_BUILD_ARG, setBuildArgLink } from './build-args';
 import { type DocumentUses, useUnder } from './documents';
 import type { Newer } from './freshness';
 
@@ -44,6 +45,15 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
       '',
       `$(warning) Cannot resolve this image: ${escapeMd(use.error ? errorReason(use.error) : 'unknown reason')}`,
     );
+    const missing = use.error ? missingBuildArgs(use.error) : [];
+    if (missing.length) {
+      out.push(
+        '',
+        missing
+          .map((n) => `[$(symbol-variable) Set build argument ${n}…](${setBuildArgLink(n)})`)
+          .join(' · '),
+      );
+    }
     return out.join('\n');
   }
   out.push(`**${code(use.ref)}** · ${code(use.platform)}`, '');
@@ -149,7 +159,7 @@ export class ImageHoverProvider implements vscode.HoverProvider {
       this.newer(use).catch(() => undefined),
     ]);
     const md = new vscode.MarkdownString(hoverMarkdown(use, facts, newer), true);
-    md.isTrusted = { enabledCommands: ['stowage.pullImage'] };
+    md.isTrusted = { enabledCommands: ['stowage.pullImage', SET_BUILD_ARG] };
     md.supportHtml = false;
     const r = use.range;
     return new vscode.Hover(

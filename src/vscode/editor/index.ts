@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { FeatureContext } from '../feature';
+import { BuildArgCodeActions, SET_BUILD_ARG, setBuildArg } from './build-args';
 import { PinCodeActions } from './code-actions';
 import { ImageCodeLenses } from './code-lens';
 import { LineHasImageKey } from './context-key';
@@ -41,6 +42,10 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
       new PinCodeActions(uses, stowage, freshness, log),
       { providedCodeActionKinds: PinCodeActions.kinds },
     ),
+    vscode.languages.registerCodeActionsProvider(DOCKERFILE_SELECTOR, new BuildArgCodeActions(uses), {
+      providedCodeActionKinds: BuildArgCodeActions.kinds,
+    }),
+    vscode.commands.registerCommand(SET_BUILD_ARG, setBuildArg),
     vscode.languages.registerCodeLensProvider(DOCKERFILE_SELECTOR, lenses),
   ];
 }
