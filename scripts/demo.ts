@@ -541,6 +541,7 @@ async function main(): Promise<void> {
       `  ${cli} ls ${cacheFlag}`,
       `  ${cli} tags ${registry.host}/demo/app --limit 10`,
       `  ${cli} refs ${rel(join(workspace, 'Dockerfile'))}`,
+      `  ${cli} pull ${cacheFlag} -f ${rel(join(workspace, 'Dockerfile'))}`,
       '',
       'Stop with Ctrl+C (stops the registry and VS Code; state stays in ' +
         `${rel(opts.dir)}/ for a fast next start, --reset starts over).`,
