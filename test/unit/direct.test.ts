@@ -254,11 +254,11 @@ describe('direct reader: failures', () => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
       s.end(payload);
     });
-    const res = await directGet(url, {}, { stallTimeoutMs: 100, readBufferSize: 64 * 1024 });
+    const res = await directGet(url, {}, { stallTimeoutMs: 400, readBufferSize: 128 * 1024 });
     const parts: Buffer[] = [];
     for await (const chunk of res.body) {
       parts.push(Buffer.from(chunk));
-      await new Promise((r) => setTimeout(r, 150));
+      await new Promise((r) => setTimeout(r, 600));
     }
     assert.deepEqual(Buffer.concat(parts), payload);
   });
