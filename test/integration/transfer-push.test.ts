@@ -122,6 +122,49 @@ describe('push', () => {
     await client.close();
   });
 
+  test('a PATCH that breaks off: Distribution drops the session, the blob goes up again in a new one', async () => {
+    let patches = 0;
+    const proxy = await startProxy(target.url, (q) =>
+      q.method === 'PATCH' && ++patches === 2 ? { cutRequestAfter: 30_000 } : undefined,
+    );
+    stops.push(proxy.stop);
+    const { client } = clientFor(target);
+    const r = await pushImage(full, client, ref, `${proxy.host}/broken/app:v1`, { chunkSize: 100_000 });
+    assert.equal(r.uploaded, blobCount());
+    const seen = proxy.requests;
+    assert.ok(
+      seen.some((q) => q.method === 'PATCH' && q.status === 599),
+      'a PATCH was cut',
+    );
+    assert.equal(seen.filter((q) => q.method === 'POST').length, blobCount() + 1, 'one blob started over');
+    assert.equal(await skopeoInspectRaw(target, 'broken/app:v1'), image.body);
+    const back = await Store.open(await mkdtemp(join(work, 'broken-back-')));
+    await pull(back, client, `${target.host}/broken/app:v1`, { allPlatforms: true });
+    assert.equal(await verifyAllBlobs(back), blobCount() + 4);
+    await client.close();
+  });
+
+  test('a PATCH refused (503) while the session lives: the upload status says where to go on', async () => {
+    let refused = false;
+    const proxy = await startProxy(target.url, (q) => {
+      if (q.method !== 'PATCH' || refused || !/^100000-/.test(String(q.headers['content-range'])))
+        return undefined;
+      refused = true;
+      return { respond: { status: 503, body: '{"errors":[{"code":"UNAVAILABLE"}]}' } };
+    });
+    stops.push(proxy.stop);
+    // No client-level retry: the push's own recovery answers the 503.
+    const { client } = clientFor(target, { retry: { attempts: 1 } });
+    const r = await pushImage(full, client, ref, `${proxy.host}/resumed/app:v1`, { chunkSize: 100_000 });
+    assert.equal(r.uploaded, blobCount());
+    const seen = proxy.requests;
+    const status = seen.find((q) => q.method === 'GET' && q.path.includes('/blobs/uploads/'));
+    assert.equal(status?.status, 204, 'the upload status was asked for');
+    assert.equal(seen.filter((q) => q.method === 'POST').length, blobCount(), 'no session started over');
+    assert.equal(await skopeoInspectRaw(target, 'resumed/app:v1'), image.body);
+    await client.close();
+  });
+
   test('token auth: push scope and a cross-repository mount with pull on the source', async () => {
     // The test token service is plain HTTP on loopback: allowed to receive credentials explicitly.
     const realm = new URL(secured.tokenServer!.realm).host;

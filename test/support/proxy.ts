@@ -2,6 +2,7 @@
 // itself: tampered bodies, oversized manifests, request counting. Rules decide per request.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 
 export interface SeenRequest {
@@ -18,6 +19,8 @@ export type RuleResult =
   | { rewriteBody: (body: Buffer) => Buffer }
   /** Forward the headers and the first `bytes` of the body, then hang until the client gives up. */
   | { passBytes: number }
+  /** Forward the first `bytes` of the request body upstream, then break both connections. */
+  | { cutRequestAfter: number }
   | undefined;
 
 export interface Proxy {
@@ -33,6 +36,7 @@ export async function startProxy(
   rule: (req: IncomingMessage) => RuleResult | Promise<RuleResult> = () => undefined,
 ): Promise<Proxy> {
   const requests: SeenRequest[] = [];
+  let self = '';
   const server: Server = createServer(async (req, res) => {
     const record = (status: number) =>
       requests.push({
@@ -58,12 +62,21 @@ export async function startProxy(
       const up = await request(`${upstream}${req.url}`, {
         method: req.method as 'GET',
         headers,
-        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req,
+        body:
+          req.method === 'GET' || req.method === 'HEAD'
+            ? undefined
+            : action && 'cutRequestAfter' in action
+              ? Readable.from(cutAfter(req, action.cutRequestAfter))
+              : req,
       });
       const outHeaders: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(up.headers)) {
         if (v !== undefined && k !== 'connection' && k !== 'transfer-encoding' && k !== 'keep-alive')
           outHeaders[k] = v;
+      }
+      // A reverse proxy: the registry's absolute Locations (upload URLs) point back through it.
+      if (typeof outHeaders.location === 'string' && outHeaders.location.startsWith(upstream)) {
+        outHeaders.location = `${self}${outHeaders.location.slice(upstream.length)}`;
       }
       record(up.statusCode);
       if (action && 'rewriteBody' in action) {
@@ -93,6 +106,7 @@ export async function startProxy(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  self = `http://127.0.0.1:${port}`;
   return {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
@@ -103,4 +117,19 @@ export async function startProxy(
         server.close(() => resolve());
       }),
   };
+}
+
+/** The first `bytes` of a request body, then an error: the upstream sees the body break off. */
+async function* cutAfter(body: AsyncIterable<Buffer>, bytes: number): AsyncGenerator<Buffer> {
+  let left = bytes;
+  for await (const chunk of body) {
+    if (chunk.length >= left) {
+      if (left > 0) yield chunk.subarray(0, left);
+      // Give the upstream a moment to take what was sent before the break.
+      await new Promise((r) => setTimeout(r, 50));
+      throw new Error('request body cut by the test proxy');
+    }
+    left -= chunk.length;
+    yield chunk;
+  }
 }

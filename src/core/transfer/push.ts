@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { Digest } from '../digest';
-import { StowageError, throwIfAborted } from '../errors';
+import { isStowageError, StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
 import { formatPlatform, normalizePlatform, type Platform } from '../platform';
 import { formatReference, parseReference, type Reference } from '../reference';
@@ -48,6 +48,24 @@ export interface PushResult {
 }
 
 const DEFAULT_CHUNK = 64 * 1024 * 1024;
+/** Upload sessions per blob before a push gives up on it. */
+const UPLOAD_ATTEMPTS = 3;
+
+/** Failures worth a new upload session: the connection, the session gone, the server's fault. */
+function restartable(e: unknown): boolean {
+  if (!isStowageError(e)) return false;
+  if (e.code === 'NETWORK' || e.code === 'STALLED') return true;
+  const status = (e as { status?: number }).status;
+  return status === 404 || status === 416 || (status !== undefined && status >= 500);
+}
+
+/** Bytes a session holds, from its status Range (`0-N`: N+1 bytes; Distribution says `0-0` for none). */
+function uploadedBytes(range: string | undefined): number | undefined {
+  const m = /^(?:bytes=)?0-(\d+)$/.exec(range?.trim() ?? '');
+  if (!m) return undefined;
+  const end = Number(m[1]);
+  return end === 0 ? 0 : end + 1;
+}
 
 function header(res: RegistryResponse, name: string): string | undefined {
   const v = res.headers[name];
@@ -126,7 +144,7 @@ export async function pushImage(
   const result = { existing: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   const req = (
     what: string,
-    method: 'HEAD' | 'POST' | 'PUT' | 'PATCH',
+    method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH',
     path: string,
     extra: {
       headers?: Record<string, string>;
@@ -167,7 +185,7 @@ export async function pushImage(
       result.existing++;
       return;
     }
-    let start: RegistryResponse;
+    let start: RegistryResponse | undefined;
     if (source && source.registry === dest.registry && source.repository !== repo) {
       const q = new URLSearchParams({ mount: b.digest, from: source.repository });
       start = await req(`mount of ${what}`, 'POST', `/v2/${repo}/blobs/uploads/?${q}`, {
@@ -179,7 +197,28 @@ export async function pushImage(
         result.mounted++;
         return;
       }
-    } else {
+    }
+    const base = progress.bytesDone;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await upload(b, what, start);
+        break;
+      } catch (e) {
+        // An upload the registry dropped (Distribution cancels one whose PATCH broke off) or a
+        // broken connection: start this blob again, a few times, from a new upload session.
+        if (signal?.aborted || attempt >= UPLOAD_ATTEMPTS || !restartable(e)) throw e;
+        start = undefined;
+        progress.bytesDone = base;
+      }
+    }
+    result.uploaded++;
+    result.bytesUploaded += b.size;
+  };
+
+  /** One upload session: POST (unless a mount attempt opened one), then one PUT or PATCH chunks. */
+  const upload = async (b: Descriptor, what: string, opened: RegistryResponse | undefined) => {
+    let start = opened;
+    if (!start) {
       start = await req(`upload of ${what}`, 'POST', `/v2/${repo}/blobs/uploads/`, {
         headers: { 'content-length': '0' },
       });
@@ -188,10 +227,21 @@ export async function pushImage(
     let location = uploadPath(start, what);
     const file = store.blobPath(b.digest);
     const chunk = options.chunkSize ?? DEFAULT_CHUNK;
-    if (b.size > chunk) {
-      for (let from = 0; from < b.size; from += chunk) {
-        throwIfAborted(signal);
-        const to = Math.min(b.size, from + chunk) - 1;
+    if (b.size <= chunk) {
+      const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
+        headers: { 'content-type': 'application/octet-stream', 'content-length': String(b.size) },
+        body: () => createReadStream(file),
+      });
+      await done.body.dump();
+      progress.bytesDone += b.size;
+      return;
+    }
+    const base = progress.bytesDone;
+    let resumes = 0;
+    for (let from = 0; from < b.size; ) {
+      throwIfAborted(signal);
+      const to = Math.min(b.size, from + chunk) - 1;
+      try {
         const res = await req(`upload of ${what}`, 'PATCH', location, {
           headers: {
             'content-type': 'application/octet-stream',
@@ -202,23 +252,25 @@ export async function pushImage(
         });
         await res.body.dump();
         location = uploadPath(res, what);
-        progress.bytesDone += to - from + 1;
-        options.onProgress?.({ ...progress });
+        from = to + 1;
+      } catch (e) {
+        // The session may live on with part of the chunk: ask where it stands (the distribution
+        // spec's upload status) and go on from there; if it is gone, the caller starts over.
+        if (signal?.aborted || !restartable(e) || ++resumes > UPLOAD_ATTEMPTS) throw e;
+        const status = await req(`status of the upload of ${what}`, 'GET', location).catch(() => undefined);
+        await status?.body.dump();
+        const held = status?.statusCode === 204 ? uploadedBytes(header(status, 'range')) : undefined;
+        if (held === undefined || held > b.size) throw e;
+        location = uploadPath(status!, what);
+        from = held;
       }
-      const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
-        headers: { 'content-length': '0' },
-      });
-      await done.body.dump();
-    } else {
-      const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(b.size) },
-        body: () => createReadStream(file),
-      });
-      await done.body.dump();
-      progress.bytesDone += b.size;
+      progress.bytesDone = base + from;
+      options.onProgress?.({ ...progress });
     }
-    result.uploaded++;
-    result.bytesUploaded += b.size;
+    const done = await req(`upload of ${what}`, 'PUT', withDigest(location, b.digest), {
+      headers: { 'content-length': '0' },
+    });
+    await done.body.dump();
   };
 
   await forEachLimit(blobs, options.concurrency ?? 3, signal, async (b) => {
