@@ -99,7 +99,7 @@ interface Endpoint {
 /** A request as the endpoint loop runs it: a RegistryRequest whose repository and what are its context. */
 type Call = Omit<RegistryRequest, 'repository' | 'what'> & {
   ctx: RequestContext;
-  /** A blob download: may use the direct reader over plain HTTP. */
+  /** A blob download: may use the direct reader. */
   bulk?: boolean;
 };
 
