@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { StowageError } from '../../src/core/errors';
+import { parseReference } from '../../src/core/reference';
+import { RegistryClient } from '../../src/core/registry/client';
 import { Store } from '../../src/core/store';
 import type { StowageApi } from '../../src/vscode/activate';
 import type { FeatureContext } from '../../src/vscode/feature';
@@ -18,6 +20,7 @@ import { successText } from '../../src/vscode/workbench/pulls';
 import { registryName } from '../../src/vscode/workbench/sign-in';
 import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
 import { buildImage } from '../support/fixtures';
+import { startRegistry } from '../support/registry';
 
 const CACHED = 'example.test/team/app:1.0';
 
@@ -304,6 +307,31 @@ describe('workbench in the extension host', function () {
       assert.deepEqual(await store.getReference(CACHED), before, 'the same image is back, digest and all');
     } finally {
       await rm(archive.fsPath, { force: true });
+    }
+  });
+
+  it('Push Image to a Registry copies a cached image to a real registry', async () => {
+    const registry = await startRegistry();
+    try {
+      const destination = `${registry.host}/pushed/app:1.0`;
+      const result = (await vscode.commands.executeCommand(
+        'stowage.pushImage',
+        { reference: CACHED },
+        destination,
+      )) as { destination: string; digest: string; uploaded: number; existing: number } | undefined;
+      assert.ok(result, 'the push returned its result (an error would have been shown instead)');
+      assert.equal(result.uploaded, 3, 'the config and two layers');
+      const store = await f.stowage.getStore();
+      assert.equal(result.digest, (await store.getReference(CACHED))?.digest);
+      const client = new RegistryClient();
+      try {
+        const served = await client.head(parseReference(destination));
+        assert.equal(served?.digest, result.digest, 'the registry serves the same manifest');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await registry.stop();
     }
   });
 

@@ -8,8 +8,9 @@ import {
   parsePullableReference,
   type Reference,
 } from '../../core/reference';
-import { exportImages } from '../../core/transfer/export';
+import { exportImages, type TransferProgress } from '../../core/transfer/export';
 import { importArchive } from '../../core/transfer/import';
+import { pushImage } from '../../core/transfer/push';
 import { pinToDigest } from '../editor';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
@@ -91,6 +92,21 @@ function safe<A extends unknown[], R>(
       showError(e);
       return undefined;
     }
+  };
+}
+
+/** An export's or a push's progress in a notification: blobs, bytes, and the bar's share. */
+function reportTransfer(
+  progress: vscode.Progress<{ message?: string; increment?: number }>,
+): (p: TransferProgress) => void {
+  let reported = 0;
+  return (p) => {
+    const pct = p.bytesTotal ? (p.bytesDone / p.bytesTotal) * 100 : 0;
+    progress.report({
+      message: `${p.blobsDone}/${p.blobsTotal} blobs · ${formatBytes(p.bytesDone)}`,
+      increment: Math.max(0, pct - reported),
+    });
+    reported = Math.max(reported, pct);
   };
 }
 
@@ -480,27 +496,74 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       (progress, token) => {
         const controller = new AbortController();
         token.onCancellationRequested(() => controller.abort());
-        let reported = 0;
         return exportImages(
           store,
           picked.map((p) => p.name),
           target.fsPath,
-          {
-            signal: controller.signal,
-            onProgress: (p) => {
-              const pct = p.bytesTotal ? (p.bytesDone / p.bytesTotal) * 100 : 0;
-              progress.report({
-                message: `${p.blobsDone}/${p.blobsTotal} blobs · ${formatBytes(p.bytesDone)}`,
-                increment: Math.max(0, pct - reported),
-              });
-              reported = Math.max(reported, pct);
-            },
-          },
+          { signal: controller.signal, onProgress: reportTransfer(progress) },
         );
       },
     );
     void vscode.window.showInformationMessage(
       `Exported ${result.images.length} image${result.images.length === 1 ? '' : 's'} to ${vscode.workspace.asRelativePath(target)} (${formatBytes(result.archiveBytes)}).`,
+    );
+    return result;
+  });
+
+  // (image?, destination?): from the Cache view or the palette; with both it asks nothing.
+  const pushCommand = safe(async (arg?: unknown, destination?: unknown) => {
+    if (!networkAllowed(f, 'Push')) return undefined;
+    const store = await f.stowage.getStore();
+    const refs = await store.listReferences();
+    if (refs.length === 0)
+      throw new StowageError('NOT_CACHED', 'The cache is empty: pull an image before pushing it.');
+    const preset = targetOf(arg)?.reference;
+    const source = refs.some((r) => r.name === preset)
+      ? preset
+      : (
+          await vscode.window.showQuickPick(
+            refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name })),
+            { title: 'Push Image to a Registry', placeHolder: 'The cached image to push' },
+          )
+        )?.name;
+    if (!source) return undefined;
+    const to =
+      typeof destination === 'string'
+        ? destination
+        : await vscode.window.showInputBox({
+            title: `Push ${label(source)}`,
+            prompt:
+              'Where to, e.g. registry.lan/team/app:1.0 (credentials: Stowage: Sign In, or docker login)',
+            validateInput: (v) => {
+              try {
+                parsePullableReference(v);
+                return undefined;
+              } catch (e) {
+                return (e as Error).message;
+              }
+            },
+          });
+    if (!to) return undefined;
+    await f.stowage.prepareNetwork();
+    const client = f.stowage.getClient();
+    const result = await vscode.window.withProgress(
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Pushing ${label(source)} to ${to}`,
+        cancellable: true,
+      },
+      (progress, token) => {
+        const controller = new AbortController();
+        token.onCancellationRequested(() => controller.abort());
+        return pushImage(store, client, source, to, {
+          signal: controller.signal,
+          onProgress: reportTransfer(progress),
+        });
+      },
+    );
+    const there = result.existing + result.mounted;
+    void vscode.window.showInformationMessage(
+      `Pushed ${label(source)} to ${result.destination}: ${result.uploaded} blob${result.uploaded === 1 ? '' : 's'} uploaded (${formatBytes(result.bytesUploaded)})${there ? `, ${there} already there` : ''}.`,
     );
     return result;
   });
@@ -625,6 +688,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       }),
     ),
     reg('stowage.exportImages', exportCommand),
+    reg('stowage.pushImage', pushCommand),
     reg('stowage.importArchive', importCommand),
   ];
 }
