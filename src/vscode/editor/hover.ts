@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { errorReason, type ImageUse, missingBuildArgs } from '../../core/dockerfile';
+import { type ImageUse, missingBuildArgs } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
 import { formatPlatform } from '../../core/platform';
 import type { PlatformInspection } from '../../core/store';
@@ -43,7 +43,8 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     out.push(
       `**${escapeMd(use.raw || '(empty)')}**`,
       '',
-      `$(warning) Cannot resolve this image: ${escapeMd(use.error ? errorReason(use.error) : 'unknown reason')}`,
+      // Why is the diagnostic's message, which VS Code shows in this same hover: not said twice.
+      '$(warning) Not pullable as written, so nothing can be cached for it.',
     );
     const missing = use.error ? missingBuildArgs(use.error) : [];
     if (missing.length) {
