@@ -83,6 +83,10 @@ describe('Dockerfile editor features in the VS Code UI', () => {
       '',
     ].join('\n');
     await writeFile(join(workspace, 'Dockerfile'), dockerfile);
+    await writeFile(
+      join(workspace, 'args.Dockerfile'),
+      `ARG TAG\nFROM ${registry.host}/fixture/other:$\{TAG}\n`,
+    );
     const settings = {
       'stowage.cacheDirectory': cacheDir,
       'stowage.platforms': ['linux/amd64'],
@@ -231,6 +235,29 @@ describe('Dockerfile editor features in the VS Code UI', () => {
         .first()
         .waitFor({ state: 'detached', timeout: 30_000 });
     });
+  });
+
+  test('an ARG without a value: the hover gives the reason once; "Set build argument" from the light bulb resolves the FROM', async () => {
+    await wb.step('open args.Dockerfile', () => wb.openFile('args.Dockerfile'));
+    const before = await wb.step('hover unresolvable FROM', () =>
+      waitForHover(wb, 'fixture/other', (t) => /Not pullable as written/.test(t) && /has no value/.test(t)),
+    );
+    assert.equal(before.split('ARG TAG has no value').length - 1, 1, `the reason appears once: ${before}`);
+    assert.match(before, /Set build argument TAG/);
+    await pickQuickFix(wb, 'fixture/other', 'Set build argument TAG…');
+    await wb.step('type the value', async () => {
+      const widget = wb.page.locator('.quick-input-widget');
+      await widget
+        .locator('.quick-input-title', { hasText: 'Build Argument TAG' })
+        .waitFor({ timeout: 10_000 });
+      const input = widget.locator('.quick-input-box input');
+      await input.fill('1.0');
+      await input.press('Enter');
+    });
+    const after = await wb.step('hover resolved FROM', () =>
+      waitForHover(wb, 'fixture/other', (t) => /Not in cache/.test(t)),
+    );
+    assert.ok(after.includes(`${registry.host}/fixture/other:1.0`), after);
   });
 
   test('nothing in the session reached beyond this machine', () => {
