@@ -1,6 +1,6 @@
 // The CLI as users run it (node dist/cli.js): pull, ls, inspect, rm, gc, tags, exit codes.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -114,6 +114,29 @@ describe('stowage CLI', () => {
       (await cli('pull', `${reg.host}/cli/app:v1`, '--build-arg', 'A=1')).code,
       2,
       '--build-arg needs -f',
+    );
+  });
+
+  test('the launcher keeps a per-user V8 code cache per command, and shrugs off a damaged one', async () => {
+    const home = await mkdtemp(join(work, 'xdg-'));
+    const dir = join(home, 'stowage-cli');
+    const run = () => cliWith({ XDG_CACHE_HOME: home }, 'ls', '--json');
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    const files = await readdir(dir);
+    assert.equal(files.length, 1, files.join());
+    assert.match(files[0]!, /^node\d+_\d+_\d+-[a-z0-9]+-\d+-\d+\.ls\.v8$/);
+    assert.equal((await stat(dir)).mode & 0o777, 0o700, 'compiled code is private to the user');
+    assert.equal((await stat(join(dir, files[0]!))).mode & 0o777, 0o600);
+    await writeFile(join(dir, files[0]!), 'not a code cache');
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, first.stdout);
+    const rewritten = await readFile(join(dir, files[0]!));
+    assert.notEqual(
+      rewritten.toString('latin1', 0, 16),
+      'not a code cache',
+      'a rejected cache is written anew',
     );
   });
 
