@@ -169,10 +169,12 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
       await row.click();
       await wb.page.locator('.tabs-container .tab.active', { hasText: 'big.Dockerfile' }).waitFor();
     });
+    // The earlier tests' messages still fill the toast corner: clear them so the progress toast shows.
+    await wb.step('clear notifications', () => wb.runCommand('Notifications: Clear All Notifications'));
     await wb.step('Pull Image', () => wb.editorContextMenu('big:1', 'Pull Image'));
-    const toast = wb.page.locator('.notifications-toasts .notification-list-item', {
-      hasText: `Pulling ${host}/big:1`,
-    });
+    const toast = wb.page
+      .locator('.notifications-toasts .notification-list-item', { hasText: `Pulling ${host}/big:1` })
+      .first();
     await wb.step('progress past 5 MB', async () => {
       const deadline = Date.now() + 30_000;
       for (;;) {
