@@ -183,6 +183,21 @@ describe('Store ingest', () => {
     await again.close();
   });
 
+  test('the digest is of the bytes written: a chunk changed during its write fails, never commits', async (t) => {
+    // 1.5 MiB: the 1 MiB buffer fills mid-chunk, the write waits for the disk, and the rest of
+    // the chunk is copied after that wait. A caller that broke its promise and changed the chunk
+    // then must get DIGEST_MISMATCH, not a committed blob whose file differs from what was hashed.
+    const store = await Store.open(await tempDir(t));
+    const good = randomBytes(1024 * 1024 + 512 * 1024);
+    const chunk = Buffer.from(good);
+    const ing = await store.ingest(sha256(good), good.length);
+    const writing = ing.write(chunk);
+    chunk.fill(0, 1024 * 1024);
+    await writing;
+    await assert.rejects(ing.commit(), code('DIGEST_MISMATCH'));
+    assert.deepEqual(await blobFiles(store), []);
+  });
+
   test('short content → SIZE_MISMATCH; content beyond the declared size → SIZE_MISMATCH at write', async (t) => {
     const store = await Store.open(await tempDir(t));
     const data = Buffer.from('0123456789');

@@ -21,7 +21,8 @@ import type { FileLock } from './lock';
  *     await ing.close();             // keeps partial data for a later resume; no-op after commit
  *   }
  *
- * Calls must not overlap (await each write). The chunk is copied; the caller may reuse it.
+ * Calls must not overlap (await each write). The chunk is copied; the caller may reuse it once
+ * the write has resolved.
  */
 export interface Ingest {
   readonly digest: Digest;
@@ -160,13 +161,7 @@ export class BlobIngest implements Ingest {
         'The registry served more data than the manifest says; nothing was stored.',
       );
     }
-    this.hash.update(chunk);
     this.written += chunk.byteLength;
-    if (chunk.byteLength >= BUFFER_SIZE) {
-      await this.flush();
-      await writeAll(this.fh, chunk);
-      return;
-    }
     let from = 0;
     while (from < chunk.byteLength) {
       const n = Math.min(BUFFER_SIZE - this.buffered, chunk.byteLength - from);
@@ -238,11 +233,17 @@ export class BlobIngest implements Ingest {
     if (this.done) throw new StowageError('ABORTED', `The ingest of ${this.digest} is already closed.`);
   }
 
+  /**
+   * Writes the buffer out. The digest is taken of these bytes, in our own buffer, as they go to
+   * the file: a caller that changed a chunk too early can make a blob fail verification, but can
+   * never have one committed whose file differs from what was verified.
+   */
   private async flush(): Promise<void> {
     if (this.buffered === 0) return;
-    const n = this.buffered;
+    const piece = this.buffer.subarray(0, this.buffered);
     this.buffered = 0;
-    await writeAll(this.fh, this.buffer.subarray(0, n));
+    this.hash.update(piece);
+    await writeAll(this.fh, piece);
   }
 
   /** Deletes the partial data after a verification failure. */
