@@ -96,6 +96,11 @@ class Reader implements ResponseBody {
   private stage: Buffer | undefined;
   private staged = 0;
   private flushing = false;
+  /** The consumer has a chunk that is a view of our buffers (until it asks for the next). */
+  private held = false;
+  /** Reads that came while our buffers were in use, as copies, in order. */
+  private readonly queue: Buffer[] = [];
+  private secure = false;
   private waiter: Waiter | undefined;
   private error: unknown;
   private ended = false;
@@ -110,6 +115,7 @@ class Reader implements ResponseBody {
 
   start(host: string, port: number, request: string, secure: boolean): void {
     const { signal, tls } = this.options;
+    this.secure = secure;
     if (signal?.aborted) {
       this.rejectHead(signal.reason);
       return;
@@ -168,7 +174,15 @@ class Reader implements ResponseBody {
     if (this.ended) return false;
     const chunk = bytes.length > this.remaining ? bytes.subarray(0, this.remaining) : bytes;
     this.remaining -= chunk.length;
-    if (this.staged === 0 && chunk.length >= DIRECT_READ) {
+    if (this.held || this.pending) {
+      // TLS goes on handing over records it had decrypted after we asked it to stop: our
+      // buffers are with the consumer, so these are kept as copies.
+      this.queue.push(Buffer.from(chunk));
+      if (this.remaining === 0) this.finish();
+      return false;
+    }
+    // A view of the read buffer only over plain TCP, where no callback comes after a stop.
+    if (!this.secure && this.staged === 0 && chunk.length >= DIRECT_READ) {
       this.deliver(chunk);
     } else {
       this.stage ??= Buffer.allocUnsafe(onreadSize(this.options) + STAGE_TARGET);
@@ -241,15 +255,17 @@ class Reader implements ResponseBody {
     this.socket.setTimeout(0);
     const w = this.waiter;
     this.waiter = undefined;
-    if (w) w.resolve({ value: chunk, done: false });
-    else this.pending = chunk;
+    if (w) {
+      this.held = true;
+      w.resolve({ value: chunk, done: false });
+    } else this.pending = chunk;
   }
 
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
     this.cleanup();
-    if (!this.pending) {
+    if (!this.pending && this.queue.length === 0) {
       const w = this.waiter;
       this.waiter = undefined;
       w?.resolve({ value: undefined, done: true });
@@ -295,11 +311,16 @@ class Reader implements ResponseBody {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return {
       next: () => {
+        // Asking for the next chunk hands the last one back.
+        this.held = false;
         if (this.pending) {
           const value = this.pending;
           this.pending = undefined;
+          this.held = true;
           return Promise.resolve({ value, done: false });
         }
+        const queued = this.queue.shift();
+        if (queued) return Promise.resolve({ value: queued, done: false });
         if (this.error !== undefined) return Promise.reject(this.error);
         if (this.ended) return Promise.resolve({ value: undefined, done: true });
         if (this.waiter) return Promise.reject(new Error('The body is already being read.'));
@@ -325,6 +346,7 @@ class Reader implements ResponseBody {
     if (this.ended) return;
     this.fail(socketError('Request aborted', 'UND_ERR_ABORTED'));
     this.pending = undefined;
+    this.queue.length = 0;
   }
 }
 
