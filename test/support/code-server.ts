@@ -147,6 +147,9 @@ const defaultSettings = {
   'git.enabled': false,
   // Keep the chat side bar closed: a clean screen for screenshots.
   'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  // The suites' registries and servers listen on many loopback ports: with more than 20, VS Code
+  // says so in a warning that opens the Notifications center, which then hides the toasts tested.
+  'remote.autoForwardPorts': false,
 };
 
 async function writeJson(path: string, value: unknown): Promise<void> {
