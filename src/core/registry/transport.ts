@@ -42,8 +42,13 @@ export function tlsOptions(
   options: TransportOptions,
   verify: boolean,
 ): { secureContext?: SecureContext; rejectUnauthorized: boolean } {
-  const secureContext = trustContext(options);
-  return { ...(secureContext ? { secureContext } : {}), rejectUnauthorized: verify };
+  const tls: { secureContext?: SecureContext; rejectUnauthorized: boolean } = { rejectUnauthorized: verify };
+  if (options.caCertificates?.length) {
+    // Read when a connection is made (undici copies these options then): a run that makes none,
+    // a warm pull, does not parse the certificates.
+    Object.defineProperty(tls, 'secureContext', { enumerable: true, get: () => trustContext(options) });
+  }
+  return tls;
 }
 
 const contexts = new WeakMap<readonly (string | Buffer)[], SecureContext>();
