@@ -11,6 +11,7 @@ import { directGet, type ResponseBody, Unhandled } from './direct';
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
+import { headerValue, readCapped } from './response';
 import {
   backoffDelay,
   DEFAULT_RETRY,
@@ -210,9 +211,9 @@ export class RegistryClient {
         true,
       );
       await res.body.dump();
-      const digest = header(res.headers, 'docker-content-digest');
-      const size = Number(header(res.headers, 'content-length'));
-      const mediaType = header(res.headers, 'content-type')?.split(';')[0]?.trim();
+      const digest = headerValue(res.headers, 'docker-content-digest');
+      const size = Number(headerValue(res.headers, 'content-length'));
+      const mediaType = headerValue(res.headers, 'content-type')?.split(';')[0]?.trim();
       if (!digest || !isDigest(digest) || !Number.isSafeInteger(size) || !mediaType) return undefined;
       if (ref.digest && digest !== ref.digest) return undefined;
       return { digest, size, mediaType };
@@ -245,7 +246,7 @@ export class RegistryClient {
     // A connection that breaks while the body arrives is retried like one that breaks before.
     for (let attempt = 1; ; attempt++) {
       try {
-        bytes = await readCapped(res, this.maxManifestBytes, ctx);
+        bytes = await readBody(res, this.maxManifestBytes, ctx);
         break;
       } catch (e) {
         if (signal?.aborted) throw abortFrom(signal);
@@ -257,7 +258,7 @@ export class RegistryClient {
       }
     }
     const expected = (digest ?? ref.digest) as Digest | undefined;
-    const served = header(res.headers, 'docker-content-digest');
+    const served = headerValue(res.headers, 'docker-content-digest');
     const algorithm = expected ? parseDigest(expected).algorithm : 'sha256';
     const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}` as Digest;
     if (expected && actual !== expected) {
@@ -276,7 +277,7 @@ export class RegistryClient {
     }
     const document = parseManifest(
       bytes,
-      header(res.headers, 'content-type')?.split(';')[0]?.trim(),
+      headerValue(res.headers, 'content-type')?.split(';')[0]?.trim(),
       `The manifest ${ref.registry}/${ref.repository}@${actual}`,
     );
     return { bytes, document, mediaType: document.mediaType, digest: actual, size: bytes.length };
@@ -307,9 +308,9 @@ export class RegistryClient {
       },
       true,
     );
-    const length = Number(header(res.headers, 'content-length'));
+    const length = Number(headerValue(res.headers, 'content-length'));
     if (res.statusCode === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(res.headers, 'content-range') ?? '');
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerValue(res.headers, 'content-range') ?? '');
       if (m && Number(m[1]) === offset) {
         return {
           body: res.body,
@@ -416,7 +417,7 @@ export class RegistryClient {
       // Later pages go to the registry origin that answered (never a host it redirected to: that
       // one would be treated as the registry, challenges and credentials included).
       pinned ??= new URL(res.asked.origin);
-      const bytes = await readCapped(res, this.maxManifestBytes, ctx);
+      const bytes = await readBody(res, this.maxManifestBytes, ctx);
       let list: unknown;
       try {
         list = (JSON.parse(bytes.toString('utf8')) as Record<string, unknown>)[field];
@@ -424,7 +425,7 @@ export class RegistryClient {
         throw new StowageError('REGISTRY_ERROR', `${ctx.registry} returned an invalid ${ctx.what} list.`);
       }
       yield Array.isArray(list) ? list.filter((t): t is string => typeof t === 'string') : [];
-      path = nextLink(header(res.headers, 'link'), res.url, ctx);
+      path = nextLink(headerValue(res.headers, 'link'), res.url, ctx);
     }
   }
 
@@ -504,12 +505,15 @@ export class RegistryClient {
         throw httpError(401, call.ctx);
       }
       if (res.statusCode >= 200 && res.statusCode < 300) return res;
-      const text = (await readCapped(res, MAX_ERROR_BODY, call.ctx).catch(() => Buffer.alloc(0))).toString(
+      const text = (await readBody(res, MAX_ERROR_BODY, call.ctx).catch(() => Buffer.alloc(0))).toString(
         'utf8',
       );
-      throw Object.assign(httpError(res.statusCode, call.ctx, text, header(res.headers, 'retry-after')), {
-        status: res.statusCode,
-      });
+      throw Object.assign(
+        httpError(res.statusCode, call.ctx, text, headerValue(res.headers, 'retry-after')),
+        {
+          status: res.statusCode,
+        },
+      );
     }
   }
 
@@ -532,7 +536,8 @@ export class RegistryClient {
         throw networkError(url, e, call.ctx);
       }
       if (isRetryableStatus(res.statusCode) && attempt < this.retry.attempts) {
-        const wait = parseRetryAfter(header(res.headers, 'retry-after')) ?? backoffDelay(attempt, this.retry);
+        const wait =
+          parseRetryAfter(headerValue(res.headers, 'retry-after')) ?? backoffDelay(attempt, this.retry);
         await res.body.dump();
         await sleep(wait, call.signal).catch(() => {
           throw abortFrom(call.signal);
@@ -584,12 +589,12 @@ export class RegistryClient {
         method: call.method,
         url: `${url.origin}${url.pathname}`,
         status: res.statusCode,
-        bytes: Number(header(res.headers, 'content-length')) || 0,
+        bytes: Number(headerValue(res.headers, 'content-length')) || 0,
         ms: Date.now() - began,
         ...(viaDirect ? { direct: true as const } : {}),
       });
       this.remember(url, call.registry, res);
-      const location = header(res.headers, 'location');
+      const location = headerValue(res.headers, 'location');
       if (res.statusCode >= 300 && res.statusCode < 400 && location && res.statusCode !== 304) {
         await res.body.dump();
         let next: URL;
@@ -664,15 +669,10 @@ export class RegistryClient {
       this.tlsHosts.add(url.host);
       this.plainHosts.delete(url.host);
     } else if (!this.tlsHosts.has(url.host)) this.plainHosts.add(url.host);
-    const limit = header(res.headers, 'ratelimit-limit');
-    const remaining = header(res.headers, 'ratelimit-remaining');
+    const limit = headerValue(res.headers, 'ratelimit-limit');
+    const remaining = headerValue(res.headers, 'ratelimit-remaining');
     if (limit || remaining) this.rateLimits.set(registry, { limit, remaining });
   }
-}
-
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 function abortFrom(signal: AbortSignal | undefined): StowageError {
@@ -711,35 +711,20 @@ function mostUseful(errors: { error: StowageError; mirror: boolean }[]): Stowage
   return best;
 }
 
-async function readCapped(res: Response, cap: number, ctx: RequestContext): Promise<Buffer> {
-  const declared = Number(header(res.headers, 'content-length'));
+/** A capped body (TOO_LARGE over `cap`); a connection that breaks meanwhile is a typed error. */
+async function readBody(res: Response, cap: number, ctx: RequestContext): Promise<Buffer> {
   const tooLarge = () =>
     new StowageError(
       'TOO_LARGE',
       `The ${ctx.what} of ${ctx.repository ?? ctx.registry} from ${res.url.host} is larger than ${cap} bytes; refusing it.`,
     );
-  if (Number.isFinite(declared) && declared > cap) {
-    res.body.destroy();
-    throw tooLarge();
-  }
-  const chunks: Buffer[] = [];
-  let total = 0;
   try {
-    for await (const chunk of res.body) {
-      total += chunk.length;
-      if (total > cap) {
-        res.body.destroy();
-        throw tooLarge();
-      }
-      // A copy: the direct reader reuses its buffer for the next chunk.
-      chunks.push(Buffer.from(chunk));
-    }
+    return await readCapped(res, cap, tooLarge);
   } catch (e) {
     if (e instanceof StowageError) throw e;
     // Raw socket errors (ECONNRESET, body timeout) must not escape untyped.
     throw new BodyBroken(res.url, e, ctx);
   }
-  return Buffer.concat(chunks);
 }
 
 /** The connection broke (or stalled) while a response body was read: typed, and retryable. */

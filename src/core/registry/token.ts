@@ -16,6 +16,7 @@
 import type { Dispatcher } from 'undici';
 import { abortError, type ErrorCode, StowageError } from '../errors';
 import type { Credential } from './credentials';
+import { headerValue, readCapped } from './response';
 import { defaultDispatcher } from './undici';
 
 export interface TokenRequest {
@@ -185,13 +186,16 @@ async function exchange(
       continue;
     }
     if (status < 200 || status >= 300) {
-      const text = await readCapped(res, MAX_ERROR_BODY).catch(() => '');
-      throw statusError(status, url, registry, hasSecret, text, header(res, 'retry-after'));
+      const text = await readCapped(res, MAX_ERROR_BODY, () => new Error('too large')).then(
+        (b) => b.toString('utf8'),
+        () => '',
+      );
+      throw statusError(status, url, registry, hasSecret, text, headerValue(res.headers, 'retry-after'));
     }
-    const text = await readCapped(res, MAX_TOKEN_BODY, () => {
+    const bytes = await readCapped(res, MAX_TOKEN_BODY, () => {
       return new StowageError('TOO_LARGE', `${whose(url, registry)} sent a token response over 1 MiB.`);
     });
-    return parseTokenResponse(text, url, registry, started);
+    return parseTokenResponse(bytes.toString('utf8'), url, registry, started);
   }
 }
 
@@ -210,32 +214,6 @@ function whose(url: URL, registry: string): string {
   return url.host === registry
     ? `The token service at ${url.host}`
     : `The token service at ${url.host} (for ${registry})`;
-}
-
-function header(res: Dispatcher.ResponseData, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-async function readCapped(
-  res: Dispatcher.ResponseData,
-  cap: number,
-  tooLarge?: () => Error,
-): Promise<string> {
-  const declared = Number(header(res, 'content-length'));
-  const over = () => {
-    res.body.destroy();
-    return tooLarge ? tooLarge() : new Error('too large');
-  };
-  if (declared > cap) throw over();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res.body) {
-    size += (chunk as Buffer).length;
-    if (size > cap) throw over();
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** A short error code from a token service's error body (`errors[].code` or OAuth's `error`). */

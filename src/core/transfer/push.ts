@@ -5,6 +5,7 @@ import { forEachLimit } from '../limit';
 import { formatPlatform, normalizePlatform, type Platform } from '../platform';
 import { formatReference, parseReference, type Reference } from '../reference';
 import type { RegistryClient, RegistryRequest, RegistryResponse } from '../registry/client';
+import { headerValue } from '../registry/response';
 import {
   availablePlatforms,
   type Descriptor,
@@ -65,11 +66,6 @@ function uploadedBytes(range: string | undefined): number | undefined {
   if (!m) return undefined;
   const end = Number(m[1]);
   return end === 0 ? 0 : end + 1;
-}
-
-function header(res: RegistryResponse, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
 }
 
 /**
@@ -166,7 +162,7 @@ export async function pushImage(
 
   /** The next upload URL from a Location header: same origin only (it carries our credentials). */
   const uploadPath = (res: RegistryResponse, what: string): string => {
-    const location = header(res, 'location');
+    const location = headerValue(res.headers, 'location');
     if (!location)
       throw new StowageError('REGISTRY_ERROR', `${dest.registry} gave no upload location for ${what}.`);
     const url = new URL(location, res.url);
@@ -259,7 +255,8 @@ export async function pushImage(
         if (signal?.aborted || !restartable(e) || ++resumes > UPLOAD_ATTEMPTS) throw e;
         const status = await req(`status of the upload of ${what}`, 'GET', location).catch(() => undefined);
         await status?.body.dump();
-        const held = status?.statusCode === 204 ? uploadedBytes(header(status, 'range')) : undefined;
+        const held =
+          status?.statusCode === 204 ? uploadedBytes(headerValue(status.headers, 'range')) : undefined;
         if (held === undefined || held > b.size) throw e;
         location = uploadPath(status!, what);
         from = held;
@@ -294,7 +291,7 @@ export async function pushImage(
       body: () => bytes,
     });
     await res.body.dump();
-    const said = header(res, 'docker-content-digest');
+    const said = headerValue(res.headers, 'docker-content-digest');
     if (said && said !== d.digest) {
       throw new StowageError(
         'DIGEST_MISMATCH',
