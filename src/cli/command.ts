@@ -35,3 +35,11 @@ export function platformFlag(text: string, usage: string): Platform {
     throw usageError(`${(e as Error).message}\nusage: stowage ${usage}`);
   }
 }
+
+/** A signal that Ctrl+C aborts (the command ends cleanly, partial downloads kept); `release()` after. */
+export function interruptSignal(): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  return { signal: controller.signal, release: () => process.off('SIGINT', onSignal) };
+}

@@ -1,6 +1,6 @@
 import { formatBytes, formatDuration } from '../core/format';
 import { exportImages } from '../core/transfer/export';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { type Command, interruptSignal, parseCommandArgs, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE = 'export REF... -o FILE.tar|- [--cache DIR] [--json]';
@@ -22,14 +22,12 @@ export const exportCommand: Command = {
       throw usageError(`export takes at least one reference\nusage: stowage ${USAGE}`);
     if (!values.output) throw usageError(`export needs -o FILE.tar\nusage: stowage ${USAGE}`);
     const store = await openStore(values);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
+    const interrupt = interruptSignal();
     const began = Date.now();
     try {
       const toStdout = values.output === '-';
       const r = await exportImages(store, positionals, toStdout ? process.stdout : values.output, {
-        signal: controller.signal,
+        signal: interrupt.signal,
       });
       if (toStdout) {
         // The archive went to stdout: the summary goes to stderr.
@@ -52,7 +50,7 @@ export const exportCommand: Command = {
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSignal);
+      interrupt.release();
     }
   },
 };

@@ -1,6 +1,6 @@
 import { formatBytes, formatDuration } from '../core/format';
 import { importArchive } from '../core/transfer/import';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { type Command, interruptSignal, parseCommandArgs, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE = 'import FILE.tar|- [--cache DIR] [--json]';
@@ -15,15 +15,13 @@ export const importCommand: Command = {
     );
     if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);
     const store = await openStore(values);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
+    const interrupt = interruptSignal();
     const began = Date.now();
     try {
       const file = positionals[0]!;
       // `-` reads the archive from standard input (e.g. ssh … stowage export … -o - | stowage import -).
       const r = await importArchive(store, file === '-' ? process.stdin : file, {
-        signal: controller.signal,
+        signal: interrupt.signal,
       });
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
@@ -40,7 +38,7 @@ export const importCommand: Command = {
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSignal);
+      interrupt.release();
     }
   },
 };

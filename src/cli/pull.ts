@@ -2,7 +2,14 @@ import { isStowageError } from '../core/errors';
 import { formatBytes, formatDuration } from '../core/format';
 import { formatPlatform, type Platform, parsePlatform } from '../core/platform';
 import { type PullEvent, type PullResult, pull } from '../core/pull/pull';
-import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
+import {
+  type Command,
+  interruptSignal,
+  parseCommandArgs,
+  platformFlag,
+  usageError,
+  writeJson,
+} from './command';
 import { parseBuildArgs, readDockerfile } from './dockerfile';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
@@ -64,9 +71,7 @@ export const pullCommand: Command = {
     }
     const store = await openStore(values);
     const client = await createClient(values);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
+    const interrupt = interruptSignal();
     const view = values.json ? undefined : progressView();
     const pullOne = async (t: Target): Promise<PullResult & { ms: number }> => {
       const began = Date.now();
@@ -74,7 +79,7 @@ export const pullCommand: Command = {
         platforms: t.platforms,
         allPlatforms: values['all-platforms'],
         alwaysPull: values.always,
-        signal: controller.signal,
+        signal: interrupt.signal,
         onEvent: view,
       });
       view?.(undefined);
@@ -122,7 +127,7 @@ export const pullCommand: Command = {
       return failed > 0 ? 1 : 0;
     } finally {
       view?.(undefined);
-      process.off('SIGINT', onSignal);
+      interrupt.release();
       await client.close();
     }
   },

@@ -1,6 +1,13 @@
 import { formatBytes, formatDuration } from '../core/format';
 import { pushImage } from '../core/transfer/push';
-import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
+import {
+  type Command,
+  interruptSignal,
+  parseCommandArgs,
+  platformFlag,
+  usageError,
+  writeJson,
+} from './command';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
@@ -18,14 +25,12 @@ export const pushCommand: Command = {
       throw usageError(`push takes a cached reference and a destination\nusage: stowage ${USAGE}`);
     const store = await openStore(values);
     const client = await createClient(values);
-    const controller = new AbortController();
-    const onSignal = () => controller.abort();
-    process.once('SIGINT', onSignal);
+    const interrupt = interruptSignal();
     const began = Date.now();
     try {
       const r = await pushImage(store, client, positionals[0]!, positionals[1]!, {
         ...(values.platform ? { platform: platformFlag(values.platform, USAGE) } : {}),
-        signal: controller.signal,
+        signal: interrupt.signal,
       });
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
@@ -35,7 +40,7 @@ export const pushCommand: Command = {
       }
       return 0;
     } finally {
-      process.off('SIGINT', onSignal);
+      interrupt.release();
       await client.close();
     }
   },
