@@ -3,7 +3,6 @@
 // is asked. Loopback HTTP proxies stand in for what a real server cannot do (tamper, die mid-pull,
 // serve under a path prefix).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,13 +15,13 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import type { RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
+import { runCli } from '../support/cli';
 import { clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { type Proxy as LoopbackProxy, startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const root = join(__dirname, '..', '..');
 const amd64 = [parsePlatform('linux/amd64')];
 let work: string;
 let image: BuiltImage;
@@ -341,12 +340,8 @@ describe('mirror URLs as users write them', () => {
       JSON.stringify({ 'registry-mirrors': [`${mirror.url}/`], 'insecure-registries': [] }),
     );
     const cache = await mkdtemp(join(work, 'cli-'));
-    const r = spawnSync(
-      process.execPath,
+    const r = await runCli(
       [
-        '--import',
-        'tsx',
-        join(root, 'src/cli.ts'),
         'pull',
         'app:v1',
         '--platform',
@@ -358,9 +353,10 @@ describe('mirror URLs as users write them', () => {
         '--json',
         '-v',
       ],
-      { cwd: root, encoding: 'utf8', env: { ...process.env, DOCKER_CONFIG: join(work, 'no-docker-config') } },
+      60_000,
+      { DOCKER_CONFIG: join(work, 'no-docker-config') },
     );
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.reference, 'docker.io/library/app:v1');
     assert.equal(out.digest, image.digest);
@@ -369,22 +365,8 @@ describe('mirror URLs as users write them', () => {
 
     const bad = join(work, 'bad-daemon.json');
     await writeFile(bad, JSON.stringify({ 'registry-mirrors': ['mirror.example:5000'] }));
-    const usage = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'src/cli.ts'),
-        'pull',
-        'app:v1',
-        '--daemon-config',
-        bad,
-        '--cache',
-        cache,
-      ],
-      { cwd: root, encoding: 'utf8' },
-    );
-    assert.equal(usage.status, 2);
+    const usage = await runCli(['pull', 'app:v1', '--daemon-config', bad, '--cache', cache]);
+    assert.equal(usage.code, 2);
     assert.match(usage.stderr, /must start with https:\/\/ or http:\/\//);
   });
 });

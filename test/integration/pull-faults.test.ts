@@ -13,13 +13,13 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient } from '../../src/core/registry/client';
+import { CLI } from '../support/cli';
 import { blobNames, clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
 let work: string;
 let image: BuiltImage;
 let big: BuiltImage;

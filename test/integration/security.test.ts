@@ -16,7 +16,7 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
-import { CLI } from '../reliability/common';
+import { CLI } from '../support/cli';
 import { type Store, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';

@@ -1,6 +1,5 @@
 // Offline mode: no request at all; what the cache can answer works, the rest says why it cannot.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +10,12 @@ import { pull } from '../../src/core/pull/pull';
 import { inspectImage } from '../../src/core/store';
 import { exportImages } from '../../src/core/transfer/export';
 import { importArchive } from '../../src/core/transfer/import';
+import { runCli } from '../support/cli';
 import { clientFor, Store } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const root = join(__dirname, '..', '..');
 const amd64 = [parsePlatform('linux/amd64')];
 let work: string;
 let image: BuiltImage;
@@ -41,12 +40,7 @@ after(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-function cli(args: string[]) {
-  return spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), ...args], {
-    cwd: root,
-    encoding: 'utf8',
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 describe('offline mode', () => {
   test('a cached image pulls with zero requests; an uncached one is OFFLINE, naming it, with zero requests', async () => {
@@ -85,13 +79,13 @@ describe('offline mode', () => {
     await client.close();
   });
 
-  test('CLI: pull --offline hits the cache or says what to do; tags --offline refuses; ls/inspect work', () => {
-    const ok = cli(['pull', ref, '--platform', 'linux/amd64', '--offline', '--cache', cache.dir]);
-    assert.equal(ok.status, 0, ok.stderr);
+  test('CLI: pull --offline hits the cache or says what to do; tags --offline refuses; ls/inspect work', async () => {
+    const ok = await cli(['pull', ref, '--platform', 'linux/amd64', '--offline', '--cache', cache.dir]);
+    assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /already cached/);
 
-    const miss = cli(['pull', `${reg.host}/team/app:v9`, '--offline', '--cache', cache.dir]);
-    assert.equal(miss.status, 1);
+    const miss = await cli(['pull', `${reg.host}/team/app:v9`, '--offline', '--cache', cache.dir]);
+    assert.equal(miss.code, 1);
     assert.match(
       miss.stderr,
       new RegExp(
@@ -100,21 +94,29 @@ describe('offline mode', () => {
     );
     assert.match(miss.stderr, /drop --offline/);
 
-    const tags = cli(['tags', `${reg.host}/team/app`, '--offline']);
-    assert.equal(tags.status, 1);
+    const tags = await cli(['tags', `${reg.host}/team/app`, '--offline']);
+    assert.equal(tags.code, 1);
     assert.match(tags.stderr, /Offline mode is on: cannot fetch the tags of/);
 
-    const ls = cli(['ls', '--cache', cache.dir, '--json']);
-    assert.equal(ls.status, 0, ls.stderr);
+    const ls = await cli(['ls', '--cache', cache.dir, '--json']);
+    assert.equal(ls.code, 0, ls.stderr);
     assert.deepEqual(
       JSON.parse(ls.stdout).map((r: { name: string }) => r.name),
       [ref],
     );
-    const inspect = cli(['inspect', ref, '--cache', cache.dir, '--json']);
-    assert.equal(inspect.status, 0, inspect.stderr);
+    const inspect = await cli(['inspect', ref, '--cache', cache.dir, '--json']);
+    assert.equal(inspect.code, 0, inspect.stderr);
     assert.equal(JSON.parse(inspect.stdout).digest, image.digest);
 
-    const exp = cli(['export', ref, '-o', join(work, 'cli-offline.tar'), '--offline', '--cache', cache.dir]);
-    assert.equal(exp.status, 0, exp.stderr);
+    const exp = await cli([
+      'export',
+      ref,
+      '-o',
+      join(work, 'cli-offline.tar'),
+      '--offline',
+      '--cache',
+      cache.dir,
+    ]);
+    assert.equal(exp.code, 0, exp.stderr);
   });
 });

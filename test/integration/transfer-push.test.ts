@@ -9,13 +9,13 @@ import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { pushImage } from '../../src/core/transfer/push';
+import { runCli } from '../support/cli';
 import { clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { startProxy } from '../support/proxy';
 import { pushLayout, skopeoInspectRaw } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
-const root = join(__dirname, '..', '..');
 let work: string;
 let image: BuiltImage;
 let source: RunningRegistry;
@@ -212,23 +212,9 @@ describe('push', () => {
     await client.close();
   });
 
-  test('CLI: stowage push', () => {
-    const r = spawnSync(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(root, 'src/cli.ts'),
-        'push',
-        ref,
-        `${target.host}/cli/app:v1`,
-        '--cache',
-        full.dir,
-        '--json',
-      ],
-      { cwd: root, encoding: 'utf8' },
-    );
-    assert.equal(r.status, 0, r.stderr);
+  test('CLI: stowage push', async () => {
+    const r = await runCli(['push', ref, `${target.host}/cli/app:v1`, '--cache', full.dir, '--json']);
+    assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.digest, image.digest);
     assert.equal(out.uploaded + out.existing + out.mounted, blobCount());

@@ -13,6 +13,7 @@ import { inspectImage, walkImage } from '../../src/core/store';
 import { exportImages } from '../../src/core/transfer/export';
 import { importArchive } from '../../src/core/transfer/import';
 import { readTar } from '../../src/core/transfer/tar';
+import { CLI, runCli } from '../support/cli';
 import { blobNames, clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { run } from '../support/proc';
@@ -209,40 +210,43 @@ describe('export', () => {
   test('CLI: stowage export / import by the names users type', async () => {
     const file = join(work, 'cli.tar');
     const cache2 = await mkdtemp(join(work, 'cli-cache-'));
-    const cli = (args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli.ts'), ...args], {
-        cwd: root,
-        encoding: 'utf8',
-      });
-    const e = cli(['export', `${reg.host}/team/tool:v2`, '-o', file, '--cache', source.dir, '--json']);
-    assert.equal(e.status, 0, e.stderr);
+    const cli = (args: string[]) => runCli(args);
+    const e = await cli(['export', `${reg.host}/team/tool:v2`, '-o', file, '--cache', source.dir, '--json']);
+    assert.equal(e.code, 0, e.stderr);
     assert.equal(JSON.parse(e.stdout).images[0].name, singleRef);
-    const i = cli(['import', file, '--cache', cache2]);
-    assert.equal(i.status, 0, i.stderr);
+    const i = await cli(['import', file, '--cache', cache2]);
+    assert.equal(i.code, 0, i.stderr);
     assert.match(i.stdout, /imported 1 image\(s\)/);
-    const ls = cli(['ls', '--cache', cache2, '--json']);
+    const ls = await cli(['ls', '--cache', cache2, '--json']);
     assert.deepEqual(
       JSON.parse(ls.stdout).map((r: { name: string }) => r.name),
       [singleRef],
     );
     // Through a pipe, as over ssh to an air-gapped machine: export -o - | import -.
     const cache3 = await mkdtemp(join(work, 'cli-pipe-'));
-    const tsx = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(join(root, 'src/cli.ts'))}`;
+    const stowage = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)}`;
     const piped = spawnSync(
       'bash',
       [
         '-o',
         'pipefail',
         '-c',
-        `${tsx} export ${singleRef} -o - --cache ${JSON.stringify(source.dir)} | ${tsx} import - --cache ${JSON.stringify(cache3)} --json`,
+        `${stowage} export ${singleRef} -o - --cache ${JSON.stringify(source.dir)} | ${stowage} import - --cache ${JSON.stringify(cache3)} --json`,
       ],
       { cwd: root, encoding: 'utf8' },
     );
     assert.equal(piped.status, 0, piped.stderr);
     assert.equal(JSON.parse(piped.stdout).images[0].digest, single.digest);
     assert.match(piped.stderr, /exported .*tool:v2: 4 blobs/);
-    const missing = cli(['export', 'nothing/here:v1', '-o', join(work, 'x.tar'), '--cache', source.dir]);
-    assert.equal(missing.status, 1);
+    const missing = await cli([
+      'export',
+      'nothing/here:v1',
+      '-o',
+      join(work, 'x.tar'),
+      '--cache',
+      source.dir,
+    ]);
+    assert.equal(missing.code, 1);
     assert.match(missing.stderr, /docker\.io\/nothing\/here:v1 is not in the cache/);
     await assert.rejects(stat(join(work, 'x.tar')), 'no archive is left behind by a failed export');
   });

@@ -1,11 +1,9 @@
 // Shared by the reliability suites: counts (reduced in `npm test`, full with STOWAGE_SOAK=1), a
 // per-operation guard that turns a hang into a test failure, and cache checks.
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { StowageError } from '../../src/core/errors';
 import { type Platform, parsePlatform } from '../../src/core/platform';
 import { type Store, walkImage } from '../../src/core/store';
+import { HangError } from '../support/cli';
 import { verifyAllBlobs } from '../support/engine';
 
 export const SOAK = process.env.STOWAGE_SOAK === '1';
@@ -15,12 +13,6 @@ export function count(name: string, reduced: number, soak: number): number {
   const override = Number(process.env[name]);
   if (Number.isSafeInteger(override) && override > 0) return override;
   return SOAK ? soak : reduced;
-}
-
-export const CLI = join(__dirname, '..', '..', 'dist', 'cli.js');
-
-export function requireCli(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
 }
 
 /** Rejects with a plain Error (not a StowageError) when `p` takes longer than `ms`: a hang. */
@@ -35,8 +27,6 @@ export async function guard<T>(p: Promise<T>, ms: number, what: string): Promise
     clearTimeout(timer);
   }
 }
-
-export class HangError extends Error {}
 
 export function isTyped(e: unknown): e is StowageError {
   return e instanceof StowageError;
@@ -66,37 +56,4 @@ export async function checkCache(
     }
   }
   return { problems, blobs };
-}
-
-export interface CliRun {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI to completion (bounded by `timeoutMs`: SIGKILL and a HangError after that). */
-export function runCli(args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(env ? { env: { ...process.env, ...env } } : {}),
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new HangError(`stowage ${args.join(' ')} hung for ${timeoutMs} ms:\n${stderr}`));
-    }, timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
 }

@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Store } from '../../src/core/store';
+import { requireCli, runCli } from '../support/cli';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
-import { checkCache, count, requireCli, runCli } from './common';
+import { checkCache, count } from './common';
 
 const ROUNDS = count('STOWAGE_CONCURRENCY_ROUNDS', 2, 6);
 

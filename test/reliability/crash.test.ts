@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { Store } from '../../src/core/store';
 import { FileLock } from '../../src/core/store/lock';
+import { CLI, requireCli, runCli } from '../support/cli';
 import { type FaultProxy, seededRandom, startFaultProxy } from '../support/fault-proxy';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
-import { CLI, checkCache, count, requireCli, runCli } from './common';
+import { checkCache, count } from './common';
 
 const KILLS = count('STOWAGE_CRASH_KILLS', 12, 50);
 

@@ -11,11 +11,12 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { Store } from '../../src/core/store';
+import { HangError } from '../support/cli';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
-import { checkCache, count, guard, HangError, isTyped } from './common';
+import { checkCache, count, guard, isTyped } from './common';
 
 const PULLS = count('STOWAGE_FAULT_PULLS', 40, 200);
 const STALL_MS = 800;
