@@ -330,13 +330,13 @@ describe('direct reader: TLS', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** A TLS server that answers like `serve`, sending the payload in 1 KiB writes (1 KiB records). */
-  async function serveTls() {
+  /** A TLS server that answers like `serve`, sending the body in 1 KiB writes (1 KiB records). */
+  async function serveTls(body: Buffer = payload) {
     const server = createTlsServer({ cert: cert.certPem, key: cert.keyPem }, (socket) => {
       socket.on('error', () => {});
       socket.once('data', () => {
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
-        for (let i = 0; i < payload.length; i += 1024) socket.write(payload.subarray(i, i + 1024));
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
+        for (let i = 0; i < body.length; i += 1024) socket.write(body.subarray(i, i + 1024));
         socket.end();
       });
     });
@@ -373,17 +373,7 @@ describe('direct reader: TLS', () => {
     // chunk and checks each chunk is still intact when it comes back.
     const big = Buffer.alloc(4 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 4) big.writeUInt32BE(i, i);
-    const server = createTlsServer({ cert: cert.certPem, key: cert.keyPem }, (socket) => {
-      socket.on('error', () => {});
-      socket.once('data', () => {
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`);
-        for (let i = 0; i < big.length; i += 1024) socket.write(big.subarray(i, i + 1024));
-        socket.end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    closers.push(() => server.close());
-    const url = new URL(`https://localhost:${(server.address() as AddressInfo).port}/x`);
+    const url = await serveTls(big);
     const secureContext = createSecureContext({ ca: cert.certPem });
     const res = await directGet(url, {}, { ...opts, tls: { secureContext, rejectUnauthorized: true } });
     const parts: Buffer[] = [];
