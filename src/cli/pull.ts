@@ -47,28 +47,8 @@ export const pullCommand: Command = {
     }
     const platforms = (values.platform ?? []).map((p) => platformFlag(p, USAGE));
     const targets: Target[] = positionals.map((reference) => ({ reference, platforms }));
-    // With -f, --platform is the build's target platform (several: one build each), as for docker build.
-    const unresolved: { file: string; line: number; error: string }[] = [];
     const buildArgs = parseBuildArgs(values['build-arg'] ?? [], USAGE);
-    // Loaded only for -f: the Dockerfile parser is not part of a plain pull's start.
-    const { errorReason, resolveDockerfile } = files.length
-      ? await import('../core/dockerfile')
-      : ({} as never);
-    for (const file of files) {
-      const text = await readDockerfile(file);
-      for (const targetPlatform of platforms.length ? platforms : [undefined]) {
-        for (const use of resolveDockerfile(text, { targetPlatform, buildArgs })) {
-          if (use.ref) addTarget(targets, use.ref, parsePlatform(use.platform));
-          else if (!unresolved.some((u) => u.file === file && u.line === use.line)) {
-            unresolved.push({
-              file,
-              line: use.line,
-              error: errorReason(use.error ?? 'not an image reference'),
-            });
-          }
-        }
-      }
-    }
+    const unresolved = files.length ? await addDockerfileTargets(targets, files, platforms, buildArgs) : [];
     const store = await openStore(values);
     const client = await createClient(values);
     const interrupt = interruptSignal();
@@ -132,6 +112,37 @@ export const pullCommand: Command = {
     }
   },
 };
+
+/**
+ * Adds every image the Dockerfiles need to `targets`; returns the references that cannot be
+ * resolved. With -f, --platform is the build's target platform (several: one build each), as for
+ * docker build. The Dockerfile parser is loaded only here: it is not part of a plain pull's start.
+ */
+async function addDockerfileTargets(
+  targets: Target[],
+  files: readonly string[],
+  platforms: readonly Platform[],
+  buildArgs: Record<string, string>,
+): Promise<{ file: string; line: number; error: string }[]> {
+  const { errorReason, resolveDockerfile } = await import('../core/dockerfile');
+  const unresolved: { file: string; line: number; error: string }[] = [];
+  for (const file of files) {
+    const text = await readDockerfile(file);
+    for (const targetPlatform of platforms.length ? platforms : [undefined]) {
+      for (const use of resolveDockerfile(text, { targetPlatform, buildArgs })) {
+        if (use.ref) addTarget(targets, use.ref, parsePlatform(use.platform));
+        else if (!unresolved.some((u) => u.file === file && u.line === use.line)) {
+          unresolved.push({
+            file,
+            line: use.line,
+            error: errorReason(use.error ?? 'not an image reference'),
+          });
+        }
+      }
+    }
+  }
+  return unresolved;
+}
 
 /** Adds a platform to the reference's target (one pull per reference, all its platforms at once). */
 function addTarget(targets: Target[], reference: string, platform: Platform): void {
