@@ -270,6 +270,7 @@ async function main() {
     console.log(
       `CLI process start (node + bundle load + cache check, the warm pull): ${summarise(warmSamples.map((x) => x.ms)).median.toFixed(0)} ms of the CLI's ${ours.wall.median.toFixed(0)} ms`,
     );
+    console.log(await nodeStart());
     console.log(
       `Ratio ours/curl (wall): ${(ours.wall.median / s.get('curl-seq')!.wall.median).toFixed(2)} (sequential), ` +
         `${(ours.wall.median / s.get('curl-par')!.wall.median).toFixed(2)} (parallel)  [curl neither hashes nor fsyncs]`,
@@ -352,3 +353,23 @@ main().catch((e) => {
   console.error(e);
   process.exit(1);
 });
+
+/**
+ * Bare `node -e 0`, the part of the CLI's start that is Node's own. NODE_EXTRA_CA_CERTS, when set,
+ * makes Node parse that file at every start, before any of our code runs: shown apart.
+ */
+async function nodeStart(): Promise<string> {
+  const median = async (env: NodeJS.ProcessEnv) => {
+    const times: number[] = [];
+    for (let i = 0; i < 7; i++) times.push((await timeProcess(process.execPath, ['-e', '0'], env)).ms);
+    return summarise(times).median.toFixed(0);
+  };
+  const asSet = await median(process.env);
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (!extra) return `Bare Node start (node -e 0): ${asSet} ms`;
+  const { NODE_EXTRA_CA_CERTS: _, ...without } = process.env;
+  return (
+    `Bare Node start (node -e 0): ${asSet} ms with NODE_EXTRA_CA_CERTS=${extra} (as set here; Node parses it ` +
+    `at every start), ${await median(without)} ms without`
+  );
+}
