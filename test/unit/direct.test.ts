@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { bodyLength, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
 import { spokeTls } from '../../src/core/registry/errors';
-import { createDispatcher, mayUseProxy } from '../../src/core/registry/transport';
+import { createDispatcher, mayUseProxy, tlsOptions } from '../../src/core/registry/transport';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
 
 const closers: (() => void)[] = [];
@@ -331,8 +331,8 @@ describe('direct reader: TLS', () => {
   });
 
   /** A TLS server that answers like `serve`, sending the body in 1 KiB writes (1 KiB records). */
-  async function serveTls(body: Buffer = payload) {
-    const server = createTlsServer({ cert: cert.certPem, key: cert.keyPem }, (socket) => {
+  async function serveTls(body: Buffer = payload, serverCert: TestCert = cert) {
+    const server = createTlsServer({ cert: serverCert.certPem, key: serverCert.keyPem }, (socket) => {
       socket.on('error', () => {});
       socket.once('data', () => {
         socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`);
@@ -384,6 +384,24 @@ describe('direct reader: TLS', () => {
       parts.push(copy);
     }
     assert.ok(Buffer.concat(parts).equals(big), 'the body arrived intact and in order');
+  });
+
+  test('configured CAs add to the trust NODE_EXTRA_CA_CERTS gives, never replace it', async () => {
+    const fromEnvironment = await makeSelfSignedCert(dir, 'environment', 'localhost', 'ec');
+    const unrelated = await makeSelfSignedCert(dir, 'unrelated', 'localhost', 'ec');
+    const saved = process.env.NODE_EXTRA_CA_CERTS;
+    process.env.NODE_EXTRA_CA_CERTS = fromEnvironment.certFile;
+    try {
+      const tls = tlsOptions({ caCertificates: [cert.certPem], stallTimeoutMs: 5000 }, true);
+      const get = async (server: TestCert) =>
+        collect((await directGet(await serveTls(payload, server), {}, { ...opts, tls })).body);
+      assert.deepEqual(await get(cert), payload, 'the configured CA is trusted');
+      assert.deepEqual(await get(fromEnvironment), payload, "the environment's CA is still trusted");
+      await assert.rejects(get(unrelated), (e) => spokeTls(e), 'anything else is refused');
+    } finally {
+      if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
+      else process.env.NODE_EXTRA_CA_CERTS = saved;
+    }
   });
 
   test('https without TLS options is left to the general path', async () => {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { Agent, EnvHttpProxyAgent } from './undici';
@@ -53,19 +54,44 @@ export function tlsOptions(
 
 const contexts = new WeakMap<readonly (string | Buffer)[], SecureContext>();
 
+/** The native half of a SecureContext: `addCACert` is what tls.createSecureContext({ ca }) calls. */
+interface NativeContext {
+  context?: { addCACert?: (pem: string | Buffer) => void };
+}
+
 /**
- * The configured CAs with the system's, parsed once per list: passing `ca` to every connection
- * would parse the ~150 system certificates again each time (about 25 ms a connection).
+ * Node's default trust plus the configured CAs, built once per list. Adding to a default context
+ * copies Node's bundled roots (parsed once per process, not again per context), where `ca: [...]`
+ * would parse them all again. That copy leaves out NODE_EXTRA_CA_CERTS (Node keeps those only in
+ * its shared store), and so did `ca: [...]`: they are added back, so that configuring a CA never
+ * takes away trust the environment gave.
  */
 function trustContext(options: TransportOptions): SecureContext | undefined {
   const extra = options.caCertificates;
   if (!extra?.length) return undefined;
   let context = contexts.get(extra);
   if (!context) {
-    context = createSecureContext({ ca: [...rootCertificates, ...extra] });
+    context = createSecureContext();
+    const native = (context as unknown as NativeContext).context;
+    const cas = [...(environmentCas() ?? []), ...extra];
+    if (typeof native?.addCACert === 'function') {
+      for (const pem of cas) native.addCACert(pem);
+    } else context = createSecureContext({ ca: [...rootCertificates, ...cas] });
     contexts.set(extra, context);
   }
   return context;
+}
+
+/** The certificates of NODE_EXTRA_CA_CERTS (read by Node from the process's own environment). */
+function environmentCas(): Buffer[] | undefined {
+  const file = process.env.NODE_EXTRA_CA_CERTS;
+  if (!file) return undefined;
+  try {
+    return [readFileSync(file)];
+  } catch {
+    // Node has already warned about it at startup.
+    return undefined;
+  }
 }
 
 interface ProxySettings {
