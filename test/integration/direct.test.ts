@@ -102,6 +102,24 @@ describe('direct reader', () => {
     await Promise.all([fast.client.close(), slow.client.close()]);
   });
 
+  test('TLS: blob GETs one after another share one kept-alive connection (one handshake)', async () => {
+    const { client, requests } = clientFor(tls, { withCredentials: true });
+    const store = await bed.store();
+    await pull(store, client, `${tls.host}/d/app:v1`, { platforms: amd64, concurrency: 1 });
+    const blobGets = requests.filter(isBlobGet);
+    assert.ok(
+      blobGets.every((r) => r.direct && r.status === 200),
+      JSON.stringify(blobGets),
+    );
+    assert.deepEqual(
+      blobGets.map((r) => r.reused === true),
+      [false, true, true, true],
+      'a new connection for the first blob, the same one for the others',
+    );
+    assert.equal(await verifyAllBlobs(store), 5);
+    await client.close();
+  });
+
   test('TLS without the CA: refused (typed TLS error) unless the host is configured insecure', async () => {
     const untrusted = clientFor(tls, { withCredentials: true, caCertificates: [] });
     await assert.rejects(

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
-import { bodyLength, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
+import { bodyLength, DirectPool, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
 import { spokeTls } from '../../src/core/registry/errors';
 import { createDispatcher, mayUseProxy, tlsOptions } from '../../src/core/registry/transport';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
@@ -261,6 +261,179 @@ describe('direct reader: failures', () => {
       await new Promise((r) => setTimeout(r, 600));
     }
     assert.deepEqual(Buffer.concat(parts), payload);
+  });
+});
+
+/**
+ * A TCP server that reads any number of requests per connection and answers each with
+ * `script(socket, request, n)` (n: the request's number on its connection, from 0).
+ */
+async function serveKeepAlive(script: (socket: Socket, request: string, n: number) => void) {
+  const requests: string[] = [];
+  let connections = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buffered = '';
+    let n = 0;
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
+        const request = buffered.slice(0, end + 4);
+        buffered = buffered.slice(end + 4);
+        requests.push(request);
+        script(socket, request, n++);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/a/blobs/x`);
+  return { url, requests, sockets, connections: () => connections };
+}
+
+const ok = (s: Socket, body: Buffer | string = payload, extra = '') =>
+  s.write(
+    Buffer.concat([
+      Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${extra}\r\n`),
+      Buffer.from(body),
+    ]),
+  );
+
+describe('direct reader: keep-alive', () => {
+  test('with a pool, the next GET to the origin reuses the connection; a dumped redirect too', async () => {
+    const pool = new DirectPool();
+    const { url, requests, connections } = await serveKeepAlive((s, request) => {
+      if (request.startsWith('GET /redirect ')) {
+        s.write(
+          'HTTP/1.1 307 Temporary Redirect\r\nLocation: /v2/a/blobs/x\r\nContent-Length: 5\r\n\r\nmoved',
+        );
+      } else ok(s);
+    });
+    for (let i = 0; i < 3; i++) {
+      const res = await directGet(url, {}, { ...opts, pool });
+      assert.deepEqual(await collect(res.body), payload);
+    }
+    const redirect = await directGet(new URL('/redirect', url), {}, { ...opts, pool });
+    assert.equal(redirect.statusCode, 307);
+    await redirect.body.dump();
+    const after = await directGet(url, {}, { ...opts, pool });
+    assert.deepEqual(await collect(after.body), payload);
+    assert.equal(requests.length, 5);
+    assert.equal(connections(), 1, 'one connection carried every request');
+    assert.ok(!requests.some((r) => /\r\nconnection:/i.test(r)), 'keep-alive is HTTP/1.1 default');
+    assert.equal(pool.size, 1);
+    pool.close();
+    assert.equal(pool.size, 0);
+  });
+
+  test('the connection goes back only when the consumer asks past the last chunk', async () => {
+    const pool = new DirectPool();
+    const { url } = await serveKeepAlive((s) => ok(s, 'abc'));
+    const res = await directGet(url, {}, { ...opts, pool });
+    const it = res.body[Symbol.asyncIterator]();
+    const last = await it.next();
+    assert.equal(Buffer.from(last.value!).toString(), 'abc');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pool.size, 0, 'not reusable while the last chunk may be a view of its buffer');
+    assert.equal((await it.next()).done, true);
+    assert.equal(pool.size, 1);
+    pool.close();
+  });
+
+  test('not kept: Connection: close, bytes past Content-Length, an HTTP/1.0 answer, a close-delimited body, a broken body', async () => {
+    const cases: [string, (s: Socket) => void][] = [
+      ['connection: close', (s) => ok(s, 'abc', 'Connection: keep-alive, close\r\n')],
+      ['extra bytes', (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcEXTRA')],
+      ['HTTP/1.0', (s) => s.write('HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc')],
+      ['close-delimited', (s) => s.end('HTTP/1.1 200 OK\r\n\r\nabc')],
+    ];
+    for (const [name, script] of cases) {
+      const pool = new DirectPool();
+      const { url, sockets } = await serveKeepAlive(script);
+      const res = await directGet(url, {}, { ...opts, pool });
+      assert.equal((await collect(res.body)).toString(), 'abc', name);
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(pool.size, 0, name);
+      assert.equal(sockets.size, 0, `${name}: the connection was closed`);
+    }
+    const pool = new DirectPool();
+    const broken = await serveKeepAlive((s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'));
+    const res = await directGet(broken.url, {}, { ...opts, pool });
+    await assert.rejects(collect(res.body), (e: { code?: string }) => e.code === 'UND_ERR_SOCKET');
+    assert.equal(pool.size, 0);
+  });
+
+  test('a server that closes an idle connection: dropped from the pool, the next GET connects anew', async () => {
+    const pool = new DirectPool();
+    const { url, connections } = await serveKeepAlive((s) => {
+      ok(s, 'abc');
+      setTimeout(() => s.end(), 10);
+    });
+    assert.equal((await collect((await directGet(url, {}, { ...opts, pool })).body)).toString(), 'abc');
+    await new Promise((r) => setTimeout(r, 60));
+    assert.equal(pool.size, 0);
+    assert.equal((await collect((await directGet(url, {}, { ...opts, pool })).body)).toString(), 'abc');
+    assert.equal(connections(), 2);
+    pool.close();
+  });
+
+  test('a reused connection the server drops as the request arrives: sent again on a new one', async () => {
+    const pool = new DirectPool();
+    const { url, connections, requests } = await serveKeepAlive((s, _request, n) => {
+      if (n === 0) ok(s, 'abc');
+      else s.destroy();
+    });
+    assert.equal((await collect((await directGet(url, {}, { ...opts, pool })).body)).toString(), 'abc');
+    const again = await directGet(url, {}, { ...opts, pool });
+    assert.equal((await collect(again.body)).toString(), 'abc');
+    assert.equal(connections(), 2);
+    assert.equal(requests.length, 3, 'the dropped request, then the same on a new connection');
+    pool.close();
+  });
+
+  test('an abort while a reused connection waits for the head is an abort, not a retry', async () => {
+    const pool = new DirectPool();
+    const { url, connections } = await serveKeepAlive((s, _request, n) => {
+      if (n === 0) ok(s, 'abc');
+    });
+    await collect((await directGet(url, {}, { ...opts, pool })).body);
+    const controller = new AbortController();
+    const pending = directGet(url, {}, { ...opts, pool, signal: controller.signal });
+    const reason = new Error('cancelled by test');
+    setTimeout(() => controller.abort(reason), 20);
+    await assert.rejects(pending, (e) => e === reason);
+    assert.equal(connections(), 1);
+    assert.equal(pool.size, 0);
+    pool.close();
+  });
+
+  test('an idle pooled connection does not keep the process alive', async () => {
+    const script = `
+      const { DirectPool, directGet } = require(${JSON.stringify(join(__dirname, '../../src/core/registry/direct.ts'))});
+      const net = require('node:net');
+      // The server's side of the connection must not hold the process either.
+      const server = net.createServer((s) => s.unref().on('data', () => s.write('HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok')));
+      server.listen(0, '127.0.0.1', async () => {
+        const pool = new DirectPool();
+        const res = await directGet(new URL('http://127.0.0.1:' + server.address().port + '/x'), {}, { stallTimeoutMs: 5000, pool });
+        for await (const _ of res.body);
+        server.unref();
+        console.log('pooled ' + pool.size);
+      });`;
+    const { spawnSync } = await import('node:child_process');
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], {
+      encoding: 'utf8',
+      timeout: 3_000,
+    });
+    assert.equal(run.stdout.trim(), 'pooled 1', run.stderr);
+    assert.equal(run.status, 0, 'exited on its own, well before the 4 s idle timeout');
   });
 });
 

@@ -7,7 +7,7 @@ import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
-import { directGet, type ResponseBody, Unhandled } from './direct';
+import { DirectPool, directGet, type ResponseBody, Unhandled } from './direct';
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
@@ -39,6 +39,8 @@ export interface RequestLog {
   error?: string;
   /** Read by the direct blob reader rather than undici. */
   direct?: true;
+  /** The direct reader sent it on a kept-alive connection (no new connection or handshake). */
+  reused?: true;
 }
 
 export interface ClientOptions {
@@ -159,6 +161,8 @@ export class RegistryClient {
   private readonly plainHosts = new Set<string>();
   /** Origins whose answers the direct reader could not take (chunked, odd heads): undici only. */
   private readonly noDirect = new Set<string>();
+  /** Keep-alive connections of the direct reader. */
+  private readonly pool = new DirectPool();
   private readonly rateLimits = new Map<string, RateLimit>();
   readonly maxManifestBytes: number;
 
@@ -182,6 +186,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
+    this.pool.close();
     await Promise.all([this.verified.close(), this.unverified.close()]);
   }
 
@@ -562,9 +567,11 @@ export class RegistryClient {
       let res: Pick<Dispatcher.ResponseData, 'statusCode' | 'headers'> & { body: ResponseBody };
       const direct = this.direct(url, call);
       let viaDirect = false;
+      let reused = false;
       try {
         const answer = direct ? await this.directGet(url, headers, call.signal) : undefined;
         viaDirect = answer !== undefined;
+        reused = answer?.reused === true;
         res =
           answer ??
           (await this.dispatcherFor(url).request({
@@ -592,6 +599,7 @@ export class RegistryClient {
         bytes: Number(headerValue(res.headers, 'content-length')) || 0,
         ms: Date.now() - began,
         ...(viaDirect ? { direct: true as const } : {}),
+        ...(reused ? { reused: true as const } : {}),
       });
       this.remember(url, call.registry, res);
       const location = headerValue(res.headers, 'location');
@@ -651,6 +659,7 @@ export class RegistryClient {
       return await directGet(url, headers, {
         signal,
         stallTimeoutMs: this.transport.stallTimeoutMs,
+        pool: this.pool,
         // The same trust as the undici dispatcher for this host.
         tls: tlsOptions(this.transport, !this.isInsecure(url.host) && this.options.strictSSL !== false),
       });

@@ -34,6 +34,8 @@ export interface DirectResponse {
   headers: Record<string, string | string[]>;
   /** Chunks are views of a reused buffer: each is valid only until the next one is asked for. */
   body: ResponseBody;
+  /** Sent on a kept-alive connection from the pool. */
+  reused: boolean;
 }
 
 export interface DirectOptions {
@@ -43,6 +45,8 @@ export interface DirectOptions {
   readBufferSize?: number;
   /** For https: URLs: what to trust (default: Node's CAs) and whether to verify at all. */
   tls?: { secureContext?: SecureContext; rejectUnauthorized: boolean };
+  /** Where finished connections wait for the next request; without one, each serves one. */
+  pool?: DirectPool;
 }
 
 const HEAD_LIMIT = 16 * 1024;
@@ -68,7 +72,10 @@ export async function directGet(
   const secure = url.protocol === 'https:';
   if (!secure && url.protocol !== 'http:') throw new Unhandled(`not HTTP: ${url.protocol}`);
   if (secure && !options.tls) throw new Unhandled('https needs TLS options');
-  let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\nconnection: close\r\n`;
+  const pool = options.pool;
+  let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  // Without a pool to return it to, the connection serves this one request.
+  if (!pool) request += 'connection: close\r\n';
   for (const [name, value] of Object.entries(headers)) {
     if (!TOKEN.test(name) || !FIELD_VALUE.test(value) || /^(host|connection)$/i.test(name)) {
       throw new Unhandled(`header ${name}`);
@@ -76,54 +83,107 @@ export async function directGet(
     request += `${name}: ${value}\r\n`;
   }
   request += '\r\n';
-  return new Promise((resolve, reject) => {
-    const { hostname } = splitHost(url.host);
-    const reader = new Reader(options, resolve, reject);
-    reader.start(hostname, Number(url.port || (secure ? 443 : 80)), request, secure);
-  });
+  const key = `${url.protocol}//${url.host} ${options.tls?.rejectUnauthorized ?? ''}`;
+  const send = (conn: Connection, reused: boolean) =>
+    new Promise<DirectResponse>((resolve, reject) => {
+      new Reader(options, conn, reused, resolve, reject).start(request);
+    });
+  const idle = pool?.take(key);
+  if (idle) {
+    try {
+      return await send(idle, true);
+    } catch (e) {
+      // The server closed the idle connection as we sent on it: a new one, at once.
+      if (!(e instanceof Stale)) throw e;
+    }
+  }
+  if (options.signal?.aborted) throw options.signal.reason;
+  const { hostname } = splitHost(url.host);
+  return send(new Connection(key, hostname, Number(url.port || (secure ? 443 : 80)), secure, options), false);
 }
 
-type Waiter = { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void };
+/** A reused connection failed before any byte of the response: safe to send again on a new one. */
+class Stale extends Error {}
 
-class Reader implements ResponseBody {
-  private socket!: Socket;
-  private head: Buffer | undefined = Buffer.alloc(0);
-  /** Body bytes still expected; Infinity when the close ends the body. */
-  private remaining = 0;
-  /** A chunk delivered while nobody waited (only the head's leftover). */
-  private pending: Uint8Array | undefined;
-  /** Small reads gathered for the consumer (allocated on the first small read). */
-  private stage: Buffer | undefined;
-  private staged = 0;
-  private flushing = false;
-  /** The consumer has a chunk that is a view of our buffers (until it asks for the next). */
-  private held = false;
-  /** Reads that came while our buffers were in use, as copies, in order. */
-  private readonly queue: Buffer[] = [];
-  private secure = false;
-  private waiter: Waiter | undefined;
-  private error: unknown;
-  private ended = false;
-  private readonly onAbort = () =>
-    this.fail(this.options.signal?.reason ?? socketError('This operation was aborted', 'ABORT_ERR'));
+/** Idle connections kept after a response, as undici keeps them, until the server closes them. */
+const IDLE_MS = 4_000;
+const IDLE_PER_ORIGIN = 8;
 
-  constructor(
-    private readonly options: DirectOptions,
-    private readonly resolveHead: (r: DirectResponse) => void,
-    private readonly rejectHead: (e: unknown) => void,
-  ) {}
+/**
+ * Keep-alive connections of one client, by origin and trust. A blob GET costs a connection (and a
+ * TLS handshake) only when none is idle: on a distant registry that is two round trips per blob,
+ * and a redirected GET (Docker Hub → its CDN) would pay them twice.
+ */
+export class DirectPool {
+  private readonly idle = new Map<string, Connection[]>();
+  private closed = false;
 
-  start(host: string, port: number, request: string, secure: boolean): void {
-    const { signal, tls } = this.options;
-    this.secure = secure;
-    if (signal?.aborted) {
-      this.rejectHead(signal.reason);
+  take(key: string): Connection | undefined {
+    const list = this.idle.get(key);
+    for (let conn = list?.pop(); conn; conn = list?.pop()) {
+      conn.leavePool();
+      if (!conn.socket.destroyed && conn.socket.readyState === 'open') return conn;
+      conn.socket.destroy();
+    }
+    return undefined;
+  }
+
+  give(conn: Connection): void {
+    const list = this.idle.get(conn.key) ?? [];
+    if (this.closed || list.length >= IDLE_PER_ORIGIN || conn.socket.destroyed) {
+      conn.socket.destroy();
       return;
     }
+    list.push(conn);
+    this.idle.set(conn.key, list);
+    conn.enterPool(() => {
+      const at = list.indexOf(conn);
+      if (at >= 0) list.splice(at, 1);
+    });
+  }
+
+  /** Closes the idle connections; ones in use close when their response is done. */
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) for (const conn of list.splice(0)) conn.socket.destroy();
+    this.idle.clear();
+  }
+
+  /** Idle connections now (for tests). */
+  get size(): number {
+    let n = 0;
+    for (const list of this.idle.values()) n += list.length;
+    return n;
+  }
+}
+
+/** One socket with its read buffer; events go to the reader of the response in progress. */
+class Connection {
+  readonly socket: Socket;
+  reader: Reader | undefined;
+  connected = false;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private dropIdle: (() => void) | undefined;
+
+  constructor(
+    readonly key: string,
+    host: string,
+    port: number,
+    readonly secure: boolean,
+    options: DirectOptions,
+  ) {
     const onread = {
-      buffer: Buffer.allocUnsafe(onreadSize(this.options)),
-      callback: (n: number, buf: Uint8Array) => this.onRead(Buffer.from(buf.buffer, buf.byteOffset, n)),
+      buffer: Buffer.allocUnsafe(onreadSize(options)),
+      callback: (n: number, buf: Uint8Array) => {
+        // Bytes on an idle connection belong to no request: it cannot be used again.
+        if (!this.reader) {
+          this.socket.destroy();
+          return false;
+        }
+        return this.reader.onRead(Buffer.from(buf.buffer, buf.byteOffset, n));
+      },
     };
+    const { tls } = options;
     this.socket = secure
       ? connectTls({
           host,
@@ -138,26 +198,114 @@ class Reader implements ResponseBody {
         } as ConnectionOptions)
       : connect({ host, port, onread });
     this.socket.setNoDelay(true);
-    signal?.addEventListener('abort', this.onAbort, { once: true });
-    let connected = false;
-    this.socket.setTimeout(Math.min(CONNECT_TIMEOUT_MS, this.options.stallTimeoutMs));
-    this.socket.on('timeout', () =>
-      this.fail(
-        !connected
-          ? socketError('Connect Timeout Error', 'UND_ERR_CONNECT_TIMEOUT')
-          : this.head
-            ? socketError('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')
-            : socketError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT'),
-      ),
-    );
     this.socket.once(secure ? 'secureConnect' : 'connect', () => {
-      connected = true;
-      this.armTimer();
-      this.socket.write(request);
+      this.connected = true;
+      this.reader?.onConnect();
     });
-    this.socket.on('error', (e) => this.fail(e));
-    this.socket.on('end', () => this.onClose());
-    this.socket.on('close', () => this.onClose());
+    this.socket.on('timeout', () => this.reader?.onTimeout());
+    this.socket.on('error', (e) => {
+      if (this.reader) this.reader.fail(e);
+      else this.socket.destroy();
+    });
+    const closed = () => {
+      this.dropIdle?.();
+      this.reader?.onClose();
+    };
+    this.socket.on('end', closed);
+    this.socket.on('close', closed);
+  }
+
+  enterPool(drop: () => void): void {
+    this.dropIdle = () => {
+      this.leavePool();
+      drop();
+      this.socket.destroy();
+    };
+    this.socket.setTimeout(0);
+    this.socket.unref();
+    // Reading while idle, to notice the server's close (or stray bytes: then it is dropped).
+    this.socket.resume();
+    this.idleTimer = setTimeout(() => this.dropIdle?.(), IDLE_MS);
+    this.idleTimer.unref();
+  }
+
+  leavePool(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    this.dropIdle = undefined;
+    this.socket.ref();
+  }
+}
+
+type Waiter = { resolve: (r: IteratorResult<Uint8Array>) => void; reject: (e: unknown) => void };
+
+class Reader implements ResponseBody {
+  private readonly socket: Socket;
+  private head: Buffer | undefined = Buffer.alloc(0);
+  /** Body bytes still expected; Infinity when the close ends the body. */
+  private remaining = 0;
+  /** A chunk delivered while nobody waited (only the head's leftover). */
+  private pending: Uint8Array | undefined;
+  /** Small reads gathered for the consumer (allocated on the first small read). */
+  private stage: Buffer | undefined;
+  private staged = 0;
+  private flushing = false;
+  /** The consumer has a chunk that is a view of our buffers (until it asks for the next). */
+  private held = false;
+  /** Reads that came while our buffers were in use, as copies, in order. */
+  private readonly queue: Buffer[] = [];
+  private readonly secure: boolean;
+  private waiter: Waiter | undefined;
+  private error: unknown;
+  private ended = false;
+  /** Any byte of the response has arrived. */
+  private received = false;
+  /** The connection may serve another request once this body is done. */
+  private reusable = false;
+  private released = false;
+  private request = '';
+  private readonly onAbort = () =>
+    this.fail(this.options.signal?.reason ?? socketError('This operation was aborted', 'ABORT_ERR'));
+
+  constructor(
+    private readonly options: DirectOptions,
+    private readonly conn: Connection,
+    private readonly reused: boolean,
+    private readonly resolveHead: (r: DirectResponse) => void,
+    private readonly rejectHead: (e: unknown) => void,
+  ) {
+    this.socket = conn.socket;
+    this.secure = conn.secure;
+  }
+
+  start(request: string): void {
+    const { signal } = this.options;
+    this.conn.reader = this;
+    if (signal?.aborted) {
+      this.fail(signal.reason);
+      return;
+    }
+    signal?.addEventListener('abort', this.onAbort, { once: true });
+    this.request = request;
+    if (this.conn.connected) this.onConnect();
+    else this.socket.setTimeout(Math.min(CONNECT_TIMEOUT_MS, this.options.stallTimeoutMs));
+  }
+
+  onConnect(): void {
+    this.armTimer();
+    this.socket.write(this.request);
+    // A reused connection was left paused after its last response.
+    this.socket.resume();
+  }
+
+  onTimeout(): void {
+    this.fail(
+      !this.conn.connected
+        ? socketError('Connect Timeout Error', 'UND_ERR_CONNECT_TIMEOUT')
+        : this.head
+          ? socketError('Headers Timeout Error', 'UND_ERR_HEADERS_TIMEOUT')
+          : socketError('Body Timeout Error', 'UND_ERR_BODY_TIMEOUT'),
+    );
   }
 
   /**
@@ -169,9 +317,15 @@ class Reader implements ResponseBody {
   }
 
   /** Returns false to stop reading until the consumer asks for more. */
-  private onRead(bytes: Buffer): boolean {
+  onRead(bytes: Buffer): boolean {
+    this.received = true;
     if (this.head) return this.onHeadBytes(bytes);
-    if (this.ended) return false;
+    if (this.ended) {
+      // More than the response declared: the connection is out of step.
+      this.reusable = false;
+      return false;
+    }
+    if (bytes.length > this.remaining) this.reusable = false;
     const chunk = bytes.length > this.remaining ? bytes.subarray(0, this.remaining) : bytes;
     this.remaining -= chunk.length;
     if (this.held || this.pending) {
@@ -228,7 +382,7 @@ class Reader implements ResponseBody {
     }
     this.head = undefined;
     this.socket.setTimeout(0);
-    let parsed: { statusCode: number; headers: Record<string, string | string[]> };
+    let parsed: { statusCode: number; headers: Record<string, string | string[]>; keepAlive: boolean };
     try {
       parsed = parseHead(head.subarray(0, end).toString('latin1'));
       this.remaining = bodyLength(parsed.statusCode, parsed.headers);
@@ -236,19 +390,34 @@ class Reader implements ResponseBody {
       this.failHead(e);
       return false;
     }
-    const rest = head.subarray(end + 4, end + 4 + Math.min(this.remaining, head.length));
+    const after = head.length - (end + 4);
+    this.reusable =
+      this.options.pool !== undefined &&
+      parsed.keepAlive &&
+      Number.isFinite(this.remaining) &&
+      after <= this.remaining;
+    const rest = head.subarray(end + 4, end + 4 + Math.min(this.remaining, after));
     this.remaining -= rest.length;
     if (rest.length > 0) this.pending = rest;
     if (this.remaining === 0) this.finish();
-    this.resolveHead({ ...parsed, body: this });
+    this.resolveHead({
+      statusCode: parsed.statusCode,
+      headers: parsed.headers,
+      body: this,
+      reused: this.reused,
+    });
     return false;
   }
 
   private failHead(e: unknown): void {
     this.head = undefined;
     this.ended = true;
+    this.reusable = false;
     this.cleanup();
-    this.rejectHead(e);
+    // A reused connection the server had closed: the caller sends again on a new one.
+    this.rejectHead(
+      this.reused && !this.received && !(e instanceof Unhandled) && !aborted(this.options) ? new Stale() : e,
+    );
   }
 
   private deliver(chunk: Uint8Array): void {
@@ -261,18 +430,35 @@ class Reader implements ResponseBody {
     } else this.pending = chunk;
   }
 
+  /** The body is complete: the connection stays (paused) until the consumer is done with it. */
   private finish(): void {
     if (this.ended) return;
     this.ended = true;
-    this.cleanup();
+    this.options.signal?.removeEventListener('abort', this.onAbort);
+    this.socket.setTimeout(0);
+    if (!this.reusable) this.cleanup();
+    // Nothing of ours keeps the process alive any more.
+    else this.socket.unref();
     if (!this.pending && this.queue.length === 0) {
       const w = this.waiter;
       this.waiter = undefined;
-      w?.resolve({ value: undefined, done: true });
+      if (w) {
+        this.release();
+        w.resolve({ value: undefined, done: true });
+      }
     }
   }
 
-  private onClose(): void {
+  /** Hands the connection back once no chunk of ours is with the consumer. */
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.conn.reader === this) this.conn.reader = undefined;
+    if (this.reusable && this.error === undefined) this.options.pool?.give(this.conn);
+    else this.socket.destroy();
+  }
+
+  onClose(): void {
     if (this.head) {
       // Bytes that are not an HTTP response at all: let undici name the protocol error.
       const notHttp = this.head.length > 0 && !'HTTP/'.startsWith(this.head.toString('latin1', 0, 5));
@@ -281,6 +467,7 @@ class Reader implements ResponseBody {
       );
       return;
     }
+    this.reusable = false;
     if (this.ended) return;
     // A close ends a body only when no length was declared.
     if (this.remaining === Number.POSITIVE_INFINITY) {
@@ -289,12 +476,16 @@ class Reader implements ResponseBody {
     } else this.fail(socketError('other side closed', 'UND_ERR_SOCKET'));
   }
 
-  private fail(e: unknown): void {
+  fail(e: unknown): void {
     if (this.head) {
       this.failHead(e);
       return;
     }
-    if (this.ended && this.error === undefined && this.remaining === 0) return;
+    this.reusable = false;
+    if (this.ended && this.error === undefined && this.remaining === 0) {
+      this.cleanup();
+      return;
+    }
     this.error ??= e;
     this.ended = true;
     this.cleanup();
@@ -305,7 +496,9 @@ class Reader implements ResponseBody {
 
   private cleanup(): void {
     this.options.signal?.removeEventListener('abort', this.onAbort);
-    this.socket?.destroy();
+    if (this.conn.reader === this) this.conn.reader = undefined;
+    this.released = true;
+    this.socket.destroy();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -322,7 +515,10 @@ class Reader implements ResponseBody {
         const queued = this.queue.shift();
         if (queued) return Promise.resolve({ value: queued, done: false });
         if (this.error !== undefined) return Promise.reject(this.error);
-        if (this.ended) return Promise.resolve({ value: undefined, done: true });
+        if (this.ended) {
+          this.release();
+          return Promise.resolve({ value: undefined, done: true });
+        }
         if (this.waiter) return Promise.reject(new Error('The body is already being read.'));
         return new Promise((resolve, reject) => {
           this.waiter = { resolve, reject };
@@ -337,25 +533,43 @@ class Reader implements ResponseBody {
     };
   }
 
+  /** Discards the rest: a body already read whole leaves its connection reusable. */
   async dump(): Promise<void> {
     if (!this.ended) this.destroy();
+    else this.release();
   }
 
   /** Stops the download: a read in progress, or a later one, fails as aborted (never a short body). */
   destroy(): void {
-    if (this.ended) return;
+    if (this.ended) {
+      // Done already: nothing left to stop, and the connection is not handed back.
+      this.reusable = false;
+      this.release();
+      return;
+    }
     this.fail(socketError('Request aborted', 'UND_ERR_ABORTED'));
     this.pending = undefined;
     this.queue.length = 0;
   }
 }
 
-/** Status line and fields; lower-cased names, repeated fields as arrays. */
-export function parseHead(text: string): { statusCode: number; headers: Record<string, string | string[]> } {
+function aborted(options: DirectOptions): boolean {
+  return options.signal?.aborted === true;
+}
+
+/**
+ * Status line and fields; lower-cased names, repeated fields as arrays. `keepAlive`: HTTP/1.1
+ * without `Connection: close`, so the connection may carry another request.
+ */
+export function parseHead(text: string): {
+  statusCode: number;
+  headers: Record<string, string | string[]>;
+  keepAlive: boolean;
+} {
   const lines = text.split('\r\n');
-  const status = /^HTTP\/1\.[01] ([1-5]\d\d)(?: [^\r\n]*)?$/.exec(lines[0]!);
+  const status = /^HTTP\/1\.([01]) ([1-5]\d\d)(?: [^\r\n]*)?$/.exec(lines[0]!);
   if (!status) throw new Unhandled('status line');
-  const statusCode = Number(status[1]);
+  const statusCode = Number(status[2]);
   if (statusCode < 200) throw new Unhandled('interim response');
   const headers: Record<string, string | string[]> = {};
   for (const line of lines.slice(1)) {
@@ -367,7 +581,9 @@ export function parseHead(text: string): { statusCode: number; headers: Record<s
     else if (Array.isArray(prev)) prev.push(m[2]!);
     else headers[name] = [prev, m[2]!];
   }
-  return { statusCode, headers };
+  const connection = [headers.connection ?? []].flat().flatMap((v) => v.toLowerCase().split(','));
+  const keepAlive = status[1] === '1' && !connection.some((t) => t.trim() === 'close');
+  return { statusCode, headers, keepAlive };
 }
 
 /** RFC 9112 §6.3 for a GET: how many body bytes follow, Infinity when the close ends it. */
