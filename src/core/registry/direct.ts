@@ -14,8 +14,9 @@ import { splitHost } from './host';
  * Small reads (TLS hands out one 16 KiB record at a time) are gathered into a staging buffer and
  * handed over together, so the per-chunk work is paid per ~256 KiB, not per record.
  *
- * It handles only the plain case: one request per connection (`Connection: close`), a response head
- * under 16 KiB (undici's limit too), a body framed by Content-Length or by the close. Anything else
+ * It handles only the plain case: one request at a time per connection (kept alive in a
+ * {@link DirectPool} when the caller gives one, else `Connection: close`), a response head under
+ * 16 KiB (undici's limit too), a body framed by Content-Length or by the close. Anything else
  * (chunked, a 1xx, a head that is not HTTP/1.x, header values we would not send) throws
  * {@link Unhandled} and the caller sends the request through undici instead.
  */
