@@ -8,10 +8,12 @@
 // --parallel), a bare Node process that only GETs, hashes and writes the blobs with undici or with
 // node:http (bench/node-floor.mjs: what any Node puller costs here), and our warm pull (a second CLI pull into the same cache: it
 // must make 0 requests). Processes run under GNU time for their CPU time and peak RSS.
-// Then the peak RSS of a CLI pull of a single ~1 GiB layer, and resolveDockerfile over 1,000 files.
+// Then the peak RSS of a CLI pull of a single ~1 GiB layer, a pull of many small layers from a
+// "distant" TLS registry (bench/distant.ts: behind a relay adding --rtt-ms of round trip), and
+// resolveDockerfile over 1,000 files.
 //
 // usage: npm run bench -- [--rounds N] [--layers N] [--layer-mib N] [--no-memory] [--memory-mib N]
-//        [--no-resolve] [--tls] [--keep]
+//        [--no-distant] [--rtt-ms N] [--no-resolve] [--tls] [--keep]
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +25,7 @@ import { buildImage } from '../test/support/fixtures';
 import { pushLayout } from '../test/support/push';
 import { type RunningRegistry, startRegistry } from '../test/support/registry';
 import { pushBigLayerImage } from './big-layer';
+import { benchDistant } from './distant';
 import { haveGnuTime, MiB, mib, peakRss, summarise, type Timed, timeAsync, timeProcess } from './measure';
 import { benchResolve, printResolve } from './resolve';
 
@@ -34,6 +37,8 @@ const { values: flags } = parseArgs({
     'no-memory': { type: 'boolean' },
     'memory-mib': { type: 'string', default: '1024' },
     'no-resolve': { type: 'boolean' },
+    'no-distant': { type: 'boolean' },
+    'rtt-ms': { type: 'string', default: '30' },
     tls: { type: 'boolean' },
     keep: { type: 'boolean' },
   },
@@ -293,6 +298,17 @@ async function main() {
     if (!flags['no-memory'] && !flags.tls) await memory(registry, work);
     await registry.stop();
     registry = undefined;
+    if (!flags['no-distant']) {
+      const lines = await benchDistant({
+        cli: CLI,
+        work,
+        rounds: ROUNDS,
+        rttMs: Number(flags['rtt-ms']),
+        skopeoBlobCache: SKOPEO_BLOB_CACHE,
+        log,
+      });
+      console.log(`\n${lines.join('\n')}`);
+    }
   } finally {
     await cleanup();
     process.off('SIGINT', onSignal);

@@ -1,0 +1,115 @@
+// The bench's "distant registry": a TLS registry behind a delay relay (a round trip of `rttMs`),
+// holding an image of many small layers, where round trips (connections, TLS handshakes, one
+// request after another) cost more than bytes. Ours (CLI and in-process) against skopeo, alternating.
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pull } from '../src/core/pull/pull';
+import { RegistryClient } from '../src/core/registry/client';
+import { Store } from '../src/core/store';
+import { buildImage } from '../test/support/fixtures';
+import { pushLayout } from '../test/support/push';
+import { startRegistry } from '../test/support/registry';
+import { startDelayProxy } from './delay-proxy';
+import { summarise, timeAsync, timeProcess } from './measure';
+
+const LAYERS = 10;
+const LAYER_BYTES = 512 * 1024;
+
+export async function benchDistant(options: {
+  cli: string;
+  work: string;
+  rounds: number;
+  rttMs: number;
+  /** Removed before each skopeo run, so that skopeo cannot skip work from an earlier one. */
+  skopeoBlobCache: string;
+  log: (line: string) => void;
+}): Promise<string[]> {
+  const { cli, work, rounds, rttMs, log } = options;
+  const registry = await startRegistry({ tls: true });
+  const proxy = await startDelayProxy(registry.port, rttMs / 2);
+  try {
+    const image = await buildImage(join(work, 'distant-fixture'), {
+      platforms: ['linux/amd64'],
+      index: false,
+      layers: LAYERS,
+      layerSize: LAYER_BYTES,
+      seed: 'stowage-distant',
+    });
+    await pushLayout(image.layoutDir, image.tag, registry, 'bench/distant:latest');
+    const blobs = image.platforms[0]!.layers.length + 1;
+    const ref = `127.0.0.1:${proxy.port}/bench/distant:latest`;
+    let seq = 0;
+    const fresh = async () => {
+      const dir = join(work, `distant-${seq++}`);
+      await mkdir(dir);
+      return dir;
+    };
+    const methods = {
+      'ours-cli': async (dir: string) => {
+        const r = await timeProcess(process.execPath, [
+          cli,
+          'pull',
+          ref,
+          '--cache',
+          dir,
+          '--json',
+          '--ca-file',
+          registry.caFile!,
+        ]);
+        if ((JSON.parse(r.stdout) as { fromCache: boolean }).fromCache)
+          throw new Error('distant: cold pull came from the cache');
+        return r.ms;
+      },
+      'ours-inproc': async (dir: string) => {
+        const client = new RegistryClient({ userAgent: 'stowage-bench', caCertificates: [registry.caPem!] });
+        try {
+          return await timeAsync(async () => pull(await Store.open(dir), client, ref));
+        } finally {
+          await client.close();
+        }
+      },
+      skopeo: async (dir: string) => {
+        await rm(options.skopeoBlobCache, { force: true });
+        const layout = join(dir, 'layout');
+        const r = await timeProcess('skopeo', [
+          'copy',
+          '--override-arch',
+          'amd64',
+          `--src-cert-dir=${registry.certDir!}`,
+          `docker://${ref}`,
+          `oci:${layout}:latest`,
+        ]);
+        const got = await readdir(join(layout, 'blobs', 'sha256'));
+        if (got.length < blobs) throw new Error(`distant: skopeo wrote ${got.length} blobs`);
+        return r.ms;
+      },
+    };
+    type Name = keyof typeof methods;
+    const names = Object.keys(methods) as Name[];
+    const times = new Map<Name, number[]>(names.map((n) => [n, []]));
+    for (let round = -1; round < rounds; round++) {
+      for (const name of names.map((_, i) => names[(i + Math.max(round, 0)) % names.length]!)) {
+        const dir = await fresh();
+        try {
+          const ms = await methods[name](dir);
+          if (round >= 0) times.get(name)!.push(ms);
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+      if (round >= 0)
+        log(
+          `distant round ${round + 1}/${rounds}: ${names.map((n) => `${n} ${times.get(n)!.at(-1)!.toFixed(0)}`).join(', ')} ms`,
+        );
+    }
+    const median = (n: Name) => summarise(times.get(n)!).median;
+    return [
+      `Distant registry: TLS behind a ${rttMs} ms round trip, ${blobs} blobs (config + ${LAYERS} × ${LAYER_BYTES / 1024} KiB layers), ${rounds} rounds, medians:`,
+      `  stowage CLI ${median('ours-cli').toFixed(0)} ms · in-process ${median('ours-inproc').toFixed(0)} ms · skopeo ${median('skopeo').toFixed(0)} ms` +
+        ` → ours/skopeo ${(median('ours-cli') / median('skopeo')).toFixed(2)} (CLI), ${(median('ours-inproc') / median('skopeo')).toFixed(2)} (in-process)`,
+    ];
+  } finally {
+    await proxy.close();
+    await registry.stop();
+  }
+}
