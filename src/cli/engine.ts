@@ -79,6 +79,6 @@ export async function createClient(flags: EngineFlags): Promise<RegistryClient> 
 function logRequest(r: RequestLog): void {
   const what = r.error ? `error ${r.error}` : `${r.status} ${r.bytes ?? 0}B`;
   process.stderr.write(
-    `stowage: ${r.method} ${r.url} → ${what} (${r.ms} ms${r.reused ? ', kept-alive connection' : ''})\n`,
+    `stowage: ${r.method} ${r.url} → ${what} (${r.ms} ms${r.reused ? ', pooled connection' : ''})\n`,
   );
 }

@@ -148,9 +148,7 @@ export class Stowage implements vscode.Disposable {
   private logRequest(r: RequestLog): void {
     // Method, host, path, status, bytes and time: never headers, never credentials.
     const what = r.error ? `failed: ${r.error}` : `${r.status} ${r.bytes ?? 0} B`;
-    this.log.debug(
-      `${r.method} ${r.url} → ${what} in ${r.ms} ms${r.reused ? ' (kept-alive connection)' : ''}`,
-    );
+    this.log.debug(`${r.method} ${r.url} → ${what} in ${r.ms} ms${r.reused ? ' (pooled connection)' : ''}`);
   }
 
   dispose(): void {

@@ -414,6 +414,35 @@ describe('direct reader: keep-alive', () => {
     pool.close();
   });
 
+  test('warm opens connections ahead; the GETs then use them, and a failed one is reported by the GET itself', async () => {
+    const pool = new DirectPool();
+    const { url, connections, requests } = await serveKeepAlive((s) => ok(s, 'abc'));
+    pool.warm(url, opts, 3);
+    pool.warm(url, opts, 3);
+    assert.equal(pool.size, 3, 'topped up to the count, not beyond');
+    const bodies = await Promise.all(
+      [0, 1, 2].map(async () =>
+        (await collect((await directGet(url, {}, { ...opts, pool })).body)).toString(),
+      ),
+    );
+    assert.deepEqual(bodies, ['abc', 'abc', 'abc']);
+    assert.equal(connections(), 3);
+    assert.equal(requests.length, 3);
+    pool.close();
+
+    const refused = await serve(() => {});
+    closers.pop()!();
+    await new Promise((r) => setTimeout(r, 50));
+    const cold = new DirectPool();
+    cold.warm(refused.url, opts, 2);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(cold.size, 0, 'failed connections leave the pool quietly');
+    await assert.rejects(
+      directGet(refused.url, {}, { ...opts, pool: cold }),
+      (e: { code?: string }) => e.code === 'ECONNREFUSED',
+    );
+  });
+
   test('an idle pooled connection does not keep the process alive', async () => {
     const script = `
       const { DirectPool, directGet } = require(${JSON.stringify(join(__dirname, '../../src/core/registry/direct.ts'))});
@@ -575,6 +604,22 @@ describe('direct reader: TLS', () => {
       if (saved === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
       else process.env.NODE_EXTRA_CA_CERTS = saved;
     }
+  });
+
+  test('a warmed connection that fails verification: the GET reports the TLS error, never a retry loop', async () => {
+    const url = await serveTls();
+    const pool = new DirectPool();
+    const untrusted = { ...opts, pool, tls: { rejectUnauthorized: true } };
+    pool.warm(url, untrusted, 1);
+    await assert.rejects(directGet(url, {}, untrusted), (e) => spokeTls(e));
+    const trusted = {
+      ...opts,
+      pool,
+      tls: { secureContext: createSecureContext({ ca: cert.certPem }), rejectUnauthorized: true },
+    };
+    pool.warm(url, trusted, 1);
+    assert.deepEqual(await collect((await directGet(url, {}, trusted)).body), payload);
+    pool.close();
   });
 
   test('https without TLS options is left to the general path', async () => {

@@ -99,16 +99,18 @@ export async function pull(
   }
 
   // Resolve: by digest when given; else a HEAD for the tag (cheap, spares rate-limit quota).
+  // Not in the cache: the manifest and blob GETs will want connections, opened meanwhile.
+  const warm = options.concurrency ?? 4;
   let top: Descriptor | undefined;
   if (ref.digest) top = { mediaType: '', digest: ref.digest, size: 0 };
   else {
-    const head = await client.head(ref, signal);
+    const head = await client.head(ref, signal, warm);
     if (head && (await store.has(head.digest, head.size))) top = { ...head };
   }
   const first = top
-    ? await manifestFor(store, client, ref, top, signal)
+    ? await manifestFor(store, client, ref, top, signal, warm)
     : await client
-        .manifest(ref, signal)
+        .manifest(ref, signal, undefined, warm)
         .then((m) => ({ bytes: m.bytes, document: m.document, digest: m.digest }));
   top = { mediaType: first.document.mediaType, digest: first.digest, size: first.bytes.length };
 
@@ -137,7 +139,7 @@ export async function pull(
           `The index of ${name} refers to itself (${entry.digest}).`,
         );
       }
-      const child = await manifestFor(store, client, ref, entry, signal);
+      const child = await manifestFor(store, client, ref, entry, signal, warm);
       manifests.push({ descriptor: entry, bytes: child.bytes });
       await visit(entry, child.document, depth + 1, new Set([...path, entry.digest]));
     }
@@ -276,6 +278,7 @@ async function manifestFor(
   ref: Reference,
   descriptor: Descriptor,
   signal: AbortSignal | undefined,
+  warm: number,
 ): Promise<{ bytes: Buffer; document: ManifestDocument; digest: Digest }> {
   const what = `Manifest ${descriptor.digest} of ${formatReference(ref)}`;
   if (await store.has(descriptor.digest)) {
@@ -290,7 +293,7 @@ async function manifestFor(
       // Damaged in the cache: fetch it again.
     }
   }
-  const m = await client.manifest(ref, signal, descriptor.digest);
+  const m = await client.manifest(ref, signal, descriptor.digest, warm);
   if (descriptor.size && m.size !== descriptor.size) {
     throw new StowageError('SIZE_MISMATCH', `${what} is ${m.size} bytes; its index says ${descriptor.size}.`);
   }

@@ -7,7 +7,7 @@ import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
-import { DirectPool, directGet, type ResponseBody, Unhandled } from './direct';
+import { type DirectOptions, DirectPool, directGet, type ResponseBody, Unhandled } from './direct';
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
@@ -39,7 +39,7 @@ export interface RequestLog {
   error?: string;
   /** Read by the direct blob reader rather than undici. */
   direct?: true;
-  /** The direct reader sent it on a kept-alive connection (no new connection or handshake). */
+  /** The direct reader sent it on a connection from its pool: kept alive, or opened ahead (DirectPool.warm). */
   reused?: true;
 }
 
@@ -102,9 +102,14 @@ interface Endpoint {
 /** A request as the endpoint loop runs it: a RegistryRequest whose repository and what are its context. */
 type Call = Omit<RegistryRequest, 'repository' | 'what'> & {
   ctx: RequestContext;
-  /** A blob download: may use the direct reader. */
-  bulk?: boolean;
+  /** A blob or manifest GET: may use the direct reader (see direct.ts). */
+  direct?: DirectKind;
+  /** Open this many direct connections to the origin alongside (see DirectPool.warm). */
+  warm?: number;
 };
+
+/** What a direct GET fetches: an origin whose answers the reader cannot take is left to undici per kind. */
+type DirectKind = 'blob' | 'manifest';
 
 export type RequestMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -200,7 +205,12 @@ export class RegistryClient {
   }
 
   /** Resolves a tag (or digest) to its descriptor with a HEAD (spares Docker Hub pull quota). */
-  async head(ref: Reference, signal?: AbortSignal): Promise<ManifestDescriptor | undefined> {
+  async head(
+    ref: Reference,
+    signal?: AbortSignal,
+    /** Direct connections to open alongside, for the manifest and blob GETs that follow. */
+    warm?: number,
+  ): Promise<ManifestDescriptor | undefined> {
     const ident = manifestIdentifier(ref);
     try {
       const res = await this.call(
@@ -212,6 +222,7 @@ export class RegistryClient {
           path: `/v2/${ref.repository}/manifests/${ident}`,
           headers: { accept: MANIFEST_ACCEPT },
           signal,
+          ...(warm ? { warm } : {}),
         },
         true,
       );
@@ -230,7 +241,13 @@ export class RegistryClient {
   }
 
   /** Fetches a manifest or index, verifies it against the digest, and checks its type. */
-  async manifest(ref: Reference, signal?: AbortSignal, digest?: Digest): Promise<FetchedManifest> {
+  async manifest(
+    ref: Reference,
+    signal?: AbortSignal,
+    digest?: Digest,
+    /** Direct connections to open alongside, for the blob GETs that follow. */
+    warm?: number,
+  ): Promise<FetchedManifest> {
     const ident = digest ?? manifestIdentifier(ref);
     const ctx = { registry: ref.registry, repository: ref.repository, what: `manifest ${ident}` };
     const get = () =>
@@ -243,6 +260,8 @@ export class RegistryClient {
           path: `/v2/${ref.repository}/manifests/${ident}`,
           headers: { accept: MANIFEST_ACCEPT },
           signal,
+          direct: 'manifest',
+          ...(warm ? { warm } : {}),
         },
         true,
       );
@@ -309,7 +328,7 @@ export class RegistryClient {
         path: `/v2/${ref.repository}/blobs/${digest}`,
         headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
         signal,
-        bulk: true,
+        direct: 'blob',
       },
       true,
     );
@@ -568,8 +587,12 @@ export class RegistryClient {
       const direct = this.direct(url, call);
       let viaDirect = false;
       let reused = false;
+      // The handshakes of the connections the next requests will want overlap this one.
+      if (call.warm && this.schemeSettled(url) && this.directAllowed(url, 'blob')) {
+        this.pool.warm(url, this.directOptions(url), call.warm);
+      }
       try {
-        const answer = direct ? await this.directGet(url, headers, call.signal) : undefined;
+        const answer = direct ? await this.directGet(url, headers, call.signal, call.direct!) : undefined;
         viaDirect = answer !== undefined;
         reused = answer?.reused === true;
         res =
@@ -640,33 +663,51 @@ export class RegistryClient {
     }
   }
 
-  /** Blob GETs without a proxy take the direct reader (see direct.ts). */
+  /** Blob and manifest GETs without a proxy take the direct reader (see direct.ts). */
   private direct(url: URL, call: Call): boolean {
     return (
-      call.bulk === true &&
-      call.method === 'GET' &&
-      !call.body &&
+      call.direct !== undefined && call.method === 'GET' && !call.body && this.directAllowed(url, call.direct)
+    );
+  }
+
+  /** Whether the host speaks `url`'s scheme for sure (not a candidate the endpoint loop may drop). */
+  private schemeSettled(url: URL): boolean {
+    if (url.protocol === 'http:') return this.plainHosts.has(url.host);
+    return this.tlsHosts.has(url.host) || !(this.isInsecure(url.host) || isLoopback(url.host));
+  }
+
+  private directAllowed(url: URL, kind: DirectKind): boolean {
+    return (
       (url.protocol === 'http:' || url.protocol === 'https:') &&
       this.options.direct !== false &&
-      !this.noDirect.has(url.origin) &&
+      !this.noDirect.has(`${url.origin} ${kind}`) &&
       !mayUseProxy(this.transport, url)
     );
   }
 
+  private directOptions(url: URL, signal?: AbortSignal): DirectOptions {
+    return {
+      signal,
+      stallTimeoutMs: this.transport.stallTimeoutMs,
+      pool: this.pool,
+      // The same trust as the undici dispatcher for this host.
+      tls: tlsOptions(this.transport, !this.isInsecure(url.host) && this.options.strictSSL !== false),
+    };
+  }
+
   /** The direct reader's answer, or undefined when the request needs undici's general path. */
-  private async directGet(url: URL, headers: Record<string, string>, signal: AbortSignal | undefined) {
+  private async directGet(
+    url: URL,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+    kind: DirectKind,
+  ) {
     try {
-      return await directGet(url, headers, {
-        signal,
-        stallTimeoutMs: this.transport.stallTimeoutMs,
-        pool: this.pool,
-        // The same trust as the undici dispatcher for this host.
-        tls: tlsOptions(this.transport, !this.isInsecure(url.host) && this.options.strictSSL !== false),
-      });
+      return await directGet(url, headers, this.directOptions(url, signal));
     } catch (e) {
-      // Undici repeats this request; later ones to this origin go to it straight away.
+      // Undici repeats this request; later ones of this kind to this origin go to it straight away.
       if (e instanceof Unhandled) {
-        this.noDirect.add(url.origin);
+        this.noDirect.add(`${url.origin} ${kind}`);
         return undefined;
       }
       throw e;

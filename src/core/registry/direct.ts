@@ -35,7 +35,7 @@ export interface DirectResponse {
   headers: Record<string, string | string[]>;
   /** Chunks are views of a reused buffer: each is valid only until the next one is asked for. */
   body: ResponseBody;
-  /** Sent on a kept-alive connection from the pool. */
+  /** Sent on a connection from the pool (kept alive after an earlier response, or opened ahead). */
   reused: boolean;
 }
 
@@ -84,7 +84,7 @@ export async function directGet(
     request += `${name}: ${value}\r\n`;
   }
   request += '\r\n';
-  const key = `${url.protocol}//${url.host} ${options.tls?.rejectUnauthorized ?? ''}`;
+  const key = poolKey(url, options);
   const send = (conn: Connection, reused: boolean) =>
     new Promise<DirectResponse>((resolve, reject) => {
       new Reader(options, conn, reused, resolve, reject).start(request);
@@ -99,8 +99,25 @@ export async function directGet(
     }
   }
   if (options.signal?.aborted) throw options.signal.reason;
-  const { hostname } = splitHost(url.host);
-  return send(new Connection(key, hostname, Number(url.port || (secure ? 443 : 80)), secure, options), false);
+  return send(Connection.open(key, url, options), false);
+}
+
+/** Connections are shared by origin and by trust: a request never rides one verified otherwise. */
+function poolKey(url: URL, options: DirectOptions): string {
+  if (url.protocol !== 'https:') return `${url.protocol}//${url.host}`;
+  const { secureContext, rejectUnauthorized } = options.tls ?? {};
+  return `${url.protocol}//${url.host} ${rejectUnauthorized} ${secureContext ? trustId(secureContext) : 'default'}`;
+}
+
+const trustIds = new WeakMap<SecureContext, number>();
+let trustCount = 0;
+function trustId(context: SecureContext): number {
+  let id = trustIds.get(context);
+  if (id === undefined) {
+    id = ++trustCount;
+    trustIds.set(context, id);
+  }
+  return id;
 }
 
 /** A reused connection failed before any byte of the response: safe to send again on a new one. */
@@ -121,12 +138,32 @@ export class DirectPool {
 
   take(key: string): Connection | undefined {
     const list = this.idle.get(key);
-    for (let conn = list?.pop(); conn; conn = list?.pop()) {
+    while (list?.length) {
+      // The most recently used connection that is up; else the oldest still connecting.
+      let at = list.length - 1;
+      while (at > 0 && !list[at]!.connected) at--;
+      const conn = list.splice(at, 1)[0]!;
       conn.leavePool();
-      if (!conn.socket.destroyed && conn.socket.readyState === 'open') return conn;
+      // Still connecting (opened ahead by warm) is fine: the request goes out once it is up.
+      const state = conn.socket.readyState;
+      if (!conn.socket.destroyed && (state === 'open' || state === 'opening')) return conn;
       conn.socket.destroy();
     }
     return undefined;
+  }
+
+  /**
+   * Opens connections to `url`'s origin ahead of the requests that will need them (up to `count`
+   * idle or opening), so that their handshakes overlap what the caller is waiting for anyway. One
+   * that fails just leaves the pool: the request itself then meets (and reports) the error.
+   */
+  warm(url: URL, options: DirectOptions, count: number): void {
+    if (this.closed || (url.protocol !== 'http:' && url.protocol !== 'https:')) return;
+    if (url.protocol === 'https:' && !options.tls) return;
+    const key = poolKey(url, options);
+    for (let n = this.idle.get(key)?.length ?? 0; n < Math.min(count, IDLE_PER_ORIGIN); n++) {
+      this.give(Connection.open(key, url, options));
+    }
   }
 
   give(conn: Connection): void {
@@ -160,6 +197,12 @@ export class DirectPool {
 
 /** One socket with its read buffer; events go to the reader of the response in progress. */
 class Connection {
+  static open(key: string, url: URL, options: DirectOptions): Connection {
+    const secure = url.protocol === 'https:';
+    const { hostname } = splitHost(url.host);
+    return new Connection(key, hostname, Number(url.port || (secure ? 443 : 80)), secure, options);
+  }
+
   readonly socket: Socket;
   reader: Reader | undefined;
   connected = false;
