@@ -7,6 +7,7 @@ import {
   parsePullableReference,
   parseReference,
   registryHost,
+  registryName,
 } from '../../src/core/reference';
 
 const D = `sha256:${'a'.repeat(64)}`;
@@ -87,6 +88,15 @@ describe('parseReference', () => {
     assert.equal(registryHost('ghcr.io'), 'ghcr.io');
     assert.equal(credentialKey('docker.io'), 'https://index.docker.io/v1/');
     assert.equal(credentialKey('127.0.0.1:5000'), '127.0.0.1:5000');
+  });
+
+  test('a registry as typed by a user', () => {
+    assert.equal(registryName('ghcr.io'), 'ghcr.io');
+    assert.equal(registryName(' https://127.0.0.1:5000/ '), '127.0.0.1:5000');
+    assert.equal(registryName('index.docker.io'), 'docker.io');
+    assert.equal(registryName('localhost:5000'), 'localhost:5000');
+    for (const bad of ['', 'ghcr.io/owner', 'UPPER.example', 'a b'])
+      assert.equal(registryName(bad), undefined, bad);
   });
 
   test('familiar form', () => {

@@ -159,3 +159,21 @@ export function parsePullableReference(input: string): Reference {
   }
   return parseReference(input);
 }
+
+/**
+ * A registry as typed by a user (`ghcr.io`, `https://127.0.0.1:5000/`, `index.docker.io`) as a
+ * registry name (`host[:port]`, docker.io for Docker Hub's aliases), or undefined when it is not one.
+ */
+export function registryName(input: string): string | undefined {
+  const text = input
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/+$/, '');
+  if (!text || text.includes('/')) return undefined;
+  try {
+    const ref = parseReference(`${text}/x`);
+    return ref.registry === text || ref.registry === DOCKER_HUB ? ref.registry : undefined;
+  } catch {
+    return undefined;
+  }
+}

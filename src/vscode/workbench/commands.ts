@@ -7,6 +7,7 @@ import {
   formatReference,
   parsePullableReference,
   type Reference,
+  registryName,
 } from '../../core/reference';
 import { exportImages, type TransferProgress } from '../../core/transfer/export';
 import { importArchive } from '../../core/transfer/import';
@@ -24,7 +25,7 @@ import {
   type RepositoryNode,
   tagReference,
 } from './registries-tree';
-import { registryName, signIn, signOut } from './sign-in';
+import { signIn, signOut } from './sign-in';
 import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
 
 export interface WorkbenchParts {

@@ -1,26 +1,11 @@
 import * as vscode from 'vscode';
 import { isStowageError } from '../../core/errors';
-import { DOCKER_HUB, parseReference } from '../../core/reference';
+import { DOCKER_HUB, registryName } from '../../core/reference';
 import { RegistryClient } from '../../core/registry/client';
 import { type Credential, StaticCredentials } from '../../core/registry/credentials';
 import type { FeatureContext } from '../feature';
 import { proxySettings, readCaCertificates } from '../settings';
 import { errorText } from './failure';
-
-/** `host[:port]` as a registry name (docker.io for Docker Hub's aliases), or undefined when invalid. */
-export function registryName(input: string): string | undefined {
-  const text = input
-    .trim()
-    .replace(/^https?:\/\//, '')
-    .replace(/\/+$/, '');
-  if (!text || text.includes('/')) return undefined;
-  try {
-    const ref = parseReference(`${text}/x`);
-    return ref.registry === text || ref.registry === DOCKER_HUB ? ref.registry : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Checks a credential against the registry before it is saved: `GET /v2/` answered with it (a
