@@ -44,6 +44,14 @@ export const commands: Record<string, CommandEntry> = {
     summary: 'verify an OCI layout tarball and add its images to the cache (no network)',
     load: async () => (await import('./import')).importCommand,
   },
+  login: {
+    summary: 'sign in to a registry (kept where docker keeps it: its credential helper or config.json)',
+    load: async () => (await import('./login')).loginCommand,
+  },
+  logout: {
+    summary: "remove a registry's stored credentials",
+    load: async () => (await import('./login')).logoutCommand,
+  },
   push: {
     summary: 'copy a cached image to a registry (seed a team registry from this cache)',
     load: async () => (await import('./push')).pushCommand,

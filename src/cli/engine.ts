@@ -2,7 +2,11 @@ import { readFile } from 'node:fs/promises';
 import { defaultCacheDir } from '../core/cache-dir';
 import { StowageError } from '../core/errors';
 import { RegistryClient, type RequestLog } from '../core/registry/client';
-import { chainCredentials, DockerConfigCredentials } from '../core/registry/credentials';
+import {
+  type CredentialSource,
+  chainCredentials,
+  DockerConfigCredentials,
+} from '../core/registry/credentials';
 import { mergeMirrorSettings, mirrorBaseUrl, readDaemonConfig } from '../core/registry/mirrors';
 import { Store } from '../core/store';
 
@@ -50,7 +54,11 @@ export async function openStore(flags: EngineFlags): Promise<Store> {
 }
 
 /** A registry client configured from flags and the environment (docker's config.json for credentials). */
-export async function createClient(flags: EngineFlags): Promise<RegistryClient> {
+export async function createClient(
+  flags: EngineFlags,
+  /** Default: docker's config.json (and its credential helpers). */
+  credentials: CredentialSource = chainCredentials(new DockerConfigCredentials()),
+): Promise<RegistryClient> {
   const caCertificates = await Promise.all(
     (flags['ca-file'] ?? []).map((f) =>
       readFile(f).catch((e: Error) => {
@@ -66,7 +74,7 @@ export async function createClient(flags: EngineFlags): Promise<RegistryClient> 
   for (const [registry, urls] of Object.entries(settings.mirrors))
     for (const u of urls) mirrorBaseUrl(u, registry);
   return new RegistryClient({
-    credentials: chainCredentials(new DockerConfigCredentials()),
+    credentials,
     insecureRegistries: settings.insecureRegistries,
     mirrors: settings.mirrors,
     caCertificates,

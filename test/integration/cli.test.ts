@@ -193,6 +193,89 @@ describe('stowage CLI', () => {
     assert.match(offline.stderr, /[Oo]ffline/);
   });
 
+  test('login checks the password with the registry, then keeps it where docker does; logout removes it', async () => {
+    const secure = await startRegistry({ tls: true, auth: 'basic' });
+    try {
+      await pushLayout(image.layoutDir, 'v1', secure, 'priv/app:v1');
+      const { username, password } = secure.credentials!;
+      const dockerConfig = join(work, 'login-config');
+      const env = { DOCKER_CONFIG: dockerConfig };
+      const configFile = join(dockerConfig, 'config.json');
+      const login = (secret: string, ...extra: string[]) =>
+        runCli(
+          [
+            'login',
+            `https://${secure.host}/`,
+            '-u',
+            username,
+            '--password-stdin',
+            '--ca-file',
+            secure.caFile!,
+            ...extra,
+          ],
+          60_000,
+          { STOWAGE_CACHE: cache, ...env },
+          `${secret}\n`,
+        );
+
+      const wrong = await login('not-the-password');
+      assert.equal(wrong.code, 1, wrong.stderr);
+      assert.match(wrong.stderr, new RegExp(`Login to ${secure.host.replace('.', '\\.')} failed`));
+      assert.ok(!wrong.stderr.includes('not-the-password'), 'the password is never printed');
+      await assert.rejects(stat(configFile), 'nothing was written for a refused password');
+
+      const ok = await login(password, '-v');
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /^Login Succeeded\n$/);
+      assert.match(ok.stderr, /stored unencrypted/);
+      assert.ok(!ok.stderr.includes(password), 'not in the request log either');
+      const stored = JSON.parse(await readFile(configFile, 'utf8'));
+      assert.deepEqual(stored.auths[secure.host], {
+        auth: Buffer.from(`${username}:${password}`).toString('base64'),
+      });
+      assert.equal((await stat(configFile)).mode & 0o777, 0o600);
+
+      const ref = `${secure.host}/priv/app:v1`;
+      const pulled = await cliWith(
+        env,
+        'pull',
+        ref,
+        '--ca-file',
+        secure.caFile!,
+        '--json',
+        '--cache',
+        join(work, 'login-cache'),
+      );
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal(JSON.parse(pulled.stdout).digest, image.digest);
+
+      const out = await cliWith(env, 'logout', secure.host);
+      assert.equal(out.code, 0, out.stderr);
+      assert.equal(out.stdout, `Removed login credentials for ${secure.host}\n`);
+      assert.deepEqual(JSON.parse(await readFile(configFile, 'utf8')).auths, {});
+      assert.equal((await cliWith(env, 'logout', secure.host)).stdout, `Not logged in to ${secure.host}\n`);
+      const denied = await cliWith(
+        env,
+        'pull',
+        ref,
+        '--ca-file',
+        secure.caFile!,
+        '--cache',
+        join(work, 'login-cache-2'),
+      );
+      assert.equal(denied.code, 1);
+
+      const usage = await cliWith(env, 'login', secure.host, '--password-stdin');
+      assert.equal(usage.code, 2, 'a password on stdin needs -u');
+      const noTerminal = await cliWith(env, 'login', secure.host, '-u', username);
+      assert.equal(noTerminal.code, 2);
+      assert.match(noTerminal.stderr, /no terminal to ask on/);
+      assert.equal((await cliWith(env, 'login', 'ghcr.io/owner')).code, 2, 'a repository is not a registry');
+    } finally {
+      await secure.stop();
+    }
+  });
+
   test("credentials from docker's config.json and a CA file reach a TLS + basic-auth registry", async () => {
     const secure = await startRegistry({ tls: true, auth: 'basic' });
     try {

@@ -19,13 +19,23 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs the CLI to completion (bounded by `timeoutMs`: SIGKILL and a HangError after that). */
-export function runCli(args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<CliRun> {
+/**
+ * Runs the CLI to completion (bounded by `timeoutMs`: SIGKILL and a HangError after that), with
+ * `input` on its standard input (none: stdin is closed).
+ */
+export function runCli(
+  args: string[],
+  timeoutMs = 60_000,
+  env?: NodeJS.ProcessEnv,
+  input?: string,
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       ...(env ? { env: { ...process.env, ...env } } : {}),
     });
+    child.stdin.on('error', () => {}); // a run that exits without reading it
+    child.stdin.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -328,6 +328,106 @@ describe('DockerConfigCredentials: credential helpers', () => {
       'docker-credential-custom get 127.0.0.1:5000',
       'docker-credential-custom get none.example',
     ]);
+  });
+});
+
+describe('DockerConfigCredentials: store and erase (login, logout)', () => {
+  const mode = async (f: string) => (await stat(f)).mode & 0o777;
+
+  test('inline: base64 user:password under the docker key, the rest of the file kept, mode 0600', async () => {
+    const { file, creds } = await setup({
+      auths: { 'other.example': { auth: b64('a:b') } },
+      proxies: { default: { httpProxy: 'http://proxy:3128' } },
+    });
+    const where = await creds.store('127.0.0.1:5000', { username: 'u', password: 'p:w' });
+    assert.deepEqual(where, { file });
+    const written = JSON.parse(await readFile(file, 'utf8'));
+    assert.deepEqual(written.auths['127.0.0.1:5000'], { auth: b64('u:p:w') });
+    assert.deepEqual(written.auths['other.example'], { auth: b64('a:b') });
+    assert.deepEqual(written.proxies, { default: { httpProxy: 'http://proxy:3128' } });
+    assert.equal(await mode(file), 0o600);
+    assert.deepEqual(await creds.get('127.0.0.1:5000'), { username: 'u', password: 'p:w' });
+    await creds.store('docker.io', { username: 'hub', password: 'x' });
+    assert.ok(JSON.parse(await readFile(file, 'utf8')).auths['https://index.docker.io/v1/']);
+    assert.deepEqual(await creds.get('docker.io'), { username: 'hub', password: 'x' });
+  });
+
+  test('no config yet: the folder (0700) and file (0600) are made', async () => {
+    const { dir, creds } = await setup();
+    await rm(dir, { recursive: true });
+    await creds.store('ghcr.io', { username: 'octo', password: 'pat' });
+    assert.equal(await mode(dir), 0o700);
+    assert.equal(await mode(join(dir, 'config.json')), 0o600);
+    assert.deepEqual(await creds.get('ghcr.io'), { username: 'octo', password: 'pat' });
+  });
+
+  test('a credential helper stores and erases; the file keeps only an empty entry, never the secret', async () => {
+    const calls: [string, string, string][] = [];
+    const { dir, file } = await setup({ credsStore: 'test', auths: { 'ghcr.io': { auth: b64('old:one') } } });
+    const creds = new DockerConfigCredentials({
+      configDir: dir,
+      execHelper: async (program, action, input) => {
+        calls.push([program, action, input]);
+        return '';
+      },
+    });
+    assert.deepEqual(await creds.store('docker.io', { username: 'hub', password: 's3cret' }), {
+      helper: 'docker-credential-test',
+      file,
+    });
+    assert.deepEqual(calls, [
+      [
+        'docker-credential-test',
+        'store',
+        JSON.stringify({ ServerURL: 'https://index.docker.io/v1/', Username: 'hub', Secret: 's3cret' }),
+      ],
+    ]);
+    const text = await readFile(file, 'utf8');
+    assert.ok(!text.includes('s3cret') && !text.includes(b64('hub:s3cret')), 'no secret in the file');
+    assert.deepEqual(JSON.parse(text).auths['https://index.docker.io/v1/'], {});
+    assert.equal(await creds.erase('ghcr.io'), true);
+    assert.deepEqual(calls[1], ['docker-credential-test', 'erase', 'ghcr.io']);
+    assert.equal(JSON.parse(await readFile(file, 'utf8')).auths['ghcr.io'], undefined);
+  });
+
+  test('erase: every alias entry goes; nothing stored, or no file, is false', async () => {
+    const { file, creds } = await setup({
+      auths: { 'https://index.docker.io/v1/': { auth: b64('a:b') }, 'index.docker.io': { auth: b64('c:d') } },
+    });
+    assert.equal(await creds.erase('docker.io'), true);
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')).auths, {});
+    assert.equal(await creds.get('docker.io'), undefined);
+    assert.equal(await creds.erase('docker.io'), false);
+    const none = await setup();
+    assert.equal(await none.creds.erase('ghcr.io'), false);
+  });
+
+  test('a malformed config is an error naming the file, and is left as it was', async () => {
+    const { file, creds } = await setup('{ "auths": ');
+    await rejectsWith(
+      creds.store('ghcr.io', { username: 'u', password: 'p' }),
+      'CREDENTIALS',
+      /config\.json/,
+    );
+    assert.equal(await readFile(file, 'utf8'), '{ "auths": ');
+  });
+
+  test('a helper that fails to store: a CREDENTIALS error naming it; the file is not changed', async () => {
+    const { dir, file } = await setup({ credsStore: 'test' });
+    const before = await readFile(file, 'utf8');
+    const creds = new DockerConfigCredentials({
+      configDir: dir,
+      execHelper: async () => {
+        throw new Error('keychain is locked');
+      },
+    });
+    await rejectsWith(
+      creds.store('ghcr.io', { username: 'u', password: 'p' }),
+      'CREDENTIALS',
+      /docker-credential-test/,
+      /could not store/,
+    );
+    assert.equal(await readFile(file, 'utf8'), before);
   });
 });
 

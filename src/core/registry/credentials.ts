@@ -7,9 +7,10 @@
  * Errors name the file or helper at fault and never contain a secret.
  */
 import { spawn } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isStowageError, StowageError } from '../errors';
 import { credentialKey, DOCKER_HUB } from '../reference';
 
@@ -28,7 +29,10 @@ export interface CredentialSource {
 }
 
 /** Runs a credential helper program (`docker-credential-<name>`) and returns its stdout. */
-export type HelperExec = (helper: string, action: 'get', input: string) => Promise<string>;
+export type HelperExec = (helper: string, action: HelperAction, input: string) => Promise<string>;
+
+/** The docker-credential-helpers protocol's verbs (`list` is not used). */
+export type HelperAction = 'get' | 'store' | 'erase';
 
 /** True when a credential carries nothing usable. */
 export function isEmptyCredential(c: Credential | undefined): boolean {
@@ -292,25 +296,8 @@ export class DockerConfigCredentials implements CredentialSource {
   async #fromHelper(name: string, registry: string, field: string): Promise<Credential | undefined> {
     const program = `docker-credential-${name}`;
     const where = `("${field}" in ${this.configFile})`;
-    if (!HELPER_NAME.test(name)) {
-      throw new StowageError('CREDENTIALS', `Invalid credential helper name "${name}" ${where}.`);
-    }
-    let stdout: string;
-    try {
-      stdout = await this.#exec(program, 'get', credentialKey(registry));
-    } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
-      if (NOT_FOUND.test(message)) return undefined;
-      const missing = e instanceof HelperFailure && e.kind === 'missing';
-      throw new StowageError(
-        'CREDENTIALS',
-        `Docker credential helper ${program} ${where} failed for ${registry}: ${message}.`,
-        missing
-          ? `Install ${program}, or remove "${field}" from ${this.configFile}.`
-          : `Check that ${program} works ("docker login ${registry}"), or remove "${field}" from the config.`,
-        { cause: e },
-      );
-    }
+    const stdout = await this.#runHelper(name, 'get', credentialKey(registry), registry, field);
+    if (stdout === undefined) return undefined;
     let answer: unknown;
     try {
       answer = JSON.parse(stdout);
@@ -327,6 +314,133 @@ export class DockerConfigCredentials implements CredentialSource {
     if (!secret) return undefined;
     if (username === '<token>') return { identityToken: secret };
     return { username, password: secret };
+  }
+
+  /** Runs a helper; undefined when it has nothing for the server ("credentials not found"). */
+  async #runHelper(
+    name: string,
+    action: HelperAction,
+    input: string,
+    registry: string,
+    field: string,
+  ): Promise<string | undefined> {
+    const program = `docker-credential-${name}`;
+    const where = `("${field}" in ${this.configFile})`;
+    if (!HELPER_NAME.test(name)) {
+      throw new StowageError('CREDENTIALS', `Invalid credential helper name "${name}" ${where}.`);
+    }
+    try {
+      return await this.#exec(program, action, input);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (NOT_FOUND.test(message)) return undefined;
+      const missing = e instanceof HelperFailure && e.kind === 'missing';
+      const verb =
+        action === 'get'
+          ? 'failed for'
+          : action === 'store'
+            ? 'could not store credentials for'
+            : 'could not erase credentials for';
+      throw new StowageError(
+        'CREDENTIALS',
+        `Docker credential helper ${program} ${where} ${verb} ${registry}: ${message}.`,
+        missing
+          ? `Install ${program}, or remove "${field}" from ${this.configFile}.`
+          : `Check that ${program} works ("docker login ${registry}"), or remove "${field}" from the config.`,
+        { cause: e },
+      );
+    }
+  }
+
+  /**
+   * Saves a user name and password for `registry` as `docker login` does: through the credential
+   * helper the config names for it (then `auths` keeps an empty entry, as docker's does), else
+   * inline in `auths` as base64 `user:password`. The rest of the file is kept as it was; it is
+   * written whole to a temporary file (mode 0600) and renamed over the old one.
+   * Returns where the secret went: the helper program, or the config file (unencrypted).
+   */
+  async store(
+    registry: string,
+    credential: { username: string; password: string },
+  ): Promise<{ helper?: string; file: string }> {
+    const { raw, config } = await this.#loadForWrite();
+    const key = credentialKey(registry);
+    const helperEntry = lookupKey(config.credHelpers, registry);
+    const helper = helperEntry ? helperEntry[1] : config.credsStore;
+    const auths = (raw.auths ?? {}) as Record<string, AuthEntry>;
+    if (helper) {
+      const input = JSON.stringify({
+        ServerURL: key,
+        Username: credential.username,
+        Secret: credential.password,
+      });
+      await this.#runHelper(helper, 'store', input, registry, helperEntry ? 'credHelpers' : 'credsStore');
+      auths[key] = {};
+    } else {
+      auths[key] = { auth: Buffer.from(`${credential.username}:${credential.password}`).toString('base64') };
+    }
+    raw.auths = auths;
+    await this.#write(raw);
+    return { ...(helper ? { helper: `docker-credential-${helper}` } : {}), file: this.configFile };
+  }
+
+  /**
+   * Forgets `registry`'s credentials as `docker logout` does: erased from its helper, and every
+   * `auths` entry that stands for it removed. Returns whether anything was there.
+   */
+  async erase(registry: string): Promise<boolean> {
+    const { raw, config, exists } = await this.#loadForWrite();
+    if (!exists) return false;
+    let found = false;
+    const helperEntry = lookupKey(config.credHelpers, registry);
+    const helper = helperEntry ? helperEntry[1] : config.credsStore;
+    if (helper) {
+      const field = helperEntry ? 'credHelpers' : 'credsStore';
+      found =
+        (await this.#runHelper(helper, 'erase', credentialKey(registry), registry, field)) !== undefined;
+    }
+    const auths = (raw.auths ?? {}) as Record<string, AuthEntry>;
+    const keys = Object.keys(auths).filter((k) => normaliseRegistryKey(k) === registry);
+    for (const k of keys) delete auths[k];
+    if (keys.length > 0) await this.#write(raw);
+    return found || keys.length > 0;
+  }
+
+  /** The file as a plain object (every field kept), checked as a lookup checks it. */
+  async #loadForWrite(): Promise<{ raw: Record<string, unknown>; config: DockerConfig; exists: boolean }> {
+    let text: string;
+    try {
+      text = await readFile(this.configFile, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new StowageError(
+          'CREDENTIALS',
+          `Cannot read ${this.configFile}: ${(e as NodeJS.ErrnoException).code}.`,
+        );
+      }
+      return { raw: {}, config: { auths: {}, credHelpers: {} }, exists: false };
+    }
+    const config = this.#parse(text);
+    return { raw: (text.trim() ? JSON.parse(text) : {}) as Record<string, unknown>, config, exists: true };
+  }
+
+  async #write(raw: Record<string, unknown>): Promise<void> {
+    // A config.json that is a link (dotfile repositories) is written where it points.
+    const target = await realpath(this.configFile).catch(() => this.configFile);
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(temp, `${JSON.stringify(raw, null, '\t')}\n`, { mode: 0o600, flag: 'wx' });
+      await rename(temp, target);
+    } catch (e) {
+      await rm(temp, { force: true });
+      throw new StowageError(
+        'CREDENTIALS',
+        `Cannot write ${target}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`,
+        'Check that the folder is writable, or point DOCKER_CONFIG at one that is.',
+      );
+    }
+    this.#cached = undefined;
   }
 
   async #load(): Promise<DockerConfig | undefined> {
