@@ -12,11 +12,19 @@ import { bodyLength, DirectPool, directGet, parseHead, Unhandled } from '../../s
 import { spokeTls } from '../../src/core/registry/errors';
 import { createDispatcher, mayUseProxy, tlsOptions } from '../../src/core/registry/transport';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
+import { serveKeepAlive as keepAliveServer } from '../support/keep-alive-server';
 
 const closers: (() => void)[] = [];
 after(() => {
   for (const c of closers) c();
 });
+
+/** A keep-alive server (test/support/keep-alive-server.ts), closed after the file's tests. */
+async function serveKeepAlive(...args: Parameters<typeof keepAliveServer>) {
+  const server = await keepAliveServer(...args);
+  closers.push(server.close);
+  return server;
+}
 
 /** A TCP server that answers each connection with `script` once the request head has arrived. */
 async function serve(script: (socket: Socket, request: string) => void) {
@@ -268,35 +276,6 @@ describe('direct reader: failures', () => {
  * A TCP server that reads any number of requests per connection and answers each with
  * `script(socket, request, n)` (n: the request's number on its connection, from 0).
  */
-async function serveKeepAlive(script: (socket: Socket, request: string, n: number) => void) {
-  const requests: string[] = [];
-  let connections = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    connections++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => {});
-    let buffered = '';
-    let n = 0;
-    socket.on('data', (d) => {
-      buffered += d.toString('latin1');
-      for (let end = buffered.indexOf('\r\n\r\n'); end >= 0; end = buffered.indexOf('\r\n\r\n')) {
-        const request = buffered.slice(0, end + 4);
-        buffered = buffered.slice(end + 4);
-        requests.push(request);
-        script(socket, request, n++);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(() => {
-    for (const s of sockets) s.destroy();
-    server.close();
-  });
-  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/a/blobs/x`);
-  return { url, requests, sockets, connections: () => connections };
-}
 
 const ok = (s: Socket, body: Buffer | string = payload, extra = '') =>
   s.write(

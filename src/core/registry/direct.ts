@@ -89,6 +89,7 @@ export async function directGet(
     new Promise<DirectResponse>((resolve, reject) => {
       new Reader(options, conn, reused, resolve, reject).start(request);
     });
+  if (options.signal?.aborted) throw options.signal.reason;
   const idle = pool?.take(key);
   if (idle) {
     try {
@@ -308,6 +309,8 @@ class Reader implements ResponseBody {
   private reusable = false;
   private released = false;
   private request = '';
+  /** The request has been written: bytes before that belong to an earlier response. */
+  private sent = false;
   private readonly onAbort = () =>
     this.fail(this.options.signal?.reason ?? socketError('This operation was aborted', 'ABORT_ERR'));
 
@@ -331,12 +334,23 @@ class Reader implements ResponseBody {
     }
     signal?.addEventListener('abort', this.onAbort, { once: true });
     this.request = request;
-    if (this.conn.connected) this.onConnect();
+    if (this.conn.connected && this.reused) {
+      // Reading was stopped while the last consumer held its final chunk: bytes the server sent
+      // after that response, or its close, may still be unread. One pass of the loop's poll phase
+      // with reading on and nothing sent lets them show, and fail this attempt as stale.
+      this.socket.resume();
+      setImmediate(() =>
+        setImmediate(() => {
+          if (this.head && this.conn.reader === this) this.onConnect();
+        }),
+      );
+    } else if (this.conn.connected) this.onConnect();
     else this.socket.setTimeout(Math.min(CONNECT_TIMEOUT_MS, this.options.stallTimeoutMs));
   }
 
   onConnect(): void {
     this.armTimer();
+    this.sent = true;
     this.socket.write(this.request);
     // A reused connection was left paused after its last response.
     this.socket.resume();
@@ -362,6 +376,11 @@ class Reader implements ResponseBody {
 
   /** Returns false to stop reading until the consumer asks for more. */
   onRead(bytes: Buffer): boolean {
+    if (!this.sent) {
+      // Not an answer to our request: the connection is out of step (the close fails us as stale).
+      this.socket.destroy();
+      return false;
+    }
     this.received = true;
     if (this.head) return this.onHeadBytes(bytes);
     if (this.ended) {
@@ -383,7 +402,10 @@ class Reader implements ResponseBody {
     if (!this.secure && this.staged === 0 && chunk.length >= DIRECT_READ) {
       this.deliver(chunk);
     } else {
-      this.stage ??= Buffer.allocUnsafe(onreadSize(this.options) + STAGE_TARGET);
+      // Never more than the body still holds (a manifest is a few KiB).
+      this.stage ??= Buffer.allocUnsafe(
+        Math.min(onreadSize(this.options) + STAGE_TARGET, chunk.length + this.remaining),
+      );
       chunk.copy(this.stage, this.staged);
       this.staged += chunk.length;
       if (this.staged < STAGE_TARGET && this.remaining > 0) {
@@ -460,7 +482,9 @@ class Reader implements ResponseBody {
     this.cleanup();
     // A reused connection the server had closed: the caller sends again on a new one.
     this.rejectHead(
-      this.reused && !this.received && !(e instanceof Unhandled) && !aborted(this.options) ? new Stale() : e,
+      this.reused && !this.received && !(e instanceof Unhandled) && !aborted(this.options) && !timedOut(e)
+        ? new Stale()
+        : e,
     );
   }
 
@@ -595,6 +619,11 @@ class Reader implements ResponseBody {
     this.pending = undefined;
     this.queue.length = 0;
   }
+}
+
+/** A timeout is a server (or link) that does not answer, not one that closed: not worth a resend. */
+function timedOut(e: unknown): boolean {
+  return /^UND_ERR_(CONNECT|HEADERS)_TIMEOUT$/.test(String((e as { code?: string })?.code));
 }
 
 function aborted(options: DirectOptions): boolean {
