@@ -37,7 +37,7 @@ export interface RequestLog {
   bytes?: number;
   ms: number;
   error?: string;
-  /** Read by the direct blob reader rather than undici. */
+  /** Read by the direct reader (blob and manifest GETs) rather than undici. */
   direct?: true;
   /** The direct reader sent it on a connection from its pool: kept alive, or opened ahead (DirectPool.warm). */
   reused?: true;
@@ -164,7 +164,7 @@ export class RegistryClient {
   private readonly tlsHosts = new Set<string>();
   /** Hosts that answered over plain HTTP (allowed for them): tried over HTTP first. */
   private readonly plainHosts = new Set<string>();
-  /** Origins whose answers the direct reader could not take (chunked, odd heads): undici only. */
+  /** `origin kind` pairs whose answers the direct reader could not take (chunked, odd heads): undici only. */
   private readonly noDirect = new Set<string>();
   /** Keep-alive connections of the direct reader. */
   private readonly pool = new DirectPool();
