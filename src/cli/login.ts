@@ -51,7 +51,7 @@ export const loginCommand: Command = {
     credentials.set(registry, { username, password });
     const client = await createClient(values, credentials);
     try {
-      await client.ping(registry, AbortSignal.timeout(60_000));
+      await client.ping(registry);
     } catch (e) {
       if (e instanceof StowageError && (e.code === 'UNAUTHORIZED' || e.code === 'DENIED')) {
         throw new StowageError(
