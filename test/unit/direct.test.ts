@@ -422,6 +422,49 @@ describe('direct reader: keep-alive', () => {
     );
   });
 
+  test('at most perOrigin connections to an origin: further GETs wait for one, an abort while waiting is clean', async () => {
+    const pool = new DirectPool(2);
+    const held: Socket[] = [];
+    const { url, connections, requests } = await serveKeepAlive((s) => {
+      // The first two requests are answered only when the test says so.
+      if (held.length < 2 && requests.length <= 2) held.push(s);
+      else ok(s, 'abc');
+    });
+    const gets = [0, 1, 2, 3].map(() =>
+      directGet(url, {}, { ...opts, pool }).then(async (r) => (await collect(r.body)).toString()),
+    );
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(connections(), 2, 'two connections, not four');
+    assert.equal(requests.length, 2, 'the other two wait for a connection');
+    const controller = new AbortController();
+    const waiting = directGet(url, {}, { ...opts, pool, signal: controller.signal });
+    const reason = new Error('cancelled while waiting');
+    controller.abort(reason);
+    await assert.rejects(waiting, (e) => e === reason);
+    for (const s of held) ok(s, 'abc');
+    assert.deepEqual(await Promise.all(gets), ['abc', 'abc', 'abc', 'abc']);
+    assert.equal(connections(), 2, 'the waiting GETs went out on the same two connections');
+    assert.equal(requests.length, 4, 'the aborted one was never sent');
+    pool.warm(url, opts, 5);
+    assert.equal(pool.size, 2, 'warm stays within the limit too');
+    pool.close();
+  });
+
+  test('a connection that closes frees its place for a waiting GET', async () => {
+    const pool = new DirectPool(1);
+    let answered = 0;
+    const { url, connections } = await serveKeepAlive((s) => {
+      if (answered++ === 0) setTimeout(() => s.destroy(), 50);
+      else ok(s, 'abc');
+    });
+    const first = directGet(url, {}, { ...opts, pool });
+    const second = directGet(url, {}, { ...opts, pool });
+    await assert.rejects(first, (e: { code?: string }) => e.code === 'UND_ERR_SOCKET');
+    assert.equal((await collect((await second).body)).toString(), 'abc');
+    assert.equal(connections(), 2);
+    pool.close();
+  });
+
   test('an idle pooled connection does not keep the process alive', async () => {
     const script = `
       const { DirectPool, directGet } = require(${JSON.stringify(join(__dirname, '../../src/core/registry/direct.ts'))});

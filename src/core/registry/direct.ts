@@ -90,17 +90,19 @@ export async function directGet(
       new Reader(options, conn, reused, resolve, reject).start(request);
     });
   if (options.signal?.aborted) throw options.signal.reason;
-  const idle = pool?.take(key);
-  if (idle) {
+  const open = () => Connection.open(key, url, options);
+  if (!pool) return send(open(), false);
+  for (let attempt = 0; ; attempt++) {
+    // After a stale one, a new connection if the limit allows (else the next that comes free).
+    const { conn, reused } = await pool.acquire(key, open, options.signal, { fresh: attempt > 0 });
     try {
-      return await send(idle, true);
+      return await send(conn, reused);
     } catch (e) {
-      // The server closed the idle connection as we sent on it: a new one, at once.
+      // The server closed the idle connection as we sent on it: again, at once.
       if (!(e instanceof Stale)) throw e;
+      if (attempt >= pool.perOrigin) throw socketError('other side closed', 'UND_ERR_SOCKET');
     }
   }
-  if (options.signal?.aborted) throw options.signal.reason;
-  return send(Connection.open(key, url, options), false);
 }
 
 /** Connections are shared by origin and by trust: a request never rides one verified otherwise. */
@@ -126,18 +128,88 @@ class Stale extends Error {}
 
 /** Idle connections kept after a response, as undici keeps them, until the server closes them. */
 const IDLE_MS = 4_000;
-const IDLE_PER_ORIGIN = 8;
+/** Connections per origin at most (idle, in use or connecting), as undici's `connections`. */
+const PER_ORIGIN = 8;
 
 /**
  * Keep-alive connections of one client, by origin and trust. A blob GET costs a connection (and a
  * TLS handshake) only when none is idle: on a distant registry that is two round trips per blob,
- * and a redirected GET (Docker Hub → its CDN) would pay them twice.
+ * and a redirected GET (Docker Hub → its CDN) would pay them twice. At most `perOrigin` connections
+ * to one origin at once, however many pulls share the client: a request past that waits for one.
  */
 export class DirectPool {
   private readonly idle = new Map<string, Connection[]>();
+  /** Connections alive per key: idle, in use or still connecting. */
+  private readonly open = new Map<string, number>();
+  /** Requests waiting for a connection per key, first come first served. */
+  private readonly waiting = new Map<string, (() => void)[]>();
   private closed = false;
 
-  take(key: string): Connection | undefined {
+  constructor(readonly perOrigin = PER_ORIGIN) {}
+
+  /**
+   * A connection for the next request to `key`: an idle one (unless `fresh`), else a new one while
+   * under the limit, else the first to come free. Rejects with the signal's reason on abort.
+   */
+  async acquire(
+    key: string,
+    open: () => Connection,
+    signal?: AbortSignal,
+    { fresh = false } = {},
+  ): Promise<{ conn: Connection; reused: boolean }> {
+    for (;;) {
+      if (signal?.aborted) throw signal.reason;
+      const idle = fresh ? undefined : this.take(key);
+      if (idle) return { conn: idle, reused: true };
+      if (this.closed || this.count(key) < this.perOrigin) return { conn: this.track(open()), reused: false };
+      // A fresh connection is what a stale retry wants: an idle one coming back would do as well.
+      fresh = false;
+      await this.vacancy(key, signal);
+    }
+  }
+
+  private count(key: string): number {
+    return this.open.get(key) ?? 0;
+  }
+
+  /** Counts a connection until it closes; its close lets a waiting request open another. */
+  private track(conn: Connection): Connection {
+    this.open.set(conn.key, this.count(conn.key) + 1);
+    conn.onGone(() => {
+      const n = this.count(conn.key) - 1;
+      if (n > 0) this.open.set(conn.key, n);
+      else this.open.delete(conn.key);
+      this.wake(conn.key);
+    });
+    return conn;
+  }
+
+  private vacancy(key: string, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const list = this.waiting.get(key) ?? [];
+      this.waiting.set(key, list);
+      const onAbort = () => {
+        const at = list.indexOf(go);
+        if (at >= 0) list.splice(at, 1);
+        reject(signal!.reason);
+      };
+      const go = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      list.push(go);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  private wake(key: string): void {
+    const list = this.waiting.get(key);
+    const next = list?.shift();
+    if (list && list.length === 0) this.waiting.delete(key);
+    next?.();
+  }
+
+  private take(key: string): Connection | undefined {
     const list = this.idle.get(key);
     while (list?.length) {
       // The most recently used connection that is up; else the oldest still connecting.
@@ -162,14 +234,15 @@ export class DirectPool {
     if (this.closed || (url.protocol !== 'http:' && url.protocol !== 'https:')) return;
     if (url.protocol === 'https:' && !options.tls) return;
     const key = poolKey(url, options);
-    for (let n = this.idle.get(key)?.length ?? 0; n < Math.min(count, IDLE_PER_ORIGIN); n++) {
-      this.give(Connection.open(key, url, options));
+    for (let n = this.idle.get(key)?.length ?? 0; n < count && this.count(key) < this.perOrigin; n++) {
+      this.give(this.track(Connection.open(key, url, options)));
     }
   }
 
+  /** Takes back a connection whose response is done: for a waiting request, else idle. */
   give(conn: Connection): void {
     const list = this.idle.get(conn.key) ?? [];
-    if (this.closed || list.length >= IDLE_PER_ORIGIN || conn.socket.destroyed) {
+    if (this.closed || conn.socket.destroyed) {
       conn.socket.destroy();
       return;
     }
@@ -179,6 +252,7 @@ export class DirectPool {
       const at = list.indexOf(conn);
       if (at >= 0) list.splice(at, 1);
     });
+    this.wake(conn.key);
   }
 
   /** Closes the idle connections; ones in use close when their response is done. */
@@ -186,6 +260,8 @@ export class DirectPool {
     this.closed = true;
     for (const list of this.idle.values()) for (const conn of list.splice(0)) conn.socket.destroy();
     this.idle.clear();
+    // Waiting requests go ahead on connections of their own.
+    for (const key of [...this.waiting.keys()]) while (this.waiting.has(key)) this.wake(key);
   }
 
   /** Idle connections now (for tests). */
@@ -258,6 +334,14 @@ class Connection {
     };
     this.socket.on('end', closed);
     this.socket.on('close', closed);
+    this.socket.once('close', () => this.gone?.());
+  }
+
+  private gone: (() => void) | undefined;
+
+  /** Called once, when the socket has closed. */
+  onGone(callback: () => void): void {
+    this.gone = callback;
   }
 
   enterPool(drop: () => void): void {
