@@ -265,11 +265,11 @@ async function main() {
     const inproc = s.get('ours-inproc')!.wall.median / skopeo.wall.median;
     const verdict = (r: number) => (r <= 0.7 ? 'met' : 'MISSED');
     console.log(
-      `Ratio ours/skopeo (CLI process, wall medians): ${ratio.toFixed(2)} — target ≤ 0.70 ${verdict(ratio)}` +
+      `Ratio ours/skopeo (CLI process, wall medians): ${ratio.toFixed(3)} — target ≤ 0.70 ${verdict(ratio)}` +
         `; CPU time ratio ${(ours.cpu.median / skopeo.cpu.median).toFixed(2)}`,
     );
     console.log(
-      `Ratio in-process/skopeo (wall; the extension's case, no process start): ${inproc.toFixed(2)} — target ≤ 0.70 ${verdict(inproc)}` +
+      `Ratio in-process/skopeo (wall; the extension's case, no process start): ${inproc.toFixed(3)} — target ≤ 0.70 ${verdict(inproc)}` +
         `; undici only: ${(s.get('ours-undici')!.wall.median / skopeo.wall.median).toFixed(2)}`,
     );
     console.log(
