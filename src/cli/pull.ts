@@ -1,7 +1,8 @@
 import { isStowageError } from '../core/errors';
 import { formatBytes, formatDuration } from '../core/format';
+import { forEachLimit } from '../core/limit';
 import { formatPlatform, type Platform, parsePlatform } from '../core/platform';
-import { type PullEvent, type PullResult, pull } from '../core/pull/pull';
+import { type PullEvent, type PullProgress, type PullResult, pull } from '../core/pull/pull';
 import {
   type Command,
   interruptSignal,
@@ -15,6 +16,9 @@ import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
 const USAGE =
   'pull REF... | -f DOCKERFILE... [--build-arg NAME[=VALUE]]... [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
+
+/** Images pulled at once by `pull -f` or several REFs (each with its own blob downloads). */
+const IMAGES_AT_ONCE = 3;
 
 /** One image to pull, and the platforms wanted of it. */
 interface Target {
@@ -52,26 +56,31 @@ export const pullCommand: Command = {
     const store = await openStore(values);
     const client = await createClient(values);
     const interrupt = interruptSignal();
-    const view = values.json ? undefined : progressView();
+    const view = values.json ? undefined : new ProgressView(targets.length);
     const pullOne = async (t: Target): Promise<PullResult & { ms: number }> => {
       const began = Date.now();
-      const result = await pull(store, client, t.reference, {
-        platforms: t.platforms,
-        allPlatforms: values['all-platforms'],
-        alwaysPull: values.always,
-        signal: interrupt.signal,
-        onEvent: view,
-      });
-      view?.(undefined);
-      if (!values.json) {
-        const how = result.fromCache
-          ? 'already cached'
-          : `${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)} downloaded`;
-        process.stdout.write(
-          `${result.reference}@${result.digest} (${result.platforms.join(', ')}): ${how} in ${formatDuration(Date.now() - began)}\n`,
-        );
+      const progress = view?.start();
+      try {
+        const result = await pull(store, client, t.reference, {
+          platforms: t.platforms,
+          allPlatforms: values['all-platforms'],
+          alwaysPull: values.always,
+          signal: interrupt.signal,
+          ...(progress ? { onEvent: progress.event } : {}),
+        });
+        if (view) {
+          const how = result.fromCache
+            ? 'already cached'
+            : `${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)} downloaded`;
+          view.write(
+            process.stdout,
+            `${result.reference}@${result.digest} (${result.platforms.join(', ')}): ${how} in ${formatDuration(Date.now() - began)}\n`,
+          );
+        }
+        return { ...result, ms: Date.now() - began };
+      } finally {
+        progress?.end();
       }
-      return { ...result, ms: Date.now() - began };
     };
     try {
       // One reference: its error is the command's (one line, exit 1), its JSON an object.
@@ -80,24 +89,29 @@ export const pullCommand: Command = {
         if (values.json) writeJson(result);
         return 0;
       }
-      // Several: each is tried; every failure is reported, and the exit code says if any failed.
+      // Several: each is tried, a few at a time (as a build pulls its stages); every failure is
+      // reported, and the exit code says if any failed. The JSON keeps the order given.
       const report: unknown[] = unresolved.map((u) => ({
         ...u,
         error: { code: 'DOCKERFILE', message: u.error },
       }));
-      for (const u of unresolved) process.stderr.write(`stowage pull: ${u.file}:${u.line}: ${u.error}\n`);
+      const problem = (text: string) =>
+        view ? view.write(process.stderr, `${text}\n`) : process.stderr.write(`${text}\n`);
+      for (const u of unresolved) problem(`stowage pull: ${u.file}:${u.line}: ${u.error}`);
       let failed = unresolved.length;
-      for (const t of targets) {
+      const results: unknown[] = [];
+      await forEachLimit(targets, IMAGES_AT_ONCE, interrupt.signal, async (t) => {
+        const at = targets.indexOf(t);
         try {
-          report.push(await pullOne(t));
+          results[at] = await pullOne(t);
         } catch (e) {
-          view?.(undefined);
           if (!isStowageError(e) || e.code === 'ABORTED') throw e;
           failed++;
-          report.push({ reference: t.reference, error: { code: e.code, message: e.detail } });
-          process.stderr.write(`stowage pull: ${t.reference}: ${e.detail}\n`);
+          results[at] = { reference: t.reference, error: { code: e.code, message: e.detail } };
+          problem(`stowage pull: ${t.reference}: ${e.detail}`);
         }
-      }
+      });
+      report.push(...results);
       if (values.json) writeJson(report);
       else if (failed > 0) {
         process.stderr.write(
@@ -106,7 +120,7 @@ export const pullCommand: Command = {
       }
       return failed > 0 ? 1 : 0;
     } finally {
-      view?.(undefined);
+      view?.clear();
       interrupt.release();
       await client.close();
     }
@@ -153,32 +167,71 @@ function addTarget(targets: Target[], reference: string, platform: Platform): vo
   }
 }
 
-/** A one-line progress bar on a terminal; one line per blob otherwise (logs, CI). */
-function progressView(): (e: PullEvent | undefined) => void {
-  const tty = process.stderr.isTTY;
-  let drawn = false;
-  return (e) => {
-    if (!e) {
-      if (drawn) process.stderr.write('\n');
-      drawn = false;
-      return;
+/**
+ * Progress on stderr: on a terminal one bar for every pull running (bytes and layers summed, and
+ * how many images are done when there are several); one line per blob otherwise (logs, CI).
+ */
+class ProgressView {
+  private readonly tty = process.stderr.isTTY === true;
+  private drawn = false;
+  private finished = 0;
+  private readonly running = new Set<{ progress?: PullProgress }>();
+
+  constructor(private readonly images: number) {}
+
+  /** One pull's events, and its end. */
+  start(): { event: (e: PullEvent) => void; end: () => void } {
+    const slot: { progress?: PullProgress } = {};
+    this.running.add(slot);
+    return {
+      event: (e) => {
+        if (e.type === 'resolved') {
+          const platforms = e.platforms.length ? ` (${e.platforms.join(', ')})` : '';
+          this.write(process.stderr, `resolved ${e.reference} → ${e.digest}${platforms}\n`);
+        } else if (e.type === 'blob' && !this.tty && e.state !== 'start') {
+          this.write(
+            process.stderr,
+            `${e.state === 'cached' ? 'cached' : 'pulled'} ${e.kind} ${e.digest} ${formatBytes(e.size)}\n`,
+          );
+        } else if (e.type === 'progress' && this.tty) {
+          slot.progress = e;
+          this.draw();
+        }
+      },
+      end: () => {
+        this.running.delete(slot);
+        this.finished++;
+      },
+    };
+  }
+
+  /** A line of output, above the bar (which the next progress event draws again). */
+  write(stream: NodeJS.WriteStream, text: string): void {
+    this.clear();
+    stream.write(text);
+  }
+
+  clear(): void {
+    if (this.drawn) process.stderr.write('\r\x1b[K');
+    this.drawn = false;
+  }
+
+  private draw(): void {
+    const sum = { bytesDone: 0, bytesTotal: 0, layersDone: 0, layersTotal: 0 };
+    for (const { progress: p } of this.running) {
+      if (!p) continue;
+      sum.bytesDone += p.bytesDone;
+      sum.bytesTotal += p.bytesTotal;
+      sum.layersDone += p.layersDone;
+      sum.layersTotal += p.layersTotal;
     }
-    if (e.type === 'resolved') {
-      process.stderr.write(
-        `resolved ${e.reference} → ${e.digest}${e.platforms.length ? ` (${e.platforms.join(', ')})` : ''}\n`,
-      );
-    } else if (e.type === 'blob' && !tty && e.state !== 'start') {
-      process.stderr.write(
-        `${e.state === 'cached' ? 'cached' : 'pulled'} ${e.kind} ${e.digest} ${formatBytes(e.size)}\n`,
-      );
-    } else if (e.type === 'progress' && tty) {
-      const width = 30;
-      const ratio = e.bytesTotal ? e.bytesDone / e.bytesTotal : 1;
-      const bar = '█'.repeat(Math.round(ratio * width)).padEnd(width, '░');
-      process.stderr.write(
-        `\r${bar} layer ${e.layersDone}/${e.layersTotal} · ${formatBytes(e.bytesDone)}/${formatBytes(e.bytesTotal)}   `,
-      );
-      drawn = true;
-    }
-  };
+    const width = 30;
+    const ratio = sum.bytesTotal ? sum.bytesDone / sum.bytesTotal : 1;
+    const bar = '█'.repeat(Math.round(ratio * width)).padEnd(width, '░');
+    const images = this.images > 1 ? `image ${this.finished}/${this.images} · ` : '';
+    process.stderr.write(
+      `\r${bar} ${images}layer ${sum.layersDone}/${sum.layersTotal} · ${formatBytes(sum.bytesDone)}/${formatBytes(sum.bytesTotal)}\x1b[K`,
+    );
+    this.drawn = true;
+  }
 }
