@@ -285,6 +285,7 @@ class Connection {
   connected = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private dropIdle: (() => void) | undefined;
+  private gone: (() => void) | undefined;
 
   constructor(
     readonly key: string,
@@ -336,8 +337,6 @@ class Connection {
     this.socket.on('close', closed);
     this.socket.once('close', () => this.gone?.());
   }
-
-  private gone: (() => void) | undefined;
 
   /** Called once, when the socket has closed. */
   onGone(callback: () => void): void {
