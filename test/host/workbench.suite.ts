@@ -334,6 +334,29 @@ describe('workbench in the extension host', function () {
     }
   });
 
+  it('Inspect Image opens what the cache holds for an image as read-only JSON', async () => {
+    const doc = (await vscode.commands.executeCommand('stowage.inspectImage', {
+      reference: CACHED,
+    })) as vscode.TextDocument | undefined;
+    assert.ok(doc, 'the command returned the document');
+    assert.equal(doc.uri.scheme, 'stowage-inspect');
+    assert.equal(doc.languageId, 'json');
+    assert.equal(vscode.window.activeTextEditor?.document.uri.toString(), doc.uri.toString());
+    const info = JSON.parse(doc.getText()) as {
+      name: string;
+      digest: string;
+      platforms: { complete: boolean; layers: { present: boolean }[]; config?: { digest: string } }[];
+    };
+    const store = await f.stowage.getStore();
+    assert.equal(info.name, CACHED);
+    assert.equal(info.digest, (await store.getReference(CACHED))?.digest);
+    const complete = info.platforms.filter((p) => p.complete);
+    assert.equal(complete.length, 1, JSON.stringify(info.platforms));
+    assert.equal(complete[0]!.layers.length, 2);
+    assert.ok(complete[0]!.layers.every((l) => l.present) && complete[0]!.config?.digest);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+
   it('Cache: references → platforms → layers with sizes; Remove Image from Cache empties it', async () => {
     const tree = new CacheTree(f);
     try {

@@ -17,6 +17,7 @@ import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, failureActions } from './failure';
+import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT } from './pulls';
 import {
   naturalOrder,
@@ -238,6 +239,38 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     if (!editor)
       throw new StowageError('USAGE', 'Put the cursor on an image reference in a Dockerfile to pin it.');
     return pinToDigest(f, editor.document, editor.selection.active);
+  });
+
+  /** Inspect Image: what the cache holds for it, as a read-only JSON document (no network). */
+  const inspect = safe(async (arg?: unknown) => {
+    const store = await f.stowage.getStore();
+    const t = targetOf(arg);
+    let name: string;
+    if (t) name = formatReference(parsePullableReference(t.reference));
+    else {
+      const refs = await store.listReferences();
+      if (refs.length === 0) {
+        void vscode.window.showInformationMessage('The cache is empty.');
+        return undefined;
+      }
+      const picked = await vscode.window.showQuickPick(
+        refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name })),
+        { title: 'Inspect Image', placeHolder: 'A cached image' },
+      );
+      if (!picked) return undefined;
+      name = picked.name;
+    }
+    if (!(await store.getReference(name))) {
+      const choice = await vscode.window.showInformationMessage(
+        `${label(name)} is not in the cache.`,
+        'Pull Image',
+      );
+      if (choice === 'Pull Image') await vscode.commands.executeCommand('stowage.pullImage', name);
+      return undefined;
+    }
+    const doc = await vscode.workspace.openTextDocument(inspectUri(name));
+    await vscode.window.showTextDocument(doc, { preview: true });
+    return doc;
   });
 
   const removeImage = safe(async (arg?: unknown) => {
@@ -606,7 +639,10 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     return result;
   });
 
+  const inspectDocuments = new InspectDocuments(f);
   return [
+    inspectDocuments,
+    vscode.workspace.registerTextDocumentContentProvider(INSPECT_SCHEME, inspectDocuments),
     reg('stowage.pullImage', pullImage),
     reg(
       'stowage.pullDockerfile',
@@ -639,6 +675,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     ),
     reg('stowage.browseTags', browseTags),
     reg('stowage.pinDigest', pinDigest),
+    reg('stowage.inspectImage', inspect),
     reg('stowage.removeImage', removeImage),
     reg('stowage.cleanCache', cleanCache),
     reg('stowage.revealCache', revealCache),
