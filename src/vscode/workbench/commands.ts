@@ -9,6 +9,7 @@ import {
   type Reference,
   registryName,
 } from '../../core/reference';
+import type { Store } from '../../core/store';
 import { exportImages, type TransferProgress } from '../../core/transfer/export';
 import { importArchive } from '../../core/transfer/import';
 import { pushImage } from '../../core/transfer/push';
@@ -48,6 +49,22 @@ function isPullArgs(x: unknown): x is PullImageArgs {
 }
 
 /** The image a command was invoked on: hover/CodeLens args, a tree item, or nothing. */
+/** Cached references picked from a quick pick (one, or several); undefined when none or cancelled. */
+async function pickCached(store: Store, title: string, many: boolean): Promise<string[] | undefined> {
+  const refs = await store.listReferences();
+  if (refs.length === 0) {
+    void vscode.window.showInformationMessage('The cache is empty.');
+    return undefined;
+  }
+  const items = refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name }));
+  const picked = many
+    ? await vscode.window.showQuickPick(items, { title, canPickMany: true })
+    : await vscode.window
+        .showQuickPick(items, { title, placeHolder: 'A cached image' })
+        .then((p) => (p ? [p] : []));
+  return picked?.length ? picked.map((p) => p.name) : undefined;
+}
+
 function targetOf(arg: unknown): PullTarget | undefined {
   if (typeof arg === 'string') return { reference: arg };
   if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform, always: arg.always };
@@ -248,17 +265,9 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     let name: string;
     if (t) name = formatReference(parsePullableReference(t.reference));
     else {
-      const refs = await store.listReferences();
-      if (refs.length === 0) {
-        void vscode.window.showInformationMessage('The cache is empty.');
-        return undefined;
-      }
-      const picked = await vscode.window.showQuickPick(
-        refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name })),
-        { title: 'Inspect Image', placeHolder: 'A cached image' },
-      );
+      const picked = await pickCached(store, 'Inspect Image', false);
       if (!picked) return undefined;
-      name = picked.name;
+      name = picked[0]!;
     }
     if (!(await store.getReference(name))) {
       const choice = await vscode.window.showInformationMessage(
@@ -289,17 +298,9 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         if (ok !== 'Remove') return undefined;
       }
     } else {
-      const refs = await store.listReferences();
-      if (refs.length === 0) {
-        void vscode.window.showInformationMessage('The cache is empty.');
-        return undefined;
-      }
-      const picked = await vscode.window.showQuickPick(
-        refs.map((r) => ({ label: label(r.name), description: r.name, name: r.name })),
-        { title: 'Remove Image from Cache', canPickMany: true },
-      );
-      if (!picked?.length) return undefined;
-      names = picked.map((p) => p.name);
+      const picked = await pickCached(store, 'Remove Image from Cache', true);
+      if (!picked) return undefined;
+      names = picked;
     }
     let removed = 0;
     for (const n of names) if (await store.removeReference(n)) removed++;
