@@ -137,6 +137,18 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
     assert.match(index, /small:1\.0/, 'the image went to the cache folder from stowage.cacheDirectory');
     const description = await wb.view('Cache').locator('.pane-header .description').textContent();
     assert.match(description ?? '', /MB on disk/);
+
+    await wb.step('right-click the cached image → Inspect Image', () =>
+      wb.contextMenu(cached, 'Inspect Image'),
+    );
+    const tab = wb.page.locator('.tabs-container .tab', { hasText: 'small:1.0.json' });
+    await wb.step('what the cache holds, as JSON', () => tab.waitFor({ timeout: 15_000 }));
+    const text = (
+      (await wb.page.locator('.editor-instance .view-lines').first().textContent()) ?? ''
+    ).replace(/\u00a0/g, ' ');
+    assert.match(text, /"name": "127\.0\.0\.1:\d+\/small:1\.0"/);
+    assert.match(text, /"digest": "sha256:[0-9a-f]{64}"/);
+    await wb.runCommand('View: Close Editor');
   });
 
   test('Pull All Images in Workspace pulls both Dockerfiles under one notification', async () => {
