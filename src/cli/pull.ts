@@ -176,6 +176,8 @@ class ProgressView {
   private drawn = false;
   private finished = 0;
   private readonly running = new Set<{ progress?: PullProgress }>();
+  /** What the pulls already over brought: the bar's totals never shrink. */
+  private readonly over = { bytesDone: 0, bytesTotal: 0, layersDone: 0, layersTotal: 0 };
 
   constructor(private readonly images: number) {}
 
@@ -201,6 +203,13 @@ class ProgressView {
       end: () => {
         this.running.delete(slot);
         this.finished++;
+        const p = slot.progress;
+        if (p) {
+          this.over.bytesDone += p.bytesDone;
+          this.over.bytesTotal += p.bytesTotal;
+          this.over.layersDone += p.layersDone;
+          this.over.layersTotal += p.layersTotal;
+        }
       },
     };
   }
@@ -217,7 +226,7 @@ class ProgressView {
   }
 
   private draw(): void {
-    const sum = { bytesDone: 0, bytesTotal: 0, layersDone: 0, layersTotal: 0 };
+    const sum = { ...this.over };
     for (const { progress: p } of this.running) {
       if (!p) continue;
       sum.bytesDone += p.bytesDone;

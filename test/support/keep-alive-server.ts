@@ -2,7 +2,14 @@
 // certificate), for the direct reader's tests: every request that arrives on a connection is
 // answered by `script(socket, request, n)`, n being the request's number on that connection.
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { after } from 'node:test';
 import { createServer as createTlsServer } from 'node:tls';
+
+// Every server this file starts is closed when the test file's tests are done.
+const servers: KeepAliveServer[] = [];
+after(() => {
+  for (const s of servers.splice(0)) s.close();
+});
 
 export interface KeepAliveServer {
   /** http://127.0.0.1:PORT/v2/a/blobs/x, or https://localhost:PORT/… with `tls`. */
@@ -13,7 +20,7 @@ export interface KeepAliveServer {
   sockets: Set<Socket>;
   connections(): number;
   server: Server;
-  /** Destroys the connections and closes the server. */
+  /** Destroys the connections and closes the server (done anyway after the file's tests). */
   close(): void;
 }
 
@@ -49,7 +56,7 @@ export async function serveKeepAlive(
   const url = new URL(
     options.tls ? `https://localhost:${port}/v2/a/blobs/x` : `http://127.0.0.1:${port}/v2/a/blobs/x`,
   );
-  return {
+  const running: KeepAliveServer = {
     url,
     requests,
     sockets,
@@ -60,4 +67,6 @@ export async function serveKeepAlive(
       server.close();
     },
   };
+  servers.push(running);
+  return running;
 }

@@ -13,19 +13,7 @@ import { createSecureContext, type TLSSocket } from 'node:tls';
 import { DirectPool, directGet } from '../../src/core/registry/direct';
 import { spokeTls } from '../../src/core/registry/errors';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
-import { serveKeepAlive as keepAliveServer } from '../support/keep-alive-server';
-
-const closers: (() => void)[] = [];
-after(() => {
-  for (const c of closers) c();
-});
-
-/** A keep-alive server (test/support/keep-alive-server.ts), closed after the file's tests. */
-async function serveKeepAlive(...args: Parameters<typeof keepAliveServer>) {
-  const server = await keepAliveServer(...args);
-  closers.push(server.close);
-  return server;
-}
+import { serveKeepAlive } from '../support/keep-alive-server';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const opts = { stallTimeoutMs: 5_000 };

@@ -12,19 +12,12 @@ import { bodyLength, DirectPool, directGet, parseHead, Unhandled } from '../../s
 import { spokeTls } from '../../src/core/registry/errors';
 import { createDispatcher, mayUseProxy, tlsOptions } from '../../src/core/registry/transport';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
-import { serveKeepAlive as keepAliveServer } from '../support/keep-alive-server';
+import { serveKeepAlive } from '../support/keep-alive-server';
 
 const closers: (() => void)[] = [];
 after(() => {
   for (const c of closers) c();
 });
-
-/** A keep-alive server (test/support/keep-alive-server.ts), closed after the file's tests. */
-async function serveKeepAlive(...args: Parameters<typeof keepAliveServer>) {
-  const server = await keepAliveServer(...args);
-  closers.push(server.close);
-  return server;
-}
 
 /** A TCP server that answers each connection with `script` once the request head has arrived. */
 async function serve(script: (socket: Socket, request: string) => void) {

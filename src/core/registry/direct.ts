@@ -157,14 +157,20 @@ export class DirectPool {
     signal?: AbortSignal,
     { fresh = false } = {},
   ): Promise<{ conn: Connection; reused: boolean }> {
+    let woken = false;
     for (;;) {
-      if (signal?.aborted) throw signal.reason;
+      if (signal?.aborted) {
+        // A wake-up this request can no longer use goes to the next one waiting.
+        if (woken) this.wake(key);
+        throw signal.reason;
+      }
       const idle = fresh ? undefined : this.take(key);
       if (idle) return { conn: idle, reused: true };
       if (this.closed || this.count(key) < this.perOrigin) return { conn: this.track(open()), reused: false };
       // A fresh connection is what a stale retry wants: an idle one coming back would do as well.
       fresh = false;
       await this.vacancy(key, signal);
+      woken = true;
     }
   }
 
@@ -262,6 +268,15 @@ export class DirectPool {
     this.idle.clear();
     // Waiting requests go ahead on connections of their own.
     for (const key of [...this.waiting.keys()]) while (this.waiting.has(key)) this.wake(key);
+  }
+
+  /** Connections alive (idle, in use, connecting), idle, and requests waiting, over all origins (for tests). */
+  counts(): { open: number; idle: number; waiting: number } {
+    let open = 0;
+    for (const n of this.open.values()) open += n;
+    let waiting = 0;
+    for (const list of this.waiting.values()) waiting += list.length;
+    return { open, idle: this.size, waiting };
   }
 
   /** Idle connections now (for tests). */
