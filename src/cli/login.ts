@@ -6,7 +6,7 @@ import { StowageError } from '../core/errors';
 import { DOCKER_HUB, registryName } from '../core/reference';
 import { DockerConfigCredentials, StaticCredentials } from '../core/registry/credentials';
 import { type Command, parseCommandArgs, usageError } from './command';
-import { createClient } from './engine';
+import { createClient, ENGINE_OPTIONS } from './engine';
 
 const LOGIN_USAGE =
   'login [REGISTRY] [-u USER] [--password-stdin | -p PASSWORD] [--insecure-registry HOST]... [--ca-file PEM]... [-v]';
@@ -21,9 +21,9 @@ export const loginCommand: Command = {
         username: { type: 'string', short: 'u' },
         password: { type: 'string', short: 'p' },
         'password-stdin': { type: 'boolean' },
-        'insecure-registry': { type: 'string', multiple: true },
-        'ca-file': { type: 'string', multiple: true },
-        verbose: { type: 'boolean', short: 'v' },
+        'insecure-registry': ENGINE_OPTIONS['insecure-registry'],
+        'ca-file': ENGINE_OPTIONS['ca-file'],
+        verbose: ENGINE_OPTIONS.verbose,
       },
       LOGIN_USAGE,
     );

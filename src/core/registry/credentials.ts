@@ -420,8 +420,7 @@ export class DockerConfigCredentials implements CredentialSource {
       }
       return { raw: {}, config: { auths: {}, credHelpers: {} }, exists: false };
     }
-    const config = this.#parse(text);
-    return { raw: (text.trim() ? JSON.parse(text) : {}) as Record<string, unknown>, config, exists: true };
+    return { ...this.#parse(text), exists: true };
   }
 
   async #write(raw: Record<string, unknown>): Promise<void> {
@@ -459,12 +458,13 @@ export class DockerConfigCredentials implements CredentialSource {
     } catch {
       return undefined; // unreadable: as if absent, like docker
     }
-    const config = this.#parse(text);
+    const { config } = this.#parse(text);
     this.#cached = { stamp, config };
     return config;
   }
 
-  #parse(text: string): DockerConfig {
+  /** The file's object as it is (for rewriting it) and, checked, what lookups use. */
+  #parse(text: string): { raw: Record<string, unknown>; config: DockerConfig } {
     const bad = (why: string) =>
       new StowageError(
         'CREDENTIALS',
@@ -494,11 +494,12 @@ export class DockerConfigCredentials implements CredentialSource {
     }
     if (raw.credsStore !== undefined && typeof raw.credsStore !== 'string')
       throw bad('"credsStore" is not a string');
-    return {
+    const config: DockerConfig = {
       auths: auths as Record<string, AuthEntry>,
       credHelpers: credHelpers as Record<string, string>,
       ...(raw.credsStore ? { credsStore: raw.credsStore as string } : {}),
     };
+    return { raw, config };
   }
 }
 
