@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Stowage's tests and demo need, when missing (used by .ci/run and the demo):
-# a real registry (docker-registry), peer clients (skopeo, umoci), htpasswd, Chromium for the editor
-# tests, libkrb5-dev (code-server's kerberos module compiles against it), openssl and curl.
+# a real registry (docker-registry), peer clients (skopeo, umoci), htpasswd, a forwarding proxy
+# (tinyproxy), Chromium for the editor tests, libkrb5-dev (code-server's kerberos module compiles
+# against it), openssl and curl.
 # usage: scripts/install-deps.sh [PACKAGE...]   (default: all of the above)
 set -euo pipefail
 pkgs=("$@")
-[ ${#pkgs[@]} -gt 0 ] || pkgs=(docker-registry skopeo umoci apache2-utils chromium libkrb5-dev openssl curl)
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(docker-registry skopeo umoci apache2-utils tinyproxy chromium libkrb5-dev openssl curl)
 
 need=()
 for pkg in "${pkgs[@]}"; do

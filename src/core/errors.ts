@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'REGISTRY_ERROR'
   | 'NETWORK'
   | 'TLS'
+  /** The proxy in between refused, asked for credentials, could not be reached or is misconfigured. */
+  | 'PROXY'
   | 'INSECURE_REFUSED'
   | 'DIGEST_MISMATCH'
   | 'SIZE_MISMATCH'

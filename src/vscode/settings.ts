@@ -51,14 +51,26 @@ export function readSettings(): StowageSettings {
   };
 }
 
-/** VS Code's proxy settings (http.proxy, http.noProxy, http.proxyStrictSSL) for the registry client. */
-export function proxySettings(): Pick<ClientOptions, 'proxy' | 'strictSSL'> {
+/**
+ * VS Code's proxy settings for the registry client: http.proxy, http.noProxy,
+ * http.proxyAuthorization (the Proxy-Authorization header) and http.proxyStrictSSL (whether an
+ * https:// proxy's certificate is verified; registries keep verification unless marked insecure).
+ */
+export function proxySettings(): Pick<ClientOptions, 'proxy'> {
   const http = vscode.workspace.getConfiguration('http');
   const proxy = http.get<string>('proxy') || undefined;
+  if (!proxy) return {};
   const noProxy = http.get<string[]>('noProxy', []).join(',') || undefined;
+  const authorization = http.get<string | null>('proxyAuthorization') || undefined;
+  const strictSSL = http.get<boolean>('proxyStrictSSL', true);
   return {
-    ...(proxy ? { proxy: { http: proxy, https: proxy, ...(noProxy ? { noProxy } : {}) } } : {}),
-    // proxyStrictSSL only concerns the proxy; registries keep verification unless marked insecure.
+    proxy: {
+      http: proxy,
+      https: proxy,
+      ...(noProxy ? { noProxy } : {}),
+      ...(authorization ? { authorization } : {}),
+      ...(strictSSL === false ? { strictSSL } : {}),
+    },
   };
 }
 

@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { bodyLength, DirectPool, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
 import { spokeTls } from '../../src/core/registry/errors';
-import { createDispatcher, mayUseProxy, tlsOptions } from '../../src/core/registry/transport';
+import { proxyFor, proxyRoutes } from '../../src/core/registry/proxy';
+import { createDispatcher, tlsOptions } from '../../src/core/registry/transport';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
 import { serveKeepAlive } from '../support/keep-alive-server';
 
@@ -483,31 +484,6 @@ describe('direct reader: keep-alive', () => {
 
 describe('direct reader: proxies', () => {
   const base = { stallTimeoutMs: 5_000 };
-  const at = (u: string) => new URL(u);
-
-  test('mayUseProxy: only hosts the dispatcher certainly reaches without a proxy are read directly', () => {
-    assert.equal(mayUseProxy({ ...base, env: {} }, at('http://registry.lan/')), false);
-    const env = { HTTP_PROXY: 'http://proxy:3128' };
-    assert.equal(mayUseProxy({ ...base, env }, at('http://127.0.0.1:5000/')), false);
-    assert.equal(mayUseProxy({ ...base, env }, at('http://localhost:5000/')), false);
-    assert.equal(mayUseProxy({ ...base, env }, at('http://registry.lan/')), true);
-    assert.equal(mayUseProxy({ ...base, env }, at('http://127.0.0.2:5000/')), true);
-    assert.equal(mayUseProxy({ ...base, env }, at('http://[::1]:5000/')), true);
-    const explicit = { ...base, env: {}, proxy: { http: 'http://proxy:3128' } };
-    assert.equal(mayUseProxy(explicit, at('http://127.0.0.1:5000/')), true);
-    // The caller's setting replaces the environment's, also where it names no HTTP proxy.
-    const httpsOnly = { ...base, env, proxy: { https: 'http://proxy:3128' } };
-    assert.equal(mayUseProxy(httpsOnly, at('http://registry.lan/')), false);
-    assert.equal(mayUseProxy(httpsOnly, at('https://registry.lan/')), true);
-    assert.equal(
-      mayUseProxy({ ...base, env }, at('https://registry.lan/')),
-      false,
-      'HTTP_PROXY is not for https',
-    );
-    const both = { ...base, env: { HTTPS_PROXY: 'http://proxy:3128' } };
-    assert.equal(mayUseProxy(both, at('https://registry.lan/')), true);
-    assert.equal(mayUseProxy(both, at('https://localhost:5000/')), false);
-  });
 
   test('createDispatcher agrees: a caller proxy setting is never mixed with process.env', async () => {
     let proxied = 0;
@@ -522,13 +498,13 @@ describe('direct reader: proxies', () => {
     process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     try {
       const options = { ...base, env: {}, proxy: { https: 'http://127.0.0.1:9' } };
-      const dispatcher = createDispatcher(options, true);
+      const dispatcher = createDispatcher(options, proxyRoutes(options.proxy, options.env), true);
       const res = await dispatcher.request({ origin: target.url.origin, path: '/', method: 'GET' });
       assert.equal(res.statusCode, 200);
       await res.body.dump();
       await dispatcher.close();
       assert.equal(proxied, 0);
-      assert.equal(mayUseProxy(options, target.url), false);
+      assert.equal(proxyFor(proxyRoutes(options.proxy, options.env), target.url), undefined);
     } finally {
       if (saved === undefined) delete process.env.HTTP_PROXY;
       else process.env.HTTP_PROXY = saved;

@@ -11,6 +11,7 @@ import { type DirectOptions, DirectPool, directGet, type ResponseBody, Unhandled
 import { httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
+import { type ProxyConfig, type ProxyRoutes, proxyFor, proxyRoutes } from './proxy';
 import { headerValue, readCapped } from './response';
 import {
   backoffDelay,
@@ -21,7 +22,7 @@ import {
   type RetryPolicy,
   sleep,
 } from './retry';
-import { createDispatcher, mayUseProxy, type TransportOptions, tlsOptions } from './transport';
+import { createDispatcher, type TransportOptions, tlsOptions } from './transport';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -50,8 +51,8 @@ export interface ClientOptions {
   /** Mirror base URLs per registry name (`docker.io` → [`https://mirror.example`]), tried in order first. */
   mirrors?: Readonly<Record<string, readonly string[]>>;
   caCertificates?: readonly (string | Buffer)[];
-  proxy?: TransportOptions['proxy'];
-  /** false: do not verify TLS anywhere (VS Code's http.proxyStrictSSL: false). */
+  proxy?: ProxyConfig;
+  /** false: do not verify TLS anywhere. */
   strictSSL?: boolean;
   retry?: Partial<RetryPolicy>;
   /** No bytes for this long is an error. Default 30 s. */
@@ -159,6 +160,8 @@ export class RegistryClient {
   private readonly unverified: Dispatcher;
   private readonly auth: Authenticator;
   private readonly transport: TransportOptions;
+  /** Which requests go through which proxy (undici's dispatchers, the direct reader, messages). */
+  private readonly routes: ProxyRoutes;
   private readonly retry: RetryPolicy;
   /** Hosts that answered over TLS once: never tried over plain HTTP again. */
   private readonly tlsHosts = new Set<string>();
@@ -179,8 +182,9 @@ export class RegistryClient {
       env: options.env,
     };
     this.transport = transport;
-    this.verified = createDispatcher(transport, options.strictSSL !== false);
-    this.unverified = createDispatcher(transport, false);
+    this.routes = proxyRoutes(options.proxy, options.env);
+    this.verified = createDispatcher(transport, this.routes, options.strictSSL !== false);
+    this.unverified = createDispatcher(transport, this.routes, false);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
     this.auth = new Authenticator(
@@ -557,7 +561,7 @@ export class RegistryClient {
         }
         // A rejected certificate still proves the host speaks TLS: never try it in plaintext.
         if (spokeTls(e)) this.tlsHosts.add(url.host);
-        throw networkError(url, e, call.ctx);
+        throw networkError(url, e, call.ctx, this.proxyFor(url) ?? undefined);
       }
       if (isRetryableStatus(res.statusCode) && attempt < this.retry.attempts) {
         const wait =
@@ -681,8 +685,20 @@ export class RegistryClient {
       (url.protocol === 'http:' || url.protocol === 'https:') &&
       this.options.direct !== false &&
       !this.noDirect.has(`${url.origin} ${kind}`) &&
-      !mayUseProxy(this.transport, url)
+      this.proxyFor(url) === null
     );
+  }
+
+  /**
+   * The proxy a request to `url` takes, null for none; undefined when the proxy setting for it is
+   * not a URL (undici's path reports that: the request must not go direct).
+   */
+  private proxyFor(url: URL): URL | null | undefined {
+    try {
+      return proxyFor(this.routes, url) ?? null;
+    } catch {
+      return undefined;
+    }
   }
 
   private directOptions(url: URL, signal?: AbortSignal): DirectOptions {
@@ -743,14 +759,21 @@ function mirrorsFor(mirrors: ClientOptions['mirrors'], registry: string): readon
 
 /** Whether an endpoint's failure lets the loop try the next one (Docker's rules). */
 function fallsThrough(e: StowageError, mirror: boolean): boolean {
-  if (e.code === 'NETWORK' || e.code === 'TLS') return true;
+  // A proxy that cannot reach one endpoint (or will not) may reach the next.
+  if (e.code === 'NETWORK' || e.code === 'TLS' || e.code === 'PROXY') return true;
   const status = (e as { status?: number }).status;
   if (status !== undefined && status >= 500) return true;
   if (mirror && (e.code === 'NOT_FOUND' || e.code === 'TOO_MANY_REQUESTS')) return true;
   return false;
 }
 
-const RANK: Record<string, number> = { NETWORK: 0, TLS: 1, REGISTRY_ERROR: 2, TOO_MANY_REQUESTS: 3 };
+const RANK: Record<string, number> = {
+  NETWORK: 0,
+  TLS: 1,
+  PROXY: 2,
+  REGISTRY_ERROR: 3,
+  TOO_MANY_REQUESTS: 4,
+};
 
 /** After the last endpoint: the registry's own answer, unless a mirror said something more specific. */
 function mostUseful(errors: { error: StowageError; mirror: boolean }[]): StowageError {

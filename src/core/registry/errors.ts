@@ -1,4 +1,5 @@
 import { type ErrorCode, StowageError } from '../errors';
+import { displayProxy } from './proxy';
 
 /** What a request was about, for messages: "registry 127.0.0.1:5000, repository team/app". */
 export interface RequestContext {
@@ -64,11 +65,18 @@ export function httpError(
   return new StowageError(code, `Failed to fetch ${base}`, hint);
 }
 
-/** A connection-level failure (refused, reset, DNS, TLS), with the cause kept. */
-export function networkError(url: URL, cause: unknown, ctx: RequestContext): StowageError {
+/**
+ * A connection-level failure (refused, reset, DNS, TLS), with the cause kept. Through a `proxy`,
+ * failing to connect concerns the proxy, and its answer to CONNECT is the proxy's own.
+ */
+export function networkError(url: URL, cause: unknown, ctx: RequestContext, proxy?: URL): StowageError {
   const c = cause as { code?: string; message?: string };
   const detail = c?.code ?? c?.message ?? String(cause);
   const tls = spokeTls(cause);
+  if (proxy && !tls) {
+    const failed = proxyFailure(url, cause, ctx, proxy);
+    if (failed) return failed;
+  }
   if (tls) {
     return new StowageError(
       'TLS',
@@ -83,6 +91,51 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext): Sto
     'Check the registry address, your network and proxy settings.',
     { cause },
   );
+}
+
+/** Errors of opening a connection: through a proxy, only the proxy's connection is ours to open. */
+const CONNECT_FAILURES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+function proxyFailure(url: URL, cause: unknown, ctx: RequestContext, proxy: URL): StowageError | undefined {
+  const c = cause as { code?: string; message?: string };
+  const shown = displayProxy(proxy);
+  const about = `${ctx.what} of ${where(ctx)}`;
+  // undici: "Proxy response (407) !== 200 when HTTP Tunneling".
+  const status = Number(/Proxy response \((\d{3})\)/.exec(c?.message ?? '')?.[1]);
+  // 407 is the proxy's own "credentials, please"; some (tinyproxy) answer CONNECT with a 401.
+  if (status === 407 || status === 401) {
+    return new StowageError(
+      'PROXY',
+      `The proxy ${shown} wants credentials (HTTP ${status}) to reach ${url.host} for ${about}.`,
+      'Put them in the proxy URL (http://user:password@proxy:port, in HTTPS_PROXY or http.proxy), or set http.proxyAuthorization in VS Code.',
+      { cause },
+    );
+  }
+  if (status) {
+    return new StowageError(
+      'PROXY',
+      `The proxy ${shown} would not connect to ${url.host} (HTTP ${status}) for ${about}.`,
+      `Check that the proxy may reach ${url.host}${status === 403 ? ' (many allow CONNECT to port 443 only)' : ''}; if the registry is reached without it, add it to NO_PROXY (http.noProxy in VS Code).`,
+      { cause },
+    );
+  }
+  if (CONNECT_FAILURES.has(c?.code ?? '')) {
+    return new StowageError(
+      'PROXY',
+      `Cannot reach the proxy ${shown} (on the way to ${url.host} for ${about}): ${c.code}.`,
+      'Check the proxy setting (HTTPS_PROXY / HTTP_PROXY, or http.proxy in VS Code) and that the proxy is running.',
+      { cause },
+    );
+  }
+  return undefined;
 }
 
 /**

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import type { Dispatcher } from 'undici';
-import { Agent, EnvHttpProxyAgent } from './undici';
+import { type ProxyConfig, type ProxyRoutes, proxyFor } from './proxy';
+import { Agent, Dispatcher, ProxyAgent } from './undici';
 
 export interface TransportOptions {
   /** Extra CA certificates (PEM) trusted in addition to the system's. */
   caCertificates?: readonly (string | Buffer)[];
   /** Explicit proxies (VS Code's http.proxy); the environment's HTTP(S)_PROXY/NO_PROXY otherwise. */
-  proxy?: { http?: string; https?: string; noProxy?: string };
+  proxy?: ProxyConfig;
   /** Connections per origin. */
   connections?: number;
   /** No bytes for this long is an error (headers or body). */
@@ -15,27 +15,68 @@ export interface TransportOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Proxies are never useful for the loopback addresses tests and local registries use. */
-const LOOPBACK_NO_PROXY = 'localhost,127.0.0.1,::1';
-
 /**
- * Builds the undici dispatcher: system CAs plus the configured ones, proxies from the caller or
- * the environment, and `verify: false` only for hosts the user marked insecure.
+ * Builds the undici dispatcher: system CAs plus the configured ones, `verify: false` only for
+ * hosts the user marked insecure, and each request through the proxy `routes` choose for it.
  */
-export function createDispatcher(options: TransportOptions, verify: boolean): Dispatcher {
+export function createDispatcher(
+  options: TransportOptions,
+  routes: ProxyRoutes,
+  verify: boolean,
+): Dispatcher {
   const tls = tlsOptions(options, verify);
   const timeouts = { headersTimeout: options.stallTimeoutMs, bodyTimeout: options.stallTimeoutMs };
   const base = { connect: tls, connections: options.connections ?? 8, ...timeouts };
-  const proxy = proxySettings(options);
-  if (!proxy.httpProxy && !proxy.httpsProxy) return new Agent(base);
-  // Empty strings, not undefined: undici would otherwise fall back to process.env for them.
-  return new EnvHttpProxyAgent({
-    ...base,
-    requestTls: tls,
-    httpProxy: proxy.httpProxy ?? '',
-    httpsProxy: proxy.httpsProxy ?? '',
-    noProxy: proxy.noProxy ?? '',
+  if (!routes.http && !routes.https) return new Agent(base);
+  return new ProxyRouter(base, routes, (proxy) => {
+    const credentials = proxy.username !== '' || proxy.password !== '';
+    return new ProxyAgent({
+      ...base,
+      uri: proxy.href,
+      requestTls: tls,
+      // An https:// proxy is verified like a registry, unless http.proxyStrictSSL is off.
+      proxyTls: tlsOptions(options, routes.strictSSL !== false),
+      ...(routes.authorization && !credentials ? { token: routes.authorization } : {}),
+    });
   });
+}
+
+/**
+ * Sends each request directly or through its proxy, as {@link proxyFor} decides: the same
+ * decision the direct reader and the error messages use (undici's EnvHttpProxyAgent has its own).
+ */
+class ProxyRouter extends Dispatcher {
+  private readonly direct: Agent;
+  private readonly agents = new Map<string, Dispatcher>();
+
+  constructor(
+    base: Agent.Options,
+    private readonly routes: ProxyRoutes,
+    private readonly viaProxy: (proxy: URL) => Dispatcher,
+  ) {
+    super();
+    this.direct = new Agent(base);
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // A setting that is not a URL throws here: the request fails with that, never goes direct.
+    const proxy = proxyFor(this.routes, new URL(String(options.origin)));
+    if (!proxy) return this.direct.dispatch(options, handler);
+    let agent = this.agents.get(proxy.href);
+    if (!agent) {
+      agent = this.viaProxy(proxy);
+      this.agents.set(proxy.href, agent);
+    }
+    return agent.dispatch(options, handler);
+  }
+
+  override async close(): Promise<void> {
+    await Promise.all([this.direct, ...this.agents.values()].map((d) => d.close()));
+  }
+
+  override async destroy(): Promise<void> {
+    await Promise.all([this.direct, ...this.agents.values()].map((d) => d.destroy()));
+  }
 }
 
 /** What a TLS connection trusts: the system's CAs plus the configured ones; verify or not. */
@@ -92,43 +133,4 @@ function environmentCas(): Buffer[] | undefined {
     // Node has already warned about it at startup.
     return undefined;
   }
-}
-
-interface ProxySettings {
-  httpProxy?: string;
-  httpsProxy?: string;
-  noProxy?: string;
-  explicit: boolean;
-}
-
-/** The proxies in force: the caller's (VS Code's http.proxy) if any, else the environment's. */
-function proxySettings(options: TransportOptions): ProxySettings {
-  const env = options.env ?? process.env;
-  if (options.proxy?.http || options.proxy?.https) {
-    return {
-      httpProxy: options.proxy.http,
-      httpsProxy: options.proxy.https ?? options.proxy.http,
-      noProxy: options.proxy.noProxy,
-      explicit: true,
-    };
-  }
-  // A proxy from the environment never applies to loopback.
-  return {
-    httpProxy: env.HTTP_PROXY ?? env.http_proxy,
-    httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
-    noProxy: [env.NO_PROXY ?? env.no_proxy, LOOPBACK_NO_PROXY].filter(Boolean).join(','),
-    explicit: false,
-  };
-}
-
-/**
- * Whether a request to `url` may go through a proxy: then only undici carries it. Conservative:
- * a host counts as unproxied only where the dispatcher above certainly goes direct (no proxy for
- * the scheme at all, or an environment proxy and one of the loopback names it exempts).
- */
-export function mayUseProxy(options: TransportOptions, url: URL): boolean {
-  const proxy = proxySettings(options);
-  if (!(url.protocol === 'https:' ? proxy.httpsProxy : proxy.httpProxy)) return false;
-  if (proxy.explicit) return true;
-  return !LOOPBACK_NO_PROXY.split(',').includes(url.hostname);
 }

@@ -9,8 +9,8 @@ export interface FailureAction {
 
 /**
  * The buttons an error message about `registry` offers, chosen by the cause: sign in where
- * credentials are missing or refused, the settings where TLS or an insecure registry is the
- * problem, workspace trust where trust blocks the network, the repository's tags where the tag
+ * credentials are missing or refused, the settings where TLS, a proxy or an insecure registry is
+ * the problem, workspace trust where trust blocks the network, the repository's tags where the tag
  * does not exist, and always the log.
  */
 export function failureActions(
@@ -35,6 +35,10 @@ export function failureActions(
         command: 'workbench.action.openSettings',
         args: ['stowage.caCertificates'],
       });
+      break;
+    case 'PROXY':
+      // http.proxy, http.noProxy and http.proxyAuthorization sit together there.
+      out.push({ title: 'Open Settings', command: 'workbench.action.openSettings', args: ['http.proxy'] });
       break;
     case 'INSECURE_REFUSED':
       out.push({
