@@ -238,6 +238,34 @@ describe('Store ingest', () => {
     assert.equal(await store.verifyBlob(d), true);
   });
 
+  test('flushes to disk while writing: close, truncate and commit wait for one in flight', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(9 * 1024 * 1024 + 5);
+    const d = sha256(data);
+    // Several at once, each past the early-flush mark: flushes are in flight when they close.
+    const parts = [3, 5, 7].map((mib) => data.subarray(0, mib * 1024 * 1024));
+    const ingests = await Promise.all(parts.map((_, i) => store.ingest(sha256(Buffer.from([i])), undefined)));
+    await Promise.all(
+      ingests.map(async (ing, i) => {
+        for (let at = 0; at < parts[i]!.length; at += 512 * 1024)
+          await ing.write(parts[i]!.subarray(at, at + 512 * 1024));
+        await ing.close();
+      }),
+    );
+    for (const [i, part] of parts.entries()) {
+      const again = await store.ingest(sha256(Buffer.from([i])), undefined);
+      assert.equal(again.offset, part.length, 'every byte written before close is in the partial');
+      await again.truncate();
+      assert.equal(again.offset, 0);
+      await again.close();
+    }
+    const ing = await store.ingest(d, data.length);
+    for (let at = 0; at < data.length; at += 1024 * 1024)
+      await ing.write(data.subarray(at, at + 1024 * 1024));
+    await ing.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
   test('truncate discards the partial data and starts again at offset 0', async (t) => {
     const store = await Store.open(await tempDir(t));
     const data = randomBytes(50_000);

@@ -50,6 +50,17 @@ export interface IngestMeta {
 /** Coalesce small network chunks into fewer, larger writes. */
 const BUFFER_SIZE = 1024 * 1024;
 
+/**
+ * Written data is flushed to disk while the download goes on, each time this much more is written
+ * (one flush per file at a time, a few per process): the commit's fsync then has little left to
+ * wait for, where it would otherwise write out the whole blob at the end (200 MB from a local
+ * registry: 431 → 374 ms). Also keeps a large layer from piling up in the page cache as dirty pages.
+ */
+const EARLY_SYNC_BYTES = 2 * 1024 * 1024;
+/** Early flushes in flight at most: the rest of libuv's four threads stay free for the writes. */
+const EARLY_SYNCS = 2;
+let earlySyncs = 0;
+
 export class PresentIngest implements Ingest {
   readonly present = true;
   constructor(
@@ -72,6 +83,9 @@ export class BlobIngest implements Ingest {
   private done = false;
   private buffer = Buffer.allocUnsafe(BUFFER_SIZE);
   private buffered = 0;
+  /** Bytes written since the last early flush began. */
+  private unsynced = 0;
+  private syncing: Promise<void> | undefined;
 
   private constructor(
     readonly digest: Digest,
@@ -175,6 +189,7 @@ export class BlobIngest implements Ingest {
   async truncate(): Promise<void> {
     this.assertOpen();
     this.buffered = 0;
+    await this.syncing;
     await this.fh.truncate(0);
     this.hash = createHash(this.algorithm);
     this.written = 0;
@@ -184,6 +199,7 @@ export class BlobIngest implements Ingest {
     this.assertOpen();
     try {
       await this.flush();
+      await this.syncing;
       await this.fh.sync();
     } catch (e) {
       await this.close();
@@ -224,6 +240,8 @@ export class BlobIngest implements Ingest {
     try {
       await this.flush();
     } finally {
+      // Never close the descriptor under a flush in progress (the number could be reused).
+      await this.syncing;
       await this.fh.close().catch(() => {});
       await this.cleanup(this.written === 0);
     }
@@ -244,11 +262,25 @@ export class BlobIngest implements Ingest {
     this.buffered = 0;
     this.hash.update(piece);
     await writeAll(this.fh, piece);
+    this.unsynced += piece.byteLength;
+    if (this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < EARLY_SYNCS) {
+      this.unsynced = 0;
+      earlySyncs++;
+      // Best effort: the commit's own fsync is the one whose failure counts.
+      this.syncing = this.fh
+        .datasync()
+        .catch(() => {})
+        .finally(() => {
+          earlySyncs--;
+          this.syncing = undefined;
+        });
+    }
   }
 
   /** Deletes the partial data after a verification failure. */
   private async discard(): Promise<void> {
     this.done = true;
+    await this.syncing;
     await this.fh.close().catch(() => {});
     await this.cleanup(true);
   }
