@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { StowageError } from '../../src/core/errors';
+import { pull } from '../../src/core/pull/pull';
 import { parseReference, registryName } from '../../src/core/reference';
 import { RegistryClient } from '../../src/core/registry/client';
 import { Store } from '../../src/core/store';
@@ -20,6 +21,7 @@ import { successText } from '../../src/vscode/workbench/pulls';
 import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
 import { buildImage } from '../support/fixtures';
 import { startRegistry } from '../support/registry';
+import { startTinyproxy } from '../support/tinyproxy';
 
 const CACHED = 'example.test/team/app:1.0';
 
@@ -331,6 +333,55 @@ describe('workbench in the extension host', function () {
       }
     } finally {
       await registry.stop();
+    }
+  });
+
+  it("pulls through VS Code's http.proxy with http.proxyAuthorization; a proxy that wants credentials is named", async () => {
+    const registry = await startRegistry();
+    const proxy = await startTinyproxy({ user: 'alice', password: 'proxy-pass' });
+    const http = () => vscode.workspace.getConfiguration('http');
+    const destination = `${registry.host}/proxied/app:1.0`;
+    const caches: string[] = [];
+    const fresh = async () => {
+      caches.push(await mkdtemp(join(tmpdir(), 'stowage-proxy-cache-')));
+      return Store.open(caches[caches.length - 1]!);
+    };
+    /** The client after a settings change: the workbench makes a new one for the new settings. */
+    const nextClient = async (old: RegistryClient) => {
+      for (let i = 0; i < 100 && f.stowage.getClient() === old; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      const client = f.stowage.getClient();
+      assert.notEqual(client, old, 'a new client for the new http settings');
+      return client;
+    };
+    try {
+      // The image, pushed straight there before any proxy is set.
+      await vscode.commands.executeCommand('stowage.pushImage', { reference: CACHED }, destination);
+      let client = f.stowage.getClient();
+      await http().update('proxy', proxy.url, vscode.ConfigurationTarget.Global);
+      client = await nextClient(client);
+      await assert.rejects(pull(await fresh(), client, destination), (e: unknown) => {
+        // The extension's bundle has its own StowageError class: compare by code.
+        const { code, message } = e as { code?: string; message: string };
+        assert.equal(code, 'PROXY', message);
+        assert.match(message, new RegExp(`proxy http://127\\.0\\.0\\.1:${proxy.port} wants credentials`));
+        const actions = failureActions(new StowageError('PROXY', message), registry.host, true);
+        assert.deepEqual(actions[0]?.args, ['http.proxy']);
+        return true;
+      });
+      const token = `Basic ${Buffer.from('alice:proxy-pass').toString('base64')}`;
+      await http().update('proxyAuthorization', token, vscode.ConfigurationTarget.Global);
+      client = await nextClient(client);
+      const before = proxy.connects().length;
+      const result = await pull(await fresh(), client, destination);
+      assert.equal(result.fromCache, false);
+      assert.ok(proxy.connects().slice(before).includes(registry.host), 'tunnelled through the proxy');
+    } finally {
+      await http().update('proxy', undefined, vscode.ConfigurationTarget.Global);
+      await http().update('proxyAuthorization', undefined, vscode.ConfigurationTarget.Global);
+      await proxy.stop();
+      await registry.stop();
+      for (const dir of caches) await rm(dir, { recursive: true, force: true });
     }
   });
 
