@@ -1,6 +1,9 @@
-// The bench's "distant registry": a TLS registry behind a delay relay (a round trip of `rttMs`),
-// holding an image of many small layers, where round trips (connections, TLS handshakes, one
-// request after another) cost more than bytes. Ours (CLI and in-process) against skopeo, alternating.
+// The bench's "distant registry": a TLS registry behind a delay relay (a round trip of `rttMs`).
+// Two scenarios, ours (CLI and in-process) against skopeo, alternating:
+// - many small layers, where round trips (connections, TLS handshakes, one request after another)
+//   cost more than bytes;
+// - one large layer over a path that limits each connection's rate (as a long path or a CDN limits
+//   each flow), where the connections a layer arrives over decide.
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pull } from '../src/core/pull/pull';
@@ -12,10 +15,25 @@ import { startRegistry } from '../test/support/registry';
 import { startDelayProxy } from './delay-proxy';
 import { summarise, timeAsync, timeProcess } from './measure';
 
-const LAYERS = 10;
-const LAYER_BYTES = 512 * 1024;
+export interface DistantScenario {
+  /** For the report and the repository name. */
+  name: string;
+  layers: number;
+  layerBytes: number;
+  /** Each connection's rate limit, per direction. */
+  bytesPerSecond?: number;
+}
+
+export const MANY_SMALL: DistantScenario = { name: 'small', layers: 10, layerBytes: 512 * 1024 };
+export const ONE_LARGE: DistantScenario = {
+  name: 'large',
+  layers: 1,
+  layerBytes: 48 * 1024 * 1024,
+  bytesPerSecond: 25 * 1000 * 1000,
+};
 
 export async function benchDistant(options: {
+  scenario: DistantScenario;
   cli: string;
   work: string;
   rounds: number;
@@ -24,23 +42,25 @@ export async function benchDistant(options: {
   skopeoBlobCache: string;
   log: (line: string) => void;
 }): Promise<string[]> {
-  const { cli, work, rounds, rttMs, log } = options;
+  const { cli, work, rounds, rttMs, log, scenario } = options;
   const registry = await startRegistry({ tls: true });
-  const proxy = await startDelayProxy(registry.port, rttMs / 2);
+  const proxy = await startDelayProxy(registry.port, rttMs / 2, {
+    ...(scenario.bytesPerSecond ? { bytesPerSecond: scenario.bytesPerSecond } : {}),
+  });
   try {
-    const image = await buildImage(join(work, 'distant-fixture'), {
+    const image = await buildImage(join(work, `distant-${scenario.name}-fixture`), {
       platforms: ['linux/amd64'],
       index: false,
-      layers: LAYERS,
-      layerSize: LAYER_BYTES,
-      seed: 'stowage-distant',
+      layers: scenario.layers,
+      layerSize: scenario.layerBytes,
+      seed: `stowage-distant-${scenario.name}`,
     });
-    await pushLayout(image.layoutDir, image.tag, registry, 'bench/distant:latest');
+    await pushLayout(image.layoutDir, image.tag, registry, `bench/${scenario.name}:latest`);
     const blobs = image.platforms[0]!.layers.length + 1;
-    const ref = `127.0.0.1:${proxy.port}/bench/distant:latest`;
+    const ref = `127.0.0.1:${proxy.port}/bench/${scenario.name}:latest`;
     let seq = 0;
     const fresh = async () => {
-      const dir = join(work, `distant-${seq++}`);
+      const dir = join(work, `distant-${scenario.name}-${seq++}`);
       await mkdir(dir);
       return dir;
     };
@@ -99,12 +119,19 @@ export async function benchDistant(options: {
       }
       if (round >= 0)
         log(
-          `distant round ${round + 1}/${rounds}: ${names.map((n) => `${n} ${times.get(n)!.at(-1)!.toFixed(0)}`).join(', ')} ms`,
+          `distant (${scenario.name}) round ${round + 1}/${rounds}: ${names.map((n) => `${n} ${times.get(n)!.at(-1)!.toFixed(0)}`).join(', ')} ms`,
         );
     }
     const median = (n: Name) => summarise(times.get(n)!).median;
+    const size =
+      scenario.layerBytes >= 1024 * 1024
+        ? `${scenario.layerBytes / 1024 / 1024} MiB`
+        : `${scenario.layerBytes / 1024} KiB`;
+    const limit = scenario.bytesPerSecond
+      ? `, each connection limited to ${scenario.bytesPerSecond / 1e6} MB/s`
+      : '';
     return [
-      `Distant registry: TLS behind a ${rttMs} ms round trip, ${blobs} blobs (config + ${LAYERS} × ${LAYER_BYTES / 1024} KiB layers), ${rounds} rounds, medians:`,
+      `Distant registry: TLS behind a ${rttMs} ms round trip${limit}, ${blobs} blobs (config + ${scenario.layers} × ${size} layer${scenario.layers > 1 ? 's' : ''}), ${rounds} rounds, medians:`,
       `  stowage CLI ${median('ours-cli').toFixed(0)} ms · in-process ${median('ours-inproc').toFixed(0)} ms · skopeo ${median('skopeo').toFixed(0)} ms` +
         ` → ours/skopeo ${(median('ours-cli') / median('skopeo')).toFixed(2)} (CLI), ${(median('ours-inproc') / median('skopeo')).toFixed(2)} (in-process)`,
     ];

@@ -9,7 +9,8 @@
 // node:http (bench/node-floor.mjs: what any Node puller costs here), and our warm pull (a second CLI pull into the same cache: it
 // must make 0 requests). Processes run under GNU time for their CPU time and peak RSS.
 // Then the peak RSS of a CLI pull of a single ~1 GiB layer, a pull of many small layers from a
-// "distant" TLS registry (bench/distant.ts: behind a relay adding --rtt-ms of round trip), and
+// "distant" TLS registry (bench/distant.ts: behind a relay adding --rtt-ms of round trip), one large
+// layer from it over connections limited to 25 MB/s each, and
 // resolveDockerfile over 1,000 files.
 //
 // usage: npm run bench -- [--rounds N] [--layers N] [--layer-mib N] [--no-memory] [--memory-mib N]
@@ -25,7 +26,7 @@ import { buildImage } from '../test/support/fixtures';
 import { pushLayout } from '../test/support/push';
 import { type RunningRegistry, startRegistry } from '../test/support/registry';
 import { pushBigLayerImage } from './big-layer';
-import { benchDistant } from './distant';
+import { benchDistant, MANY_SMALL, ONE_LARGE } from './distant';
 import { haveGnuTime, MiB, mib, peakRss, summarise, type Timed, timeAsync, timeProcess } from './measure';
 import { benchResolve, printResolve } from './resolve';
 
@@ -299,15 +300,18 @@ async function main() {
     await registry.stop();
     registry = undefined;
     if (!flags['no-distant']) {
-      const lines = await benchDistant({
-        cli: CLI,
-        work,
-        rounds: ROUNDS,
-        rttMs: Number(flags['rtt-ms']),
-        skopeoBlobCache: SKOPEO_BLOB_CACHE,
-        log,
-      });
-      console.log(`\n${lines.join('\n')}`);
+      for (const scenario of [MANY_SMALL, ONE_LARGE]) {
+        const lines = await benchDistant({
+          scenario,
+          cli: CLI,
+          work,
+          rounds: ROUNDS,
+          rttMs: Number(flags['rtt-ms']),
+          skopeoBlobCache: SKOPEO_BLOB_CACHE,
+          log,
+        });
+        console.log(`\n${lines.join('\n')}`);
+      }
     }
   } finally {
     await cleanup();

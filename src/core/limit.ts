@@ -9,6 +9,8 @@ export async function forEachLimit<T>(
   limit: number,
   signal: AbortSignal | undefined,
   fn: (item: T, signal: AbortSignal) => Promise<void>,
+  /** What a slot does once no item is left for it (all `limit` slots run, however few the items). */
+  idle?: (signal: AbortSignal) => Promise<void>,
 ): Promise<void> {
   const inner = new AbortController();
   const onAbort = () => inner.abort(signal?.reason);
@@ -28,9 +30,20 @@ export async function forEachLimit<T>(
         }
       }
     }
+    if (idle && !failed) {
+      try {
+        await idle(inner.signal);
+      } catch (e) {
+        if (!failed) {
+          failed = { error: e };
+          inner.abort(e);
+        }
+      }
+    }
   };
+  const slots = idle ? Math.max(1, limit) : Math.max(1, Math.min(limit, items.length));
   try {
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+    await Promise.all(Array.from({ length: slots }, worker));
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }

@@ -21,6 +21,8 @@ export type RuleResult =
   | { passBytes: number }
   /** Forward the first `bytes` of the request body upstream, then break both connections. */
   | { cutRequestAfter: number }
+  /** Forward without these request headers (lower case): e.g. `range`, as a server ignoring it. */
+  | { dropRequestHeaders: string[] }
   | undefined;
 
 export interface Proxy {
@@ -56,8 +58,10 @@ export async function startProxy(
         return;
       }
       const headers: Record<string, string> = {};
+      const dropped = action && 'dropRequestHeaders' in action ? action.dropRequestHeaders : [];
       for (const [k, v] of Object.entries(req.headers)) {
-        if (k !== 'host' && k !== 'connection' && typeof v === 'string') headers[k] = v;
+        if (k !== 'host' && k !== 'connection' && typeof v === 'string' && !dropped.includes(k))
+          headers[k] = v;
       }
       const up = await request(`${upstream}${req.url}`, {
         method: req.method as 'GET',

@@ -7,6 +7,7 @@ import { describe, test } from 'node:test';
 import type { Digest } from '../../src/core/digest';
 import { isStowageError } from '../../src/core/errors';
 import { Store } from '../../src/core/store';
+import { PARTS_MARKER } from '../../src/core/store/ingest';
 import { sha256, tempDir } from './store-fixture';
 
 const code = (c: string) => (e: unknown) => isStowageError(e, c as never);
@@ -30,6 +31,20 @@ function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', '0']);
   assert.ok(r.pid);
   return r.pid;
+}
+
+/** The lock file a process that died while holding `folder`'s lock leaves. */
+async function deadLock(folder: string): Promise<void> {
+  const { hostname } = await import('node:os');
+  await fs.writeFile(
+    join(folder, 'lock'),
+    JSON.stringify({
+      pid: deadPid(),
+      hostname: hostname(),
+      createdAt: new Date().toISOString(),
+      token: 'dead',
+    }),
+  );
 }
 
 describe('Store layout', () => {
@@ -238,6 +253,74 @@ describe('Store ingest', () => {
     assert.equal(await store.verifyBlob(d), true);
   });
 
+  test('parts: bytes written ahead at their place are adopted into the digest, then committed', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(5 * 1024 * 1024 + 123);
+    const d = sha256(data);
+    const ing = await store.ingest(d, data.length);
+    const cuts = [2 * 1024 * 1024, 4 * 1024 * 1024];
+    // The later parts first, in small and odd-sized writes, while the owner writes the start.
+    const parts = await Promise.all(cuts.map((at) => ing.part(at)));
+    const ends = [cuts[1]!, data.length];
+    await Promise.all(
+      parts.map(async (p, i) => {
+        for (let at = cuts[i]!; at < ends[i]!; at += 300_001)
+          await p.write(data.subarray(at, Math.min(at + 300_001, ends[i]!)));
+        await p.close();
+        assert.equal(p.written, ends[i]! - cuts[i]!);
+      }),
+    );
+    await ing.write(data.subarray(0, cuts[0]));
+    await ing.adopt(cuts[1]!);
+    await ing.adopt(data.length);
+    assert.equal(ing.offset, data.length);
+    await ing.commit();
+    assert.equal(await store.verifyBlob(d), true);
+    assert.deepEqual(await fs.readdir(store.ingestPath(d)).catch(() => []), [], 'nothing left behind');
+  });
+
+  test('parts: a close keeps only the adopted prefix; a part past the size is refused', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(3 * 1024 * 1024);
+    const d = sha256(data);
+    const ing = await store.ingest(d, data.length);
+    await ing.write(data.subarray(0, 1000));
+    const ahead = await ing.part(2 * 1024 * 1024);
+    await ahead.write(data.subarray(2 * 1024 * 1024));
+    await assert.rejects(ahead.write(Buffer.alloc(1)), code('SIZE_MISMATCH'));
+    await ahead.close();
+    await assert.rejects(ing.part(500), code('CACHE_CORRUPT'), 'a part may not overlap what is written');
+    await ing.close();
+    assert.equal((await fs.stat(join(store.ingestPath(d), 'data'))).size, 1000, 'truncated to the prefix');
+    const again = await store.ingest(d, data.length);
+    assert.equal(again.offset, 1000, 'resumes from the prefix, not from what parts left past a gap');
+    await again.write(data.subarray(1000));
+    await again.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
+  test('parts: after a crash while parts were writing, the partial data is not trusted', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const data = randomBytes(4 * 1024 * 1024);
+    const d = sha256(data);
+    // What a process that died mid-split leaves: a prefix, a gap of zeros, a part's bytes, the marker.
+    const folder = store.ingestPath(d);
+    await fs.mkdir(folder, { recursive: true });
+    const left = Buffer.concat([
+      data.subarray(0, 1024 * 1024),
+      Buffer.alloc(2 * 1024 * 1024),
+      data.subarray(3 * 1024 * 1024),
+    ]);
+    await fs.writeFile(join(folder, 'data'), left);
+    await fs.writeFile(join(folder, PARTS_MARKER), '');
+    await deadLock(folder);
+    const resumed = await store.ingest(d, data.length, { timeoutMs: 10_000 });
+    assert.equal(resumed.offset, 0, 'started over');
+    await resumed.write(data);
+    await resumed.commit();
+    assert.equal(await store.verifyBlob(d), true);
+  });
+
   test('flushes to disk while writing: close, truncate and commit wait for one in flight', async (t) => {
     const store = await Store.open(await tempDir(t));
     const data = randomBytes(9 * 1024 * 1024 + 5);
@@ -314,16 +397,7 @@ describe('Store ingest', () => {
     const folder = store.ingestPath(d);
     await fs.mkdir(folder, { recursive: true });
     await fs.writeFile(join(folder, 'data'), data.subarray(0, 4000));
-    const { hostname } = await import('node:os');
-    await fs.writeFile(
-      join(folder, 'lock'),
-      JSON.stringify({
-        pid: deadPid(),
-        hostname: hostname(),
-        createdAt: new Date().toISOString(),
-        token: 'dead',
-      }),
-    );
+    await deadLock(folder);
     const ing = await store.ingest(d, data.length, { timeoutMs: 10_000 });
     assert.equal(ing.offset, 4000);
     await ing.write(data.subarray(4000));

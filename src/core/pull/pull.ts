@@ -1,10 +1,9 @@
-import { type Digest, parseDigest } from '../digest';
-import { abortError, StowageError, throwIfAborted } from '../errors';
+import type { Digest } from '../digest';
+import { StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
 import { formatPlatform, hostPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
 import { formatReference, parsePullableReference, type Reference } from '../reference';
 import type { RegistryClient } from '../registry/client';
-import { backoffDelay, DEFAULT_RETRY, isTransientNetworkError, sleep } from '../registry/retry';
 import {
   availablePlatforms,
   type Descriptor,
@@ -17,6 +16,7 @@ import {
   selectManifests,
   walkImage,
 } from '../store';
+import { fetchBlob, Splitter } from './fetch';
 
 export interface PullOptions {
   /** Platforms to keep from a multi-platform image. Default: the host's. */
@@ -180,12 +180,15 @@ export async function pull(
     ...manifests.map((m) => m.descriptor.digest),
   ]);
   try {
-    await forEachLimit(unique, options.concurrency ?? 4, signal, async (b, blobSignal) => {
+    // Slots left without a blob help with the large ones still coming (see fetch.ts).
+    const splitter = new Splitter();
+    const fetchOne = async (b: Needed, blobSignal: AbortSignal) => {
       const { digest, size } = b.descriptor;
       let held = 0;
       const fetched = await fetchBlob(store, client, ref, b.descriptor, {
         signal: blobSignal,
         attempts: options.blobAttempts ?? 5,
+        splitter,
         onStart: (offset) => emit({ type: 'blob', digest, size, kind: b.kind, state: 'start', offset }),
         onHeld: (bytes, downloaded) => {
           progress.bytesDone += bytes - held;
@@ -199,7 +202,21 @@ export async function pull(
       if (b.kind === 'layer') progress.layersDone++;
       emit({ type: 'blob', digest, size, kind: b.kind, state: fetched ? 'done' : 'cached' });
       report(true);
-    });
+    };
+    await forEachLimit(
+      unique,
+      options.concurrency ?? 4,
+      signal,
+      async (b, blobSignal) => {
+        splitter.begin();
+        try {
+          await fetchOne(b, blobSignal);
+        } finally {
+          splitter.end();
+        }
+      },
+      (slotSignal) => splitter.help(slotSignal),
+    );
 
     // Commit manifests bottom-up, then the reference: it never points at something missing.
     for (const m of [...manifests].reverse()) await store.putBlob(m.bytes, m.descriptor.digest);
@@ -307,118 +324,4 @@ function dedupe(needed: Needed[]): Needed[] {
     seen.add(n.descriptor.digest);
     return true;
   });
-}
-
-/**
- * Downloads one blob into the store, resuming a partial ingest, retrying broken transfers.
- * Returns false when the blob was already there (or another process committed it meanwhile).
- */
-async function fetchBlob(
-  store: Store,
-  client: RegistryClient,
-  ref: Reference,
-  descriptor: Descriptor,
-  opts: {
-    signal?: AbortSignal;
-    attempts: number;
-    onStart: (offset: number) => void;
-    /** Bytes of this blob held so far, and bytes newly downloaded by this call. */
-    onHeld: (held: number, downloaded: number) => void;
-  },
-): Promise<boolean> {
-  const { digest, size } = descriptor;
-  parseDigest(digest, `blob digest in ${formatReference(ref)}`);
-  if (!Number.isSafeInteger(size) || size < 0) {
-    throw new StowageError(
-      'MANIFEST_INVALID',
-      `${formatReference(ref)} lists blob ${digest} with an invalid size.`,
-    );
-  }
-  if (await store.has(digest, size)) {
-    opts.onHeld(size, 0);
-    return false;
-  }
-  for (let attempt = 1; ; attempt++) {
-    throwIfAborted(opts.signal);
-    const ingest = await store.ingest(digest, size, { signal: opts.signal });
-    if (ingest.present) {
-      await ingest.close();
-      opts.onHeld(size, 0);
-      return false;
-    }
-    let counted = ingest.offset;
-    opts.onHeld(counted, 0);
-    opts.onStart(ingest.offset);
-    try {
-      if (ingest.offset < size || size === 0) {
-        const stream = await client.blob(ref, digest, ingest.offset, opts.signal);
-        try {
-          for await (const chunk of stream.body) {
-            if (counted + chunk.length > size) {
-              throw new StowageError(
-                'SIZE_MISMATCH',
-                `Blob ${digest} of ${formatReference(ref)} is larger than the ${size} bytes its manifest says.`,
-                'The registry served other content; nothing was stored.',
-              );
-            }
-            await ingest.write(chunk);
-            counted += chunk.length;
-            opts.onHeld(counted, chunk.length);
-          }
-        } finally {
-          stream.destroy();
-        }
-        // A body that ends early (truncated, or a Content-Length that lied) is a broken transfer:
-        // keep the prefix and resume, instead of committing a short blob that can only fail.
-        if (counted < size) throw new ShortBody(digest, counted, size, ref);
-      }
-      await ingest.commit();
-      return true;
-    } catch (e) {
-      await ingest.close().catch(() => {});
-      if (opts.signal?.aborted) {
-        const r = opts.signal.reason;
-        throw r instanceof StowageError ? r : new StowageError('ABORTED', 'The pull was cancelled.');
-      }
-      const transient =
-        isTransientNetworkError(e) ||
-        isTransientNetworkError((e as { cause?: unknown }).cause) ||
-        /premature close|terminated|other side closed/i.test(String((e as Error)?.message)) ||
-        e instanceof ShortBody;
-      const bodyTimeout = (e as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT';
-      if (transient && attempt < opts.attempts) {
-        // A cancel during the wait rejects with the signal's bare reason: report it typed.
-        await sleep(backoffDelay(attempt, DEFAULT_RETRY), opts.signal).catch(() => {
-          throw abortError(opts.signal);
-        });
-        continue;
-      }
-      if (bodyTimeout) {
-        throw new StowageError(
-          'STALLED',
-          `Download of ${digest} from ${ref.registry} stalled: no data arrived for too long.`,
-          'Try again; the partial download is kept and resumes.',
-          { cause: e },
-        );
-      }
-      if (e instanceof StowageError) throw e;
-      throw new StowageError(
-        'NETWORK',
-        `Download of ${digest} from ${ref.registry} failed: ${(e as Error)?.message ?? e}.`,
-        'Try again; the partial download is kept and resumes.',
-        { cause: e },
-      );
-    }
-  }
-}
-
-/** The server ended a blob's body before all its bytes arrived. */
-class ShortBody extends StowageError {
-  constructor(digest: Digest, received: number, size: number, ref: Reference) {
-    super(
-      'SIZE_MISMATCH',
-      `Download of blob ${digest} from ${ref.registry} ended after ${received} of its ${size} bytes.`,
-      'Try again; the partial download is kept and resumes.',
-    );
-  }
 }

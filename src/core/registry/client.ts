@@ -89,6 +89,8 @@ export interface BlobStream {
   total?: number;
   /** True when the server honoured Range with a matching 206. */
   resumed: boolean;
+  /** The server takes Range requests (it answered one, or said `Accept-Ranges: bytes`). */
+  ranges: boolean;
   /** Closes the connection early (cancel). */
   destroy(): void;
 }
@@ -321,29 +323,16 @@ export class RegistryClient {
     offset = 0,
     signal?: AbortSignal,
   ): Promise<BlobStream> {
-    parseDigest(digest);
-    const ctx = { registry: ref.registry, repository: ref.repository, what: `blob ${digest}` };
-    const res = await this.call(
-      {
-        ctx,
-        registry: ref.registry,
-        scope: `repository:${ref.repository}:pull`,
-        method: 'GET',
-        path: `/v2/${ref.repository}/blobs/${digest}`,
-        headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
-        signal,
-        direct: 'blob',
-      },
-      true,
-    );
+    const res = await this.blobGet(ref, digest, offset > 0 ? `bytes=${offset}-` : undefined, signal);
     const length = Number(headerValue(res.headers, 'content-length'));
     if (res.statusCode === 206) {
-      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerValue(res.headers, 'content-range') ?? '');
-      if (m && Number(m[1]) === offset) {
+      const range = contentRange(res);
+      if (range?.start === offset) {
         return {
           body: res.body,
           resumed: true,
-          ...(m[3] !== '*' ? { total: Number(m[3]) } : {}),
+          ranges: true,
+          ...(range.total !== undefined ? { total: range.total } : {}),
           destroy: () => res.body.destroy(),
         };
       }
@@ -354,10 +343,53 @@ export class RegistryClient {
     const stream: BlobStream = {
       body: res.body,
       resumed: false,
+      ranges: /\bbytes\b/i.test(headerValue(res.headers, 'accept-ranges') ?? ''),
       ...(Number.isSafeInteger(length) ? { total: length } : {}),
       destroy: () => res.body.destroy(),
     };
     return offset > 0 ? skipPrefix(stream, offset) : stream;
+  }
+
+  /**
+   * Bytes [start, end) of a blob, for one of several connections sharing a download; undefined
+   * when the registry does not answer with exactly that range.
+   */
+  async blobRange(
+    ref: Pick<Reference, 'registry' | 'repository'>,
+    digest: Digest,
+    start: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<BlobStream | undefined> {
+    const res = await this.blobGet(ref, digest, `bytes=${start}-${end - 1}`, signal);
+    const range = res.statusCode === 206 ? contentRange(res) : undefined;
+    if (range?.start !== start || range.end !== end) {
+      res.body.destroy();
+      return undefined;
+    }
+    return { body: res.body, resumed: true, ranges: true, destroy: () => res.body.destroy() };
+  }
+
+  private blobGet(
+    ref: Pick<Reference, 'registry' | 'repository'>,
+    digest: Digest,
+    range: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
+    parseDigest(digest);
+    return this.call(
+      {
+        ctx: { registry: ref.registry, repository: ref.repository, what: `blob ${digest}` },
+        registry: ref.registry,
+        scope: `repository:${ref.repository}:pull`,
+        method: 'GET',
+        path: `/v2/${ref.repository}/blobs/${digest}`,
+        headers: range ? { range } : {},
+        signal,
+        direct: 'blob',
+      },
+      true,
+    );
   }
 
   /** Lists tags lazily, one page at a time (`n` per page, following `Link: rel="next"`). */
@@ -814,6 +846,13 @@ class BodyBroken extends StowageError {
   }
 }
 
+/** `Content-Range: bytes a-b/n` → [a, b+1) and n when known. */
+function contentRange(res: Response): { start: number; end: number; total?: number } | undefined {
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(headerValue(res.headers, 'content-range') ?? '');
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]) + 1, ...(m[3] !== '*' ? { total: Number(m[3]) } : {}) };
+}
+
 /** Wraps a stream so its first `skip` bytes are dropped (a server that ignored Range). */
 function skipPrefix(stream: BlobStream, skip: number): BlobStream {
   const source = stream.body;
@@ -828,7 +867,7 @@ function skipPrefix(stream: BlobStream, skip: number): BlobStream {
       left = 0;
     }
   }
-  return { ...stream, body: body(), resumed: false };
+  return { ...stream, body: body(), resumed: false, ranges: false };
 }
 
 /** The next page from a `Link: <…>; rel="next"` header; only on the same origin. */

@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, constants as fsConstants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest';
@@ -34,10 +34,42 @@ export interface Ingest {
   write(chunk: Uint8Array): Promise<void>;
   /** Discards the partial data and starts again at offset 0. */
   truncate(): Promise<void>;
+  /**
+   * A writer for the bytes from `start` on (at or past the offset), put in place in the partial
+   * file while this ingest is still before them: one blob downloaded over several connections.
+   * They count once adopted; a close keeps only the adopted prefix, and a crash loses them.
+   */
+  part(start: number): Promise<PartWriter>;
+  /** Takes the bytes parts wrote, from the offset up to `end`, into the digest (read back). */
+  adopt(end: number): Promise<void>;
   /** Verifies size and digest, then moves the blob into place (read-only). */
   commit(): Promise<void>;
   /** Keeps the partial data for a later resume and releases the per-blob lock. Idempotent. */
   close(): Promise<void>;
+}
+
+/** Writes one part of a blob at its place (see {@link Ingest.part}). Calls must not overlap. */
+export interface PartWriter {
+  readonly start: number;
+  /** Bytes in the file so far (what is buffered is written by the next flush or the close). */
+  readonly written: number;
+  write(chunk: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Present while parts may have written past the hashed prefix: bytes there are not known to be
+ * contiguous (a part ahead of a gap). A close truncates to the prefix and removes it; finding it
+ * on open means a crash, and the partial data is not trusted.
+ */
+export const PARTS_MARKER = 'parts';
+
+/** Deletes an ingest folder's partial data and what describes it (not its lock). */
+export async function removePartial(folder: string): Promise<void> {
+  // The data first: a marker left alone is harmless, data without its marker is trusted.
+  await fs.rm(join(folder, 'data'), { force: true });
+  await fs.rm(join(folder, 'meta.json'), { force: true });
+  await fs.rm(join(folder, PARTS_MARKER), { force: true });
 }
 
 export interface IngestMeta {
@@ -74,6 +106,10 @@ export class PresentIngest implements Ingest {
     throw new StowageError('CACHE_CORRUPT', `Blob ${this.digest} is already in the cache; nothing to write.`);
   }
   async truncate(): Promise<void> {}
+  async part(): Promise<PartWriter> {
+    throw new StowageError('CACHE_CORRUPT', `Blob ${this.digest} is already in the cache; nothing to write.`);
+  }
+  async adopt(): Promise<void> {}
   async commit(): Promise<void> {}
   async close(): Promise<void> {}
 }
@@ -85,6 +121,10 @@ export class BlobIngest implements Ingest {
   private buffered = 0;
   /** Bytes written since the last early flush began. */
   private unsynced = 0;
+  /** Parts may have written past the hashed prefix (the marker file exists). */
+  private parted = false;
+  /** Bytes of the prefix in the file (written less what is still buffered). */
+  private flushed: number;
   private syncing: Promise<void> | undefined;
 
   private constructor(
@@ -98,7 +138,9 @@ export class BlobIngest implements Ingest {
     private fh: FileHandle,
     private hash: Hash,
     private written: number,
-  ) {}
+  ) {
+    this.flushed = written;
+  }
 
   get offset(): number {
     return this.written;
@@ -132,6 +174,17 @@ export class BlobIngest implements Ingest {
     } catch {
       // No or unreadable meta: informational only.
     }
+    // Parts were writing when the last process stopped without closing: gaps are possible.
+    const marker = join(folder, PARTS_MARKER);
+    if (
+      await fs.access(marker).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      await fs.rm(data, { force: true });
+      await fs.rm(marker, { force: true });
+    }
     try {
       for await (const chunk of createReadStream(data, { highWaterMark: BUFFER_SIZE })) {
         hash.update(chunk as Buffer);
@@ -140,7 +193,8 @@ export class BlobIngest implements Ingest {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
-    const fh = await fs.open(data, 'a', 0o600);
+    // Positional writes: parts write ahead of the prefix in the same file.
+    const fh = await fs.open(data, fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
     const ingest = new BlobIngest(
       options.digest,
       expectedSize,
@@ -193,6 +247,46 @@ export class BlobIngest implements Ingest {
     await this.fh.truncate(0);
     this.hash = createHash(this.algorithm);
     this.written = 0;
+    this.flushed = 0;
+  }
+
+  async part(start: number): Promise<PartWriter> {
+    this.assertOpen();
+    if (start < this.written || (this.expectedSize !== undefined && start > this.expectedSize)) {
+      throw new StowageError(
+        'CACHE_CORRUPT',
+        `A part of ${this.digest} at byte ${start} overlaps what is written.`,
+      );
+    }
+    if (!this.parted) {
+      // On disk before any byte lands past the prefix: after a crash the partial data is dropped.
+      await fs.writeFile(join(this.folder, PARTS_MARKER), '', { mode: 0o600 });
+      await syncDir(this.folder);
+      this.parted = true;
+    }
+    return new FilePart(await fs.open(this.dataPath, 'r+'), start, this.digest, this.expectedSize);
+  }
+
+  async adopt(end: number): Promise<void> {
+    this.assertOpen();
+    if (end < this.written || (this.expectedSize !== undefined && end > this.expectedSize)) {
+      throw new StowageError('CACHE_CORRUPT', `Cannot adopt bytes of ${this.digest} up to ${end}.`);
+    }
+    await this.flush();
+    // Hashed as read back from the file: what is verified is what the file holds.
+    for (let at = this.written; at < end; ) {
+      const { bytesRead } = await this.fh.read(this.buffer, 0, Math.min(BUFFER_SIZE, end - at), at);
+      if (bytesRead === 0) {
+        throw new StowageError(
+          'CACHE_CORRUPT',
+          `The partial download of ${this.digest} ends at byte ${at}, before ${end}.`,
+        );
+      }
+      this.hash.update(this.buffer.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    this.written = end;
+    this.flushed = end;
   }
 
   async commit(): Promise<void> {
@@ -239,11 +333,16 @@ export class BlobIngest implements Ingest {
     this.done = true;
     try {
       await this.flush();
+      // Keep only the hashed prefix: past it, parts may have left gaps.
+      if (this.parted) {
+        await this.fh.truncate(this.flushed);
+        await fs.rm(join(this.folder, PARTS_MARKER), { force: true });
+      }
     } finally {
       // Never close the descriptor under a flush in progress (the number could be reused).
       await this.syncing;
       await this.fh.close().catch(() => {});
-      await this.cleanup(this.written === 0);
+      await this.cleanup(this.flushed === 0);
     }
   }
 
@@ -261,7 +360,8 @@ export class BlobIngest implements Ingest {
     const piece = this.buffer.subarray(0, this.buffered);
     this.buffered = 0;
     this.hash.update(piece);
-    await writeAll(this.fh, piece);
+    await writeAll(this.fh, piece, this.flushed);
+    this.flushed += piece.byteLength;
     this.unsynced += piece.byteLength;
     if (this.unsynced >= EARLY_SYNC_BYTES && !this.syncing && earlySyncs < EARLY_SYNCS) {
       this.unsynced = 0;
@@ -286,20 +386,71 @@ export class BlobIngest implements Ingest {
   }
 
   private async cleanup(removeData: boolean): Promise<void> {
-    if (removeData) {
-      await fs.rm(this.dataPath, { force: true });
-      await fs.rm(join(this.folder, 'meta.json'), { force: true });
-    }
+    if (removeData) await removePartial(this.folder);
     await this.lock.release();
     // Another process may already be waiting on a new lock in here: then the folder stays.
     if (removeData) await fs.rmdir(this.folder).catch(() => {});
   }
 }
 
-async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+/** One part of a blob, written at its place in the partial file through a descriptor of its own. */
+class FilePart implements PartWriter {
+  private flushed = 0;
+  private buffered = 0;
+  private readonly buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  private closed = false;
+
+  constructor(
+    private readonly fh: FileHandle,
+    readonly start: number,
+    private readonly digest: Digest,
+    private readonly size: number | undefined,
+  ) {}
+
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.closed) throw new StowageError('ABORTED', `A part of ${this.digest} is already closed.`);
+    if (this.size !== undefined && this.start + this.flushed + this.buffered + chunk.byteLength > this.size) {
+      throw new StowageError(
+        'SIZE_MISMATCH',
+        `Blob ${this.digest} is larger than the ${this.size} bytes its descriptor declares.`,
+      );
+    }
+    for (let from = 0; from < chunk.byteLength; ) {
+      const n = Math.min(BUFFER_SIZE - this.buffered, chunk.byteLength - from);
+      this.buffer.set(chunk.subarray(from, from + n), this.buffered);
+      this.buffered += n;
+      from += n;
+      if (this.buffered === BUFFER_SIZE) await this.flush();
+    }
+  }
+
+  get written(): number {
+    return this.flushed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.flush();
+    } finally {
+      await this.fh.close().catch(() => {});
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.buffered === 0) return;
+    const piece = this.buffer.subarray(0, this.buffered);
+    this.buffered = 0;
+    await writeAll(this.fh, piece, this.start + this.flushed);
+    this.flushed += piece.byteLength;
+  }
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
   let from = 0;
   while (from < bytes.byteLength) {
-    const { bytesWritten } = await fh.write(bytes, from, bytes.byteLength - from);
+    const { bytesWritten } = await fh.write(bytes, from, bytes.byteLength - from, position + from);
     from += bytesWritten;
   }
 }

@@ -14,7 +14,7 @@ import {
   syncDir,
   writeTemp,
 } from './fsutil';
-import { BlobIngest, type Ingest, PresentIngest } from './ingest';
+import { BlobIngest, type Ingest, PresentIngest, removePartial } from './ingest';
 import { DEFAULT_STALE_MS, FileLock, isStale, type LockOptions, readOwner } from './lock';
 import { type Descriptor, MAX_JSON_BLOB, parseManifest, validateDescriptor } from './manifest';
 import { isJsonDocumentMediaType, MediaType, REF_NAME_ANNOTATION } from './media-types';
@@ -237,8 +237,7 @@ export class Store {
       const nowPresent = await this.presentIngest(expected, size);
       if (nowPresent) {
         // Committed by whoever held the lock before us; drop any leftovers.
-        await fs.rm(join(folder, 'data'), { force: true });
-        await fs.rm(join(folder, 'meta.json'), { force: true });
+        await removePartial(folder);
         await lock.release();
         await fs.rmdir(folder).catch(() => {});
         return nowPresent;
@@ -529,8 +528,7 @@ export class Store {
         const age = Date.now() - (data?.mtimeMs ?? 0);
         const committed = digest !== undefined && (await this.has(digest).catch(() => false));
         if (!data || committed || age > maxAgeMs) {
-          await fs.rm(join(folder, 'data'), { force: true });
-          await fs.rm(join(folder, 'meta.json'), { force: true });
+          await removePartial(folder);
           if (data) removed++;
         }
       } finally {
