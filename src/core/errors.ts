@@ -66,3 +66,32 @@ export function abortError(signal?: AbortSignal): StowageError {
 export function throwIfAborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw abortError(signal);
 }
+
+/**
+ * `work`, or the abort as soon as `signal` fires: for operations that only notice a cancel late
+ * (undici's request while its connection is still being made: up to the connect timeout). What
+ * `work` yields after the abort goes to `late` (to release it).
+ */
+export function abortable<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  late?: (value: T) => void,
+): Promise<T> {
+  if (!signal) return work;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) late?.(value);
+        else resolve(value);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { type AddressInfo, connect, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -128,5 +128,42 @@ test('tags of a real repository', async () => {
   const all: string[] = [];
   for await (const page of client.tags(parseReference(`${reg.host}/a/one`))) all.push(...page);
   assert.deepEqual(all, ['v1']);
+  await client.close();
+});
+
+test('a cancel ends a pull at once, even while a TLS connection is still being made', async () => {
+  // Accepts the TCP connection and never answers the TLS hello: the connect waits for its timeout.
+  const held: Socket[] = [];
+  const silent = createNetServer((s) => {
+    held.push(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  stops.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of held) s.destroy();
+        silent.close(() => r());
+      }),
+  );
+  const port = (silent.address() as AddressInfo).port;
+  const client = new RegistryClient();
+  const controller = new AbortController();
+  const pulling = pull(
+    await Store.open(await mkdtemp(join(work, 'cache-'))),
+    client,
+    `127.0.0.1:${port}/a/b:v1`,
+    {
+      signal: controller.signal,
+    },
+  );
+  while (held.length === 0) await new Promise((r) => setTimeout(r, 10));
+  controller.abort();
+  await assert.rejects(pulling, (e: Error & { code?: string }) => e.code === 'ABORTED');
+  // The pull gave up while the connection attempt was still open: it did not wait for it to end.
+  assert.ok(
+    held.some((s) => !s.destroyed && !s.readableEnded),
+    'the connection was still being made',
+  );
   await client.close();
 });

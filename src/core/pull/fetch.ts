@@ -9,6 +9,10 @@ import type { Descriptor, Ingest, Store } from '../store';
 export const MIN_PART = 8 * 1024 * 1024;
 /** Split points fall on these boundaries (whole buffers for the writers). */
 const ALIGN = 1024 * 1024;
+/** How often an owner waiting for a part checks whether to take its range back. */
+const CHECK_MS = 250;
+/** A part without a byte, or without a new one, for this long is taken back by its owner. */
+const PATIENCE_MS = 1000;
 
 export interface FetchOptions {
   signal?: AbortSignal;
@@ -109,6 +113,12 @@ interface Range {
 /** A range taken by another download slot; the owner adopts its bytes once it has settled. */
 class Part implements Range {
   pos: number;
+  done = false;
+  readonly began = performance.now();
+  firstByteAt: number | undefined;
+  lastByteAt: number | undefined;
+  /** The owner takes the range back (the part is behind). */
+  readonly recall = new AbortController();
   private resolve!: () => void;
   readonly settled = new Promise<void>((r) => {
     this.resolve = r;
@@ -119,7 +129,13 @@ class Part implements Range {
   ) {
     this.pos = start;
   }
+  received(bytes: number): void {
+    this.pos += bytes;
+    this.lastByteAt = performance.now();
+    this.firstByteAt ??= this.lastByteAt;
+  }
   settle(): void {
+    this.done = true;
     this.resolve();
   }
 }
@@ -138,9 +154,13 @@ class Download {
   private readonly parts: Part[] = [];
   private streaming = false;
   /** The registry takes Range requests: only then is anything split. */
-  private splittable = false;
+  private ranges = false;
+  /** A part failed or fell behind: this blob is not split again. */
+  private noMoreParts = false;
   private readonly stopper = new AbortController();
   private held: number;
+  /** The owner's rate on its current or last stream, bytes per ms (0 before any). */
+  private ownerRate = 0;
 
   constructor(
     private readonly client: RegistryClient,
@@ -173,9 +193,9 @@ class Download {
   }
 
   private largest(): Range | undefined {
-    if (!this.splittable || this.stopper.signal.aborted) return undefined;
+    if (!this.ranges || this.noMoreParts || this.stopper.signal.aborted) return undefined;
     let best: Range | undefined;
-    for (const r of [...(this.streaming ? [this.owner] : []), ...this.parts]) {
+    for (const r of [...(this.streaming ? [this.owner] : []), ...this.parts.filter((p) => !p.done)]) {
       if (r.end - r.pos >= 2 * MIN_PART && (!best || r.end - r.pos > best.end - best.pos)) best = r;
     }
     return best;
@@ -186,6 +206,7 @@ class Download {
     const signal = AbortSignal.any([
       slot,
       this.stopper.signal,
+      part.recall.signal,
       ...(this.opts.signal ? [this.opts.signal] : []),
     ]);
     let written = 0;
@@ -194,7 +215,7 @@ class Download {
       try {
         const stream = await this.client.blobRange(this.ref, this.digest, part.start, part.end, signal);
         if (!stream) {
-          this.splittable = false;
+          this.noMoreParts = true;
           return;
         }
         try {
@@ -202,7 +223,7 @@ class Download {
             const piece =
               chunk.byteLength > part.end - part.pos ? chunk.subarray(0, part.end - part.pos) : chunk;
             await writer.write(piece);
-            part.pos += piece.byteLength;
+            part.received(piece.byteLength);
             this.count(piece.byteLength);
             if (part.pos >= part.end) break;
           }
@@ -214,7 +235,9 @@ class Download {
         written = writer.written;
       }
     } catch {
-      // A broken or refused part: the owner fetches what it lacks.
+      // A broken or refused part: the owner fetches what it lacks, and this blob is not split
+      // again (a registry that fails ranges, or a path too flaky for more connections).
+      this.noMoreParts = true;
     } finally {
       // Only what reached the file counts; the rest goes back to the owner.
       this.count(part.start + written - part.pos);
@@ -235,7 +258,7 @@ class Download {
     while (counted < size) {
       const part = this.parts[0];
       if (part?.start === counted) {
-        await part.settled;
+        await this.awaitPart(part);
         throwIfAborted(this.opts.signal);
         await ingest.adopt(part.pos);
         this.parts.shift();
@@ -251,16 +274,47 @@ class Download {
     }
   }
 
+  /**
+   * Waits for the part the owner has reached, unless it is behind: no byte (or no new one) for
+   * {@link PATIENCE_MS}, or at half the owner's rate. Then the owner takes its range back (what
+   * the part wrote is kept) and nothing of this blob is split again: parts are slower here.
+   */
+  private async awaitPart(part: Part): Promise<void> {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const settled = await Promise.race([
+        part.settled.then(() => true),
+        new Promise<false>((r) => {
+          timer = setTimeout(() => r(false), CHECK_MS);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (settled) return;
+      const now = performance.now();
+      const since = part.lastByteAt ?? part.began;
+      const rate =
+        part.firstByteAt === undefined ? 0 : (part.pos - part.start) / Math.max(1, now - part.firstByteAt);
+      if (now - since > PATIENCE_MS || (part.firstByteAt !== undefined && rate * 2 < this.ownerRate)) {
+        this.noMoreParts = true;
+        part.recall.abort();
+        await part.settled;
+        return;
+      }
+    }
+  }
+
   /** Streams [from, owner.end) into the ingest (the end may move down meanwhile). */
   private async stream(from: number): Promise<number> {
     const { size, ingest } = this;
     let counted = from;
     const stream: BlobStream = await this.client.blob(this.ref, this.digest, from, this.opts.signal);
-    this.splittable ||= stream.ranges;
+    this.ranges ||= stream.ranges;
     this.streaming = true;
     this.opts.splitter?.changed();
+    let firstByteAt: number | undefined;
     try {
       for await (const chunk of stream.body) {
+        firstByteAt ??= performance.now();
         if (counted + chunk.byteLength > size && this.owner.end === size) {
           throw new StowageError(
             'SIZE_MISMATCH',
@@ -274,6 +328,7 @@ class Download {
         counted += piece.byteLength;
         this.owner.pos = counted;
         this.count(piece.byteLength);
+        this.ownerRate = (counted - from) / Math.max(1, performance.now() - firstByteAt);
         if (counted >= this.owner.end && this.owner.end < size) break;
       }
     } finally {

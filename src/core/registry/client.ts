@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type Digest, isDigest, parseDigest } from '../digest';
-import { StowageError, throwIfAborted } from '../errors';
+import { abortable, StowageError, throwIfAborted } from '../errors';
 import { manifestIdentifier, type Reference, registryHost } from '../reference';
 import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
@@ -109,6 +109,8 @@ type Call = Omit<RegistryRequest, 'repository' | 'what'> & {
   direct?: DirectKind;
   /** Open this many direct connections to the origin alongside (see DirectPool.warm). */
   warm?: number;
+  /** One attempt, no retries: the caller has a better use for a failure than waiting. */
+  once?: boolean;
 };
 
 /** What a direct GET fetches: an origin whose answers the reader cannot take is left to undici per kind. */
@@ -336,9 +338,15 @@ export class RegistryClient {
           destroy: () => res.body.destroy(),
         };
       }
-      // A range we did not ask for: start over without Range.
       res.body.destroy();
-      return this.blob(ref, digest, 0, signal).then((s) => (offset > 0 ? skipPrefix(s, offset) : s));
+      // A range we did not ask for: start over without Range (asked without, it is an error).
+      if (offset === 0) {
+        throw new StowageError(
+          'REGISTRY_ERROR',
+          `${ref.registry} answered the download of blob ${digest} (${ref.repository}) with a part of it (${headerValue(res.headers, 'content-range') ?? 'no Content-Range'}) that was not asked for.`,
+        );
+      }
+      return this.blob(ref, digest, 0, signal).then((s) => skipPrefix(s, offset));
     }
     const stream: BlobStream = {
       body: res.body,
@@ -361,7 +369,8 @@ export class RegistryClient {
     end: number,
     signal?: AbortSignal,
   ): Promise<BlobStream | undefined> {
-    const res = await this.blobGet(ref, digest, `bytes=${start}-${end - 1}`, signal);
+    // One attempt: a part that fails goes back to the connection before it, which is better than a wait.
+    const res = await this.blobGet(ref, digest, `bytes=${start}-${end - 1}`, signal, true);
     const range = res.statusCode === 206 ? contentRange(res) : undefined;
     if (range?.start !== start || range.end !== end) {
       res.body.destroy();
@@ -375,6 +384,7 @@ export class RegistryClient {
     digest: Digest,
     range: string | undefined,
     signal: AbortSignal | undefined,
+    once = false,
   ): Promise<Response> {
     parseDigest(digest);
     return this.call(
@@ -387,6 +397,7 @@ export class RegistryClient {
         headers: range ? { range } : {},
         signal,
         direct: 'blob',
+        once,
       },
       true,
     );
@@ -578,6 +589,7 @@ export class RegistryClient {
   }
 
   private async withRetries(url: URL, call: Call, authorization: string | undefined): Promise<Response> {
+    const attempts = call.once ? 1 : this.retry.attempts;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
@@ -585,7 +597,7 @@ export class RegistryClient {
       } catch (e) {
         if (call.signal?.aborted) throw abortFrom(call.signal);
         if (e instanceof StowageError) throw e;
-        if (isTransientNetworkError(e) && attempt < this.retry.attempts) {
+        if (isTransientNetworkError(e) && attempt < attempts) {
           await sleep(backoffDelay(attempt, this.retry), call.signal).catch(() => {
             throw abortFrom(call.signal);
           });
@@ -595,7 +607,7 @@ export class RegistryClient {
         if (spokeTls(e)) this.tlsHosts.add(url.host);
         throw networkError(url, e, call.ctx, this.proxyFor(url) ?? undefined);
       }
-      if (isRetryableStatus(res.statusCode) && attempt < this.retry.attempts) {
+      if (isRetryableStatus(res.statusCode) && attempt < attempts) {
         const wait =
           parseRetryAfter(headerValue(res.headers, 'retry-after')) ?? backoffDelay(attempt, this.retry);
         await res.body.dump();
@@ -633,14 +645,18 @@ export class RegistryClient {
         reused = answer?.reused === true;
         res =
           answer ??
-          (await this.dispatcherFor(url).request({
-            origin: url.origin,
-            path: `${url.pathname}${url.search}`,
-            method: call.method,
-            headers,
-            body: call.body?.(),
-            signal: call.signal,
-          }));
+          (await abortable(
+            this.dispatcherFor(url).request({
+              origin: url.origin,
+              path: `${url.pathname}${url.search}`,
+              method: call.method,
+              headers,
+              body: call.body?.(),
+              signal: call.signal,
+            }),
+            call.signal,
+            (late) => late.body.destroy(),
+          ));
       } catch (e) {
         this.options.onRequest?.({
           method: call.method,

@@ -14,7 +14,7 @@
  * message contains a credential, a token or a response body.
  */
 import type { Dispatcher } from 'undici';
-import { abortError, type ErrorCode, StowageError } from '../errors';
+import { abortable, abortError, type ErrorCode, StowageError } from '../errors';
 import type { Credential } from './credentials';
 import { headerValue, readCapped } from './response';
 import { defaultDispatcher } from './undici';
@@ -141,14 +141,18 @@ async function exchange(
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData;
     try {
-      res = await (req.dispatcher ?? defaultDispatcher()).request({
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method,
-        headers,
-        ...(body !== undefined ? { body } : {}),
-        ...(req.signal ? { signal: req.signal } : {}),
-      });
+      res = await abortable(
+        (req.dispatcher ?? defaultDispatcher()).request({
+          origin: url.origin,
+          path: `${url.pathname}${url.search}`,
+          method,
+          headers,
+          ...(body !== undefined ? { body } : {}),
+          ...(req.signal ? { signal: req.signal } : {}),
+        }),
+        req.signal,
+        (late) => late.body.destroy(),
+      );
     } catch (e) {
       if (req.signal?.aborted) throw abortError(req.signal);
       throw connectionError(url, registry, e);
