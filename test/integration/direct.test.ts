@@ -59,8 +59,8 @@ describe('direct reader', () => {
     );
     const others = fast.requests.filter((r) => !isBlobGet(r));
     assert.ok(
-      others.every((r) => (r.method === 'GET' && r.url.includes('/manifests/')) === (r.direct === true)),
-      `manifest GETs read directly too, everything else on undici: ${JSON.stringify(others)}`,
+      others.every((r) => r.url.includes('/manifests/') === (r.direct === true)),
+      `manifest HEADs and GETs read directly too, everything else on undici: ${JSON.stringify(others)}`,
     );
     assert.ok(!slow.requests.some((r) => r.direct), 'direct: false keeps everything on undici');
     assert.deepEqual(await blobNames(a), await blobNames(b));

@@ -306,6 +306,28 @@ describe('direct reader: keep-alive', () => {
     assert.equal(pool.size, 0);
   });
 
+  test('a HEAD: no body whatever Content-Length says, and the GET after it takes its connection', async () => {
+    const pool = new DirectPool();
+    const { url, requests, connections } = await serveKeepAlive((s, request) => {
+      if (request.startsWith('HEAD '))
+        s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${payload.length}\r\n\r\n`);
+      else ok(s);
+    });
+    const head = await directGet(url, {}, { ...opts, pool, method: 'HEAD' });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.headers['content-length'], String(payload.length));
+    assert.deepEqual(await collect(head.body), Buffer.alloc(0));
+    const get = await directGet(url, {}, { ...opts, pool });
+    assert.equal(get.reused, true);
+    assert.deepEqual(await collect(get.body), payload);
+    assert.deepEqual(
+      requests.map((r) => r.split(' ')[0]),
+      ['HEAD', 'GET'],
+    );
+    assert.equal(connections(), 1);
+    pool.close();
+  });
+
   test('the connection goes back only when the consumer asks past the last chunk', async () => {
     const pool = new DirectPool();
     const { url } = await serveKeepAlive((s) => ok(s, 'abc'));

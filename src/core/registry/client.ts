@@ -230,6 +230,8 @@ export class RegistryClient {
           path: `/v2/${ref.repository}/manifests/${ident}`,
           headers: { accept: MANIFEST_ACCEPT },
           signal,
+          // On a connection of the direct reader's: the manifest GET that follows takes it at once.
+          direct: 'manifest',
           ...(warm ? { warm } : {}),
         },
         true,
@@ -640,7 +642,9 @@ export class RegistryClient {
         this.pool.warm(url, this.directOptions(url), call.warm);
       }
       try {
-        const answer = direct ? await this.directGet(url, headers, call.signal, call.direct!) : undefined;
+        const answer = direct
+          ? await this.directGet(url, call.method as 'GET' | 'HEAD', headers, call.signal, call.direct!)
+          : undefined;
         viaDirect = answer !== undefined;
         reused = answer?.reused === true;
         res =
@@ -715,10 +719,13 @@ export class RegistryClient {
     }
   }
 
-  /** Blob and manifest GETs without a proxy take the direct reader (see direct.ts). */
+  /** Blob and manifest GETs (and the manifest HEAD) without a proxy take the direct reader (see direct.ts). */
   private direct(url: URL, call: Call): boolean {
     return (
-      call.direct !== undefined && call.method === 'GET' && !call.body && this.directAllowed(url, call.direct)
+      call.direct !== undefined &&
+      (call.method === 'GET' || call.method === 'HEAD') &&
+      !call.body &&
+      this.directAllowed(url, call.direct)
     );
   }
 
@@ -762,12 +769,13 @@ export class RegistryClient {
   /** The direct reader's answer, or undefined when the request needs undici's general path. */
   private async directGet(
     url: URL,
+    method: 'GET' | 'HEAD',
     headers: Record<string, string>,
     signal: AbortSignal | undefined,
     kind: DirectKind,
   ) {
     try {
-      return await directGet(url, headers, this.directOptions(url, signal));
+      return await directGet(url, headers, { ...this.directOptions(url, signal), method });
     } catch (e) {
       // Undici repeats this request; later ones of this kind to this origin go to it straight away.
       if (e instanceof Unhandled) {

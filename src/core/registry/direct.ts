@@ -3,8 +3,8 @@ import { type ConnectionOptions, connect as connectTls, type SecureContext } fro
 import { splitHost } from './host';
 
 /**
- * A GET over one HTTP/1.1 connection (plain or TLS) whose body is read into one reused buffer:
- * the blob download path.
+ * A GET (or HEAD) over one HTTP/1.1 connection (plain or TLS) whose body is read into one reused
+ * buffer: the blob download path, and the manifest requests before it (on the same connections).
  *
  * Why not undici here: it reads a socket 64 KiB at a time into a fresh buffer, copies each through
  * its parser and queues it in a stream. On a fast link that allocation churn (and the major GCs the
@@ -40,6 +40,8 @@ export interface DirectResponse {
 }
 
 export interface DirectOptions {
+  /** GET (default), or HEAD: then no body follows whatever the head says. */
+  method?: 'GET' | 'HEAD';
   signal?: AbortSignal;
   /** No bytes for this long while waiting for the head or a chunk is an error. */
   stallTimeoutMs: number;
@@ -74,7 +76,7 @@ export async function directGet(
   if (!secure && url.protocol !== 'http:') throw new Unhandled(`not HTTP: ${url.protocol}`);
   if (secure && !options.tls) throw new Unhandled('https needs TLS options');
   const pool = options.pool;
-  let request = `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
+  let request = `${options.method ?? 'GET'} ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n`;
   // Without a pool to return it to, the connection serves this one request.
   if (!pool) request += 'connection: close\r\n';
   for (const [name, value] of Object.entries(headers)) {
@@ -549,7 +551,7 @@ class Reader implements ResponseBody {
     let parsed: { statusCode: number; headers: Record<string, string | string[]>; keepAlive: boolean };
     try {
       parsed = parseHead(head.subarray(0, end).toString('latin1'));
-      this.remaining = bodyLength(parsed.statusCode, parsed.headers);
+      this.remaining = this.options.method === 'HEAD' ? 0 : bodyLength(parsed.statusCode, parsed.headers);
     } catch (e) {
       this.failHead(e);
       return false;
