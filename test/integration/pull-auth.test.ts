@@ -1,16 +1,19 @@
 // Pulls through TLS + basic auth and Bearer token auth, Docker v2s2 lists, and blob redirects.
 import assert from 'node:assert/strict';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { rootCertificates } from 'node:tls';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { StaticCredentials } from '../../src/core/registry/credentials';
+import { requireCli, runCli } from '../support/cli';
 import { clientFor, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
+import { run } from '../support/proc';
 import { pushLayout } from '../support/push';
 import type { RunningRegistry } from '../support/registry';
 
@@ -82,6 +85,59 @@ describe('TLS + basic auth', () => {
     );
     assert.equal((await s.listReferences()).length, 0);
     await client.close();
+  });
+});
+
+describe('a CA in the system bundle (SSL_CERT_FILE, or the distribution bundle)', () => {
+  let reg: RunningRegistry;
+  let bundle: string;
+  before(async () => {
+    reg = await registry({ tls: true });
+    await pushLayout(image.layoutDir, 'v1', reg, 'system/app:v1');
+    // What update-ca-certificates makes: the public roots, and the local CA among them.
+    bundle = join(bed.work, 'system-bundle.pem');
+    await writeFile(bundle, `${rootCertificates.join('\n')}\n${reg.caPem}`);
+  });
+
+  test('is trusted like skopeo trusts it, with no CA configured; without it, TLS fails', async () => {
+    const trusting = clientFor(reg, { caCertificates: [], env: { SSL_CERT_FILE: bundle } });
+    const r = await pull(await store(), trusting.client, `${reg.host}/system/app:v1`, { platforms: amd64 });
+    assert.equal(r.digest, image.digest);
+    assert.ok(trusting.requests.every((q) => q.url.startsWith('https://')));
+    await trusting.client.close();
+    const other = join(bed.work, 'public-only.pem');
+    await writeFile(other, rootCertificates.join('\n'));
+    const strict = clientFor(reg, { caCertificates: [], env: { SSL_CERT_FILE: other } });
+    await assert.rejects(
+      pull(await store(), strict.client, `${reg.host}/system/app:v1`),
+      (e: Error & { code?: string }) => e.code === 'TLS',
+    );
+    await strict.client.close();
+  });
+
+  test('the CLI and skopeo agree: both pull with SSL_CERT_FILE, the same digest', async () => {
+    requireCli();
+    const cache = join(bed.work, 'system-cli-cache');
+    const env = { SSL_CERT_FILE: bundle, SSL_CERT_DIR: join(bed.work, 'no-such-dir') };
+    const ours = await runCli(
+      ['pull', `${reg.host}/system/app:v1`, '--cache', cache, '--platform', 'linux/amd64', '--json'],
+      60_000,
+      env,
+    );
+    assert.equal(ours.code, 0, ours.stderr);
+    assert.equal((JSON.parse(ours.stdout) as { digest: string }).digest, image.digest);
+    const out = join(bed.work, 'system-skopeo');
+    await run(
+      'skopeo',
+      ['copy', '--override-arch', 'amd64', `docker://${reg.host}/system/app:v1`, `oci:${out}:v1`],
+      {
+        env: { ...process.env, ...env },
+      },
+    );
+    const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as {
+      manifests: { digest: string }[];
+    };
+    assert.equal(index.manifests[0]?.digest, image.platforms[0]!.manifest.digest);
   });
 });
 

@@ -81,7 +81,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
     return new StowageError(
       'TLS',
       `TLS error talking to ${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
-      `If ${url.host} uses a private CA, add it (stowage.caCertificates / --ca-file); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
+      `If ${url.host} uses a private CA, add it (stowage.caCertificates / --ca-file, or the system's CA bundle); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
       { cause },
     );
   }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { type ProxyConfig, type ProxyRoutes, proxyFor } from './proxy';
 import { Agent, Dispatcher, ProxyAgent } from './undici';
@@ -79,21 +79,25 @@ class ProxyRouter extends Dispatcher {
   }
 }
 
-/** What a TLS connection trusts: the system's CAs plus the configured ones; verify or not. */
+/**
+ * What a TLS connection trusts: Node's CAs, NODE_EXTRA_CA_CERTS, the system's bundle (as Go, so
+ * skopeo and docker, read it: a CA installed with update-ca-certificates counts) and the
+ * configured ones; verify or not.
+ */
 export function tlsOptions(
   options: TransportOptions,
   verify: boolean,
 ): { secureContext?: SecureContext; rejectUnauthorized: boolean } {
   const tls: { secureContext?: SecureContext; rejectUnauthorized: boolean } = { rejectUnauthorized: verify };
-  if (options.caCertificates?.length) {
-    // Read when a connection is made (undici copies these options then): a run that makes none,
-    // a warm pull, does not parse the certificates.
-    Object.defineProperty(tls, 'secureContext', { enumerable: true, get: () => trustContext(options) });
-  }
+  // Read when a connection is made (undici copies these options then): a run that makes none,
+  // a warm pull, reads no certificates.
+  Object.defineProperty(tls, 'secureContext', { enumerable: true, get: () => trustContext(options) });
   return tls;
 }
 
-const contexts = new WeakMap<readonly (string | Buffer)[], SecureContext>();
+const NONE: readonly (string | Buffer)[] = [];
+/** Per configured list, per system bundle: the context, or null for Node's default one. */
+const contexts = new WeakMap<readonly (string | Buffer)[], Map<string, SecureContext | null>>();
 
 /** The native half of a SecureContext: `addCACert` is what tls.createSecureContext({ ca }) calls. */
 interface NativeContext {
@@ -101,46 +105,78 @@ interface NativeContext {
 }
 
 /**
- * Node's default trust plus the configured CAs, built once per list. Adding to a default context
- * copies Node's bundled roots (parsed once per process, not again per context), where `ca: [...]`
- * would parse them all again. That copy leaves out NODE_EXTRA_CA_CERTS (Node keeps those only in
- * its shared store), and so did `ca: [...]`: they are added back, so that configuring a CA never
- * takes away trust the environment gave.
+ * Node's default trust plus what it lacks: the system bundle's CAs and the configured ones, built
+ * once per list and bundle (undefined: the default context has it all). Adding to a default
+ * context copies Node's bundled roots (parsed once per process, not again per context), where
+ * `ca: [...]` would parse them all again. That copy leaves out NODE_EXTRA_CA_CERTS (Node keeps
+ * those only in its shared store), and so did `ca: [...]`: they are added back, so that more
+ * trust never takes away trust the environment gave.
  */
 function trustContext(options: TransportOptions): SecureContext | undefined {
-  const extra = options.caCertificates;
-  if (!extra?.length) return undefined;
-  let context = contexts.get(extra);
-  if (!context) {
-    context = createSecureContext();
-    const native = (context as unknown as NativeContext).context;
-    const cas = [...(environmentCas() ?? []), ...extra];
-    if (typeof native?.addCACert === 'function') {
-      for (const pem of cas) native.addCACert(pem);
-    } else context = createSecureContext({ ca: [...rootCertificates, ...cas] });
-    contexts.set(extra, context);
+  const configured = options.caCertificates?.length ? options.caCertificates : NONE;
+  const bundle = systemBundle(options.env ?? process.env) ?? '';
+  let byBundle = contexts.get(configured);
+  if (!byBundle) {
+    byBundle = new Map();
+    contexts.set(configured, byBundle);
   }
+  let context = byBundle.get(bundle);
+  if (context === undefined) {
+    const environment = certificatesOf(process.env.NODE_EXTRA_CA_CERTS);
+    const known = new Set([...bundledRoots(), ...environment.map(certificateBody)]);
+    const system = certificatesOf(bundle).filter((c) => !known.has(certificateBody(c)));
+    context =
+      system.length === 0 && configured === NONE
+        ? null
+        : buildContext([...environment, ...system, ...configured]);
+    byBundle.set(bundle, context);
+  }
+  return context ?? undefined;
+}
+
+function buildContext(cas: readonly (string | Buffer)[]): SecureContext {
+  const context = createSecureContext();
+  const native = (context as unknown as NativeContext).context;
+  if (typeof native?.addCACert !== 'function')
+    return createSecureContext({ ca: [...rootCertificates, ...cas] });
+  for (const pem of cas) native.addCACert(pem);
   return context;
 }
 
-/**
- * The certificates of NODE_EXTRA_CA_CERTS (read by Node from the process's own environment) that
- * Node's bundled roots lack: a system bundle there repeats most of them, and parsing each again
- * cost a CLI run over TLS ~13 ms of its start.
- */
-function environmentCas(): string[] | undefined {
-  const file = process.env.NODE_EXTRA_CA_CERTS;
-  if (!file) return undefined;
-  let pem: string;
+/** Where the system keeps its CA bundle: SSL_CERT_FILE, else the first of Go's list that exists. */
+const SYSTEM_BUNDLES = [
+  '/etc/ssl/certs/ca-certificates.crt', // Debian, Ubuntu, Gentoo
+  '/etc/pki/tls/certs/ca-bundle.crt', // Fedora, RHEL 6
+  '/etc/ssl/ca-bundle.pem', // OpenSUSE
+  '/etc/pki/tls/cacert.pem', // OpenELEC
+  '/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem', // CentOS, RHEL 7
+  '/etc/ssl/cert.pem', // Alpine, macOS
+];
+
+function systemBundle(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.SSL_CERT_FILE) return env.SSL_CERT_FILE;
+  if (process.platform === 'win32') return undefined;
+  return SYSTEM_BUNDLES.find((file) => existsSync(file));
+}
+
+let bundled: Set<string> | undefined;
+function bundledRoots(): Set<string> {
+  bundled ??= new Set(rootCertificates.map(certificateBody));
+  return bundled;
+}
+
+const certificateBody = (pem: string) => pem.replace(/-----[^-]+-----|\s/g, '');
+
+/** The PEM certificates of a file (none when it is missing or unreadable). */
+function certificatesOf(file: string | undefined): string[] {
+  if (!file) return [];
   try {
-    pem = readFileSync(file, 'latin1');
+    return (
+      readFileSync(file, 'latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ??
+      []
+    );
   } catch {
-    // Node has already warned about it at startup.
-    return undefined;
+    // Node has already warned about a bad NODE_EXTRA_CA_CERTS; a missing bundle adds nothing.
+    return [];
   }
-  const body = (cert: string) => cert.replace(/-----[^-]+-----|\s/g, '');
-  const bundled = new Set(rootCertificates.map(body));
-  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []).filter(
-    (cert) => !bundled.has(body(cert)),
-  );
 }
