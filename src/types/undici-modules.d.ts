@@ -16,3 +16,7 @@ declare module 'undici/lib/api/index.js' {
   const api: Record<string, unknown>;
   export = api;
 }
+declare module 'undici/lib/core/connect.js' {
+  import { buildConnector } from 'undici';
+  export = buildConnector;
+}

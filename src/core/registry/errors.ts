@@ -77,6 +77,15 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
     const failed = proxyFailure(url, cause, ctx, proxy);
     if (failed) return failed;
   }
+  if (tls && proxy?.protocol === 'https:') {
+    // Either end may have the certificate in question: the proxy's or the registry's.
+    return new StowageError(
+      'TLS',
+      `TLS error on the way to ${url.host} through the proxy ${displayProxy(proxy)} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
+      `If the proxy's certificate is the one (a private CA), trust its CA (stowage.caCertificates / --ca-file, or the system's CA bundle) or turn off http.proxyStrictSSL; if it is the registry's, trust its CA the same way.`,
+      { cause },
+    );
+  }
   if (tls) {
     return new StowageError(
       'TLS',

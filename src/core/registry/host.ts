@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 
 /** Splits `host[:port]` (with IPv6 in brackets) into hostname and port. */
 export function splitHost(host: string): { hostname: string; port?: string } {
@@ -9,13 +9,18 @@ export function splitHost(host: string): { hostname: string; port?: string } {
   return { hostname: host };
 }
 
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
 /** Loopback hosts may be reached over plain HTTP without configuration, as docker allows. */
 export function isLoopback(host: string): boolean {
   const { hostname } = splitHost(host);
   const h = hostname.toLowerCase();
   if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  return h === '::1' || h === '0:0:0:0:0:0:0:1';
+  const family = isIP(h);
+  // An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is checked as the IPv4 one it maps.
+  return family !== 0 && LOOPBACK.check(h, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** `host:port` of a URL, the way registries are named (default ports omitted). */

@@ -45,7 +45,7 @@ export function proxyRoutes(
     return {
       // An https proxy alone is not one for http (as curl's and Go's HTTPS_PROXY).
       ...optional('http', route(config.http, 'http.proxy')),
-      ...optional('https', route(config.https ?? config.http, 'http.proxy')),
+      ...optional('https', route(config.https || config.http, 'http.proxy')),
       ...optional('authorization', config.authorization),
       ...optional('strictSSL', config.strictSSL),
       fromEnvironment: false,
@@ -53,10 +53,11 @@ export function proxyRoutes(
     };
   }
   return {
-    ...optional('http', route(env.HTTP_PROXY ?? env.http_proxy, 'HTTP_PROXY')),
-    ...optional('https', route(env.HTTPS_PROXY ?? env.https_proxy, 'HTTPS_PROXY')),
+    // The first that is set and not empty, as Go reads them.
+    ...optional('http', route(env.HTTP_PROXY || env.http_proxy, 'HTTP_PROXY')),
+    ...optional('https', route(env.HTTPS_PROXY || env.https_proxy, 'HTTPS_PROXY')),
     fromEnvironment: true,
-    noProxy: parseNoProxy(env.NO_PROXY ?? env.no_proxy ?? ''),
+    noProxy: parseNoProxy(env.NO_PROXY || env.no_proxy || ''),
   };
 }
 
@@ -71,8 +72,8 @@ export function proxyFor(routes: ProxyRoutes, url: URL): URL | undefined {
   if ('url' in proxy) return proxy.url;
   throw new StowageError(
     'PROXY',
-    `The proxy ${proxy.setting} names for ${url.host} is not a URL: "${proxy.invalid}".`,
-    `Set ${proxy.setting} to a URL such as http://proxy.example:3128 (credentials as http://user:password@…).`,
+    `The proxy ${proxy.setting} names for ${url.host} is not a proxy URL Stowage can use: "${proxy.invalid}".`,
+    `Set ${proxy.setting} to a URL such as http://proxy.example:3128 (credentials as http://user:password@…; http, https and socks5 proxies).`,
   );
 }
 
@@ -115,22 +116,46 @@ export function parseNoProxy(value: string): NoProxy {
     const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(entry);
     if (!m) continue;
     noProxy.names.push({
-      hostname: m[1]!.replace(/^\[|\]$/g, '').replace(/^\*?\./, ''),
+      // An address in brackets is compared in its canonical form, as the request's host is.
+      hostname: canonicalHost(m[1]!).replace(/^\*?\./, ''),
       port: m[2] ? Number(m[2]) : 0,
     });
   }
   return noProxy;
 }
 
-/** `proxy:3128` means `http://proxy:3128`, as curl and Go read it. */
+/** What our undici can speak to a proxy. */
+const PROXY_SCHEMES = new Set(['http:', 'https:', 'socks:', 'socks5:']);
+
+/**
+ * `proxy:3128` means `http://proxy:3128`, as curl and Go read it; a path is ignored, as they do.
+ * Anything else is an invalid route, reported when a request would take it.
+ */
 function route(value: string | undefined, setting: string): Route | undefined {
   const v = value?.trim();
   if (!v) return undefined;
   try {
-    return { url: new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`) };
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`);
+    if (PROXY_SCHEMES.has(url.protocol) && url.hostname) {
+      url.pathname = '/';
+      url.search = '';
+      url.hash = '';
+      return { url };
+    }
   } catch {
-    // Whatever looks like credentials stays out of messages.
-    return { invalid: v.replace(/^(.*\/\/)?[^@/]*@/, '$1…@'), setting };
+    // Not a URL: reported below.
+  }
+  // Everything up to the last "@" may be credentials: it stays out of messages.
+  return { invalid: v.replace(/^([a-z][a-z0-9+.-]*:\/\/)?\S*@/i, '$1…@'), setting };
+}
+
+/** A hostname as URL parsing writes it (IPv6 compressed and in brackets dropped), lower case. */
+function canonicalHost(name: string): string {
+  if (!name.startsWith('[')) return name;
+  try {
+    return new URL(`http://${name}/`).hostname.replace(/^\[|\]$/g, '');
+  } catch {
+    return name.replace(/^\[|\]$/g, '');
   }
 }
 

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { type ProxyConfig, type ProxyRoutes, proxyFor } from './proxy';
-import { Agent, Dispatcher, ProxyAgent } from './undici';
+import { StowageError } from '../errors';
+import { displayProxy, type ProxyConfig, type ProxyRoutes, proxyFor } from './proxy';
+import { Agent, buildConnector, Dispatcher, ProxyAgent } from './undici';
 
 export interface TransportOptions {
   /** Extra CA certificates (PEM) trusted in addition to the system's. */
@@ -24,21 +25,53 @@ export function createDispatcher(
   routes: ProxyRoutes,
   verify: boolean,
 ): Dispatcher {
-  const tls = tlsOptions(options, verify);
   const timeouts = { headersTimeout: options.stallTimeoutMs, bodyTimeout: options.stallTimeoutMs };
-  const base = { connect: tls, connections: options.connections ?? 8, ...timeouts };
-  if (!routes.http && !routes.https) return new Agent(base);
-  return new ProxyRouter(base, routes, (proxy) => {
-    const credentials = proxy.username !== '' || proxy.password !== '';
-    return new ProxyAgent({
-      ...base,
-      uri: proxy.href,
-      requestTls: tls,
-      // An https:// proxy is verified like a registry, unless http.proxyStrictSSL is off.
-      proxyTls: tlsOptions(options, routes.strictSSL !== false),
-      ...(routes.authorization && !credentials ? { token: routes.authorization } : {}),
-    });
+  const base = { connections: options.connections ?? 8, ...timeouts };
+  const direct = { ...base, connect: lazyConnector(options, verify) };
+  if (!routes.http && !routes.https) return new Agent(direct);
+  return new ProxyRouter(direct, routes, (proxy) => {
+    try {
+      return new ProxyAgent({
+        ...base,
+        uri: proxy.href,
+        requestTls: tlsOptions(options, verify),
+        // An https:// proxy is verified like a registry, unless http.proxyStrictSSL is off.
+        proxyTls: tlsOptions(options, routes.strictSSL !== false),
+        ...proxyAuthorization(proxy, routes.authorization),
+      });
+    } catch (e) {
+      throw new StowageError(
+        'PROXY',
+        `The proxy ${displayProxy(proxy)} cannot be used: ${(e as Error).message}.`,
+        'Check the proxy setting (HTTPS_PROXY / HTTP_PROXY, or http.proxy in VS Code).',
+        { cause: e },
+      );
+    }
   });
+}
+
+/**
+ * Credentials in the proxy URL win over http.proxyAuthorization. undici sends them only with a
+ * password: a user name alone (a token as user) is sent as `user:`, as Go and curl do.
+ */
+function proxyAuthorization(proxy: URL, authorization: string | undefined): { token?: string } {
+  if (proxy.username && !proxy.password) {
+    return { token: `Basic ${Buffer.from(`${decodeURIComponent(proxy.username)}:`).toString('base64')}` };
+  }
+  return authorization && !proxy.username ? { token: authorization } : {};
+}
+
+/**
+ * The direct connections' connector, built when the first connection is made: a run that makes
+ * none (a warm pull) reads no certificates. undici would copy TLS options given as an object
+ * when the dispatcher is made.
+ */
+function lazyConnector(options: TransportOptions, verify: boolean): buildConnector.connector {
+  let connector: buildConnector.connector | undefined;
+  return (opts, callback) => {
+    connector ??= buildConnector({ ...tlsOptions(options, verify) });
+    return connector(opts, callback);
+  };
 }
 
 /**
@@ -50,12 +83,12 @@ class ProxyRouter extends Dispatcher {
   private readonly agents = new Map<string, Dispatcher>();
 
   constructor(
-    base: Agent.Options,
+    direct: Agent.Options,
     private readonly routes: ProxyRoutes,
     private readonly viaProxy: (proxy: URL) => Dispatcher,
   ) {
     super();
-    this.direct = new Agent(base);
+    this.direct = new Agent(direct);
   }
 
   override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
@@ -89,14 +122,14 @@ export function tlsOptions(
   verify: boolean,
 ): { secureContext?: SecureContext; rejectUnauthorized: boolean } {
   const tls: { secureContext?: SecureContext; rejectUnauthorized: boolean } = { rejectUnauthorized: verify };
-  // Read when a connection is made (undici copies these options then): a run that makes none,
-  // a warm pull, reads no certificates.
+  // Built when read: by the lazy connector at the first connection, by the direct reader at its
+  // first TLS request, by a ProxyAgent when made (at the first request through its proxy).
   Object.defineProperty(tls, 'secureContext', { enumerable: true, get: () => trustContext(options) });
   return tls;
 }
 
 const NONE: readonly (string | Buffer)[] = [];
-/** Per configured list, per system bundle: the context, or null for Node's default one. */
+/** Per configured list, per system bundle and its version: the context, or null for Node's default one. */
 const contexts = new WeakMap<readonly (string | Buffer)[], Map<string, SecureContext | null>>();
 
 /** The native half of a SecureContext: `addCACert` is what tls.createSecureContext({ ca }) calls. */
@@ -115,12 +148,15 @@ interface NativeContext {
 function trustContext(options: TransportOptions): SecureContext | undefined {
   const configured = options.caCertificates?.length ? options.caCertificates : NONE;
   const bundle = systemBundle(options.env ?? process.env) ?? '';
+  // The bundle's version too: update-ca-certificates while the editor runs counts for new clients.
+  const stat = bundle ? statSync(bundle, { throwIfNoEntry: false }) : undefined;
+  const version = `${bundle} ${stat?.mtimeMs ?? ''} ${stat?.size ?? ''}`;
   let byBundle = contexts.get(configured);
   if (!byBundle) {
     byBundle = new Map();
     contexts.set(configured, byBundle);
   }
-  let context = byBundle.get(bundle);
+  let context = byBundle.get(version);
   if (context === undefined) {
     const environment = certificatesOf(process.env.NODE_EXTRA_CA_CERTS);
     const known = new Set([...bundledRoots(), ...environment.map(certificateBody)]);
@@ -129,7 +165,7 @@ function trustContext(options: TransportOptions): SecureContext | undefined {
       system.length === 0 && configured === NONE
         ? null
         : buildContext([...environment, ...system, ...configured]);
-    byBundle.set(bundle, context);
+    byBundle.set(version, context);
   }
   return context ?? undefined;
 }

@@ -5,13 +5,14 @@
 // undici moves these files the build fails, it does not misbehave.
 
 import api from 'undici/lib/api/index.js';
+import buildConnector from 'undici/lib/core/connect.js';
 import Agent from 'undici/lib/dispatcher/agent.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 import ProxyAgent from 'undici/lib/dispatcher/proxy-agent.js';
 
 Object.assign(Dispatcher.prototype, api);
 
-export { Agent, Dispatcher, ProxyAgent };
+export { Agent, buildConnector, Dispatcher, ProxyAgent };
 
 let fallback: Agent | undefined;
 
