@@ -22,7 +22,8 @@ import type { FileLock } from './lock';
  *   }
  *
  * Calls must not overlap (await each write). The chunk is copied; the caller may reuse it once
- * the write has resolved.
+ * the write has resolved. Other connections may write later ranges meanwhile through `part()`;
+ * `adopt()` takes their bytes in once the writes reach them (pull/fetch.ts does this).
  */
 export interface Ingest {
   readonly digest: Digest;
