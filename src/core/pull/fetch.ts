@@ -35,6 +35,22 @@ export async function fetchBlob(
   descriptor: Descriptor,
   opts: FetchOptions,
 ): Promise<boolean> {
+  // Before any await: a slot with nothing left to start waits for this fetch's ranges.
+  opts.splitter?.begin();
+  try {
+    return await fetchInto(store, client, ref, descriptor, opts);
+  } finally {
+    opts.splitter?.end();
+  }
+}
+
+async function fetchInto(
+  store: Store,
+  client: RegistryClient,
+  ref: Reference,
+  descriptor: Descriptor,
+  opts: FetchOptions,
+): Promise<boolean> {
   const { digest, size } = descriptor;
   parseDigest(digest, `blob digest in ${formatReference(ref)}`);
   if (!Number.isSafeInteger(size) || size < 0) {

@@ -203,19 +203,8 @@ export async function pull(
       emit({ type: 'blob', digest, size, kind: b.kind, state: fetched ? 'done' : 'cached' });
       report(true);
     };
-    await forEachLimit(
-      unique,
-      options.concurrency ?? 4,
-      signal,
-      async (b, blobSignal) => {
-        splitter.begin();
-        try {
-          await fetchOne(b, blobSignal);
-        } finally {
-          splitter.end();
-        }
-      },
-      (slotSignal) => splitter.help(slotSignal),
+    await forEachLimit(unique, options.concurrency ?? 4, signal, fetchOne, (slotSignal) =>
+      splitter.help(slotSignal),
     );
 
     // Commit manifests bottom-up, then the reference: it never points at something missing.
