@@ -118,8 +118,8 @@ export class PresentIngest implements Ingest {
 export class BlobIngest implements Ingest {
   readonly present = false;
   private done = false;
-  private buffer = Buffer.allocUnsafe(BUFFER_SIZE);
-  private buffered = 0;
+  /** Network chunks gathered into large writes; hashed as they go out (see writeOut). */
+  private readonly pending = new WriteBuffer((piece) => this.writeOut(piece));
   /** Bytes written since the last early flush began. */
   private unsynced = 0;
   /** Parts may have written past the hashed prefix (the marker file exists). */
@@ -183,8 +183,8 @@ export class BlobIngest implements Ingest {
         () => false,
       )
     ) {
-      await fs.rm(data, { force: true });
-      await fs.rm(marker, { force: true });
+      // meta.json goes too; its startedAt is kept above and the file written again below.
+      await removePartial(folder);
     }
     try {
       for await (const chunk of createReadStream(data, { highWaterMark: BUFFER_SIZE })) {
@@ -231,19 +231,12 @@ export class BlobIngest implements Ingest {
       );
     }
     this.written += chunk.byteLength;
-    let from = 0;
-    while (from < chunk.byteLength) {
-      const n = Math.min(BUFFER_SIZE - this.buffered, chunk.byteLength - from);
-      this.buffer.set(chunk.subarray(from, from + n), this.buffered);
-      this.buffered += n;
-      from += n;
-      if (this.buffered === BUFFER_SIZE) await this.flush();
-    }
+    await this.pending.add(chunk);
   }
 
   async truncate(): Promise<void> {
     this.assertOpen();
-    this.buffered = 0;
+    this.pending.clear();
     await this.syncing;
     await this.fh.truncate(0);
     this.hash = createHash(this.algorithm);
@@ -273,17 +266,19 @@ export class BlobIngest implements Ingest {
     if (end < this.written || (this.expectedSize !== undefined && end > this.expectedSize)) {
       throw new StowageError('CACHE_CORRUPT', `Cannot adopt bytes of ${this.digest} up to ${end}.`);
     }
-    await this.flush();
-    // Hashed as read back from the file: what is verified is what the file holds.
+    await this.pending.flush();
+    // Hashed as read back from the file (through the write buffer, empty now): what is verified
+    // is what the file holds.
+    const buffer = this.pending.bytes;
     for (let at = this.written; at < end; ) {
-      const { bytesRead } = await this.fh.read(this.buffer, 0, Math.min(BUFFER_SIZE, end - at), at);
+      const { bytesRead } = await this.fh.read(buffer, 0, Math.min(buffer.length, end - at), at);
       if (bytesRead === 0) {
         throw new StowageError(
           'CACHE_CORRUPT',
           `The partial download of ${this.digest} ends at byte ${at}, before ${end}.`,
         );
       }
-      this.hash.update(this.buffer.subarray(0, bytesRead));
+      this.hash.update(buffer.subarray(0, bytesRead));
       at += bytesRead;
     }
     this.written = end;
@@ -293,7 +288,7 @@ export class BlobIngest implements Ingest {
   async commit(): Promise<void> {
     this.assertOpen();
     try {
-      await this.flush();
+      await this.pending.flush();
       await this.syncing;
       await this.fh.sync();
     } catch (e) {
@@ -333,7 +328,7 @@ export class BlobIngest implements Ingest {
     if (this.done) return;
     this.done = true;
     try {
-      await this.flush();
+      await this.pending.flush();
       // Keep only the hashed prefix: past it, parts may have left gaps.
       if (this.parted) {
         await this.fh.truncate(this.flushed);
@@ -352,14 +347,11 @@ export class BlobIngest implements Ingest {
   }
 
   /**
-   * Writes the buffer out. The digest is taken of these bytes, in our own buffer, as they go to
-   * the file: a caller that changed a chunk too early can make a blob fail verification, but can
-   * never have one committed whose file differs from what was verified.
+   * Writes gathered bytes out. The digest is taken of these bytes, in our own buffer, as they go
+   * to the file: a caller that changed a chunk too early can make a blob fail verification, but
+   * can never have one committed whose file differs from what was verified.
    */
-  private async flush(): Promise<void> {
-    if (this.buffered === 0) return;
-    const piece = this.buffer.subarray(0, this.buffered);
-    this.buffered = 0;
+  private async writeOut(piece: Buffer): Promise<void> {
     this.hash.update(piece);
     await writeAll(this.fh, piece, this.flushed);
     this.flushed += piece.byteLength;
@@ -397,8 +389,10 @@ export class BlobIngest implements Ingest {
 /** One part of a blob, written at its place in the partial file through a descriptor of its own. */
 class FilePart implements PartWriter {
   private flushed = 0;
-  private buffered = 0;
-  private readonly buffer = Buffer.allocUnsafe(BUFFER_SIZE);
+  private readonly pending = new WriteBuffer(async (piece) => {
+    await writeAll(this.fh, piece, this.start + this.flushed);
+    this.flushed += piece.byteLength;
+  });
   private closed = false;
 
   constructor(
@@ -410,19 +404,16 @@ class FilePart implements PartWriter {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.closed) throw new StowageError('ABORTED', `A part of ${this.digest} is already closed.`);
-    if (this.size !== undefined && this.start + this.flushed + this.buffered + chunk.byteLength > this.size) {
+    if (
+      this.size !== undefined &&
+      this.start + this.flushed + this.pending.held + chunk.byteLength > this.size
+    ) {
       throw new StowageError(
         'SIZE_MISMATCH',
         `Blob ${this.digest} is larger than the ${this.size} bytes its descriptor declares.`,
       );
     }
-    for (let from = 0; from < chunk.byteLength; ) {
-      const n = Math.min(BUFFER_SIZE - this.buffered, chunk.byteLength - from);
-      this.buffer.set(chunk.subarray(from, from + n), this.buffered);
-      this.buffered += n;
-      from += n;
-      if (this.buffered === BUFFER_SIZE) await this.flush();
-    }
+    await this.pending.add(chunk);
   }
 
   get written(): number {
@@ -433,18 +424,42 @@ class FilePart implements PartWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.flush();
+      await this.pending.flush();
     } finally {
       await this.fh.close().catch(() => {});
     }
   }
+}
 
-  private async flush(): Promise<void> {
-    if (this.buffered === 0) return;
-    const piece = this.buffer.subarray(0, this.buffered);
-    this.buffered = 0;
-    await writeAll(this.fh, piece, this.start + this.flushed);
-    this.flushed += piece.byteLength;
+/** Coalesces small chunks into writes of {@link BUFFER_SIZE}: copies them into one buffer. */
+class WriteBuffer {
+  readonly bytes = Buffer.allocUnsafe(BUFFER_SIZE);
+  /** Bytes gathered and not yet handed to `out`. */
+  held = 0;
+
+  constructor(private readonly out: (piece: Buffer) => Promise<void>) {}
+
+  async add(chunk: Uint8Array): Promise<void> {
+    for (let from = 0; from < chunk.byteLength; ) {
+      const n = Math.min(this.bytes.length - this.held, chunk.byteLength - from);
+      this.bytes.set(chunk.subarray(from, from + n), this.held);
+      this.held += n;
+      from += n;
+      if (this.held === this.bytes.length) await this.flush();
+    }
+  }
+
+  /** Hands what is gathered to `out`; the buffer is free again once this resolves. */
+  async flush(): Promise<void> {
+    if (this.held === 0) return;
+    const piece = this.bytes.subarray(0, this.held);
+    this.held = 0;
+    await this.out(piece);
+  }
+
+  /** Drops what is gathered. */
+  clear(): void {
+    this.held = 0;
   }
 }
 
