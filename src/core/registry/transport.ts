@@ -137,15 +137,29 @@ interface NativeContext {
   context?: { addCACert?: (pem: string | Buffer) => void };
 }
 
+/** The trust for a client's connections, chosen once per client (see sharedTrustContext). */
+function trustContext(options: TransportOptions): SecureContext | undefined {
+  // Once per client: the getter is read for every direct request, and the choice stats a file.
+  let context = chosen.get(options);
+  if (context === undefined) {
+    context = sharedTrustContext(options);
+    chosen.set(options, context);
+  }
+  return context ?? undefined;
+}
+
+/** What trustContext chose for each client's options (null: Node's default context). */
+const chosen = new WeakMap<TransportOptions, SecureContext | null>();
+
 /**
  * Node's default trust plus what it lacks: the system bundle's CAs and the configured ones, built
- * once per list and bundle (undefined: the default context has it all). Adding to a default
+ * once per list and bundle (null: the default context has it all). Adding to a default
  * context copies Node's bundled roots (parsed once per process, not again per context), where
  * `ca: [...]` would parse them all again. That copy leaves out NODE_EXTRA_CA_CERTS (Node keeps
  * those only in its shared store), and so did `ca: [...]`: they are added back, so that more
  * trust never takes away trust the environment gave.
  */
-function trustContext(options: TransportOptions): SecureContext | undefined {
+function sharedTrustContext(options: TransportOptions): SecureContext | null {
   const configured = options.caCertificates?.length ? options.caCertificates : NONE;
   const bundle = systemBundle(options.env ?? process.env) ?? '';
   // The bundle's version too: update-ca-certificates while the editor runs counts for new clients.
@@ -167,7 +181,7 @@ function trustContext(options: TransportOptions): SecureContext | undefined {
         : buildContext([...environment, ...system, ...configured]);
     byBundle.set(version, context);
   }
-  return context ?? undefined;
+  return context;
 }
 
 function buildContext(cas: readonly (string | Buffer)[]): SecureContext {
