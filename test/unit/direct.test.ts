@@ -11,7 +11,8 @@ import { createSecureContext, createServer as createTlsServer } from 'node:tls';
 import { bodyLength, DirectPool, directGet, parseHead, Unhandled } from '../../src/core/registry/direct';
 import { spokeTls } from '../../src/core/registry/errors';
 import { proxyFor, proxyRoutes } from '../../src/core/registry/proxy';
-import { createDispatcher, tlsOptions } from '../../src/core/registry/transport';
+import { createDispatcher } from '../../src/core/registry/transport';
+import { tlsOptions } from '../../src/core/registry/trust';
 import { makeSelfSignedCert, type TestCert } from '../support/certs';
 import { serveKeepAlive } from '../support/keep-alive-server';
 

@@ -22,7 +22,7 @@ import {
   type RetryPolicy,
   sleep,
 } from './retry';
-import { createDispatcher, type TransportOptions, tlsOptions } from './transport';
+import { type TransportOptions, tlsOptions } from './trust';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MAX_ERROR_BODY = 64 * 1024;
@@ -160,8 +160,8 @@ export type RateLimit = { limit?: string; remaining?: string };
  * host, digest-verified manifests and streamed blobs.
  */
 export class RegistryClient {
-  private readonly verified: Dispatcher;
-  private readonly unverified: Dispatcher;
+  /** undici's dispatchers, made at the first request the direct reader does not take. */
+  private dispatchers?: { verified: Dispatcher; unverified: Dispatcher };
   private readonly auth: Authenticator;
   private readonly transport: TransportOptions;
   /** Which requests go through which proxy (undici's dispatchers, the direct reader, messages). */
@@ -187,8 +187,6 @@ export class RegistryClient {
     };
     this.transport = transport;
     this.routes = proxyRoutes(options.proxy, options.env);
-    this.verified = createDispatcher(transport, this.routes, options.strictSSL !== false);
-    this.unverified = createDispatcher(transport, this.routes, false);
     this.retry = { ...DEFAULT_RETRY, ...options.retry };
     this.maxManifestBytes = options.maxManifestBytes ?? MAX_MANIFEST_BYTES;
     this.auth = new Authenticator(
@@ -200,7 +198,8 @@ export class RegistryClient {
 
   async close(): Promise<void> {
     this.pool.close();
-    await Promise.all([this.verified.close(), this.unverified.close()]);
+    const { verified, unverified } = this.dispatchers ?? {};
+    await Promise.all([verified?.close(), unverified?.close()]);
   }
 
   /** RateLimit-Limit / RateLimit-Remaining last seen from a registry (Docker Hub sends them). */
@@ -555,7 +554,15 @@ export class RegistryClient {
   }
 
   private dispatcherFor(url: URL): Dispatcher {
-    return this.isInsecure(url.host) ? this.unverified : this.verified;
+    if (!this.dispatchers) {
+      // Required here, not imported: a run the direct reader serves never loads undici (transport.ts).
+      const { createDispatcher } = require('./transport') as typeof import('./transport');
+      this.dispatchers = {
+        verified: createDispatcher(this.transport, this.routes, this.options.strictSSL !== false),
+        unverified: createDispatcher(this.transport, this.routes, false),
+      };
+    }
+    return this.isInsecure(url.host) ? this.dispatchers.unverified : this.dispatchers.verified;
   }
 
   /** One request to one base: auth (one re-try after a challenge), retries, redirects. */

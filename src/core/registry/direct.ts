@@ -1,6 +1,7 @@
 import { connect, isIP, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as connectTls, type SecureContext } from 'node:tls';
+import type { ConnectionOptions, SecureContext } from 'node:tls';
 import { splitHost } from './host';
+import { tls as nodeTls } from './tls';
 
 /**
  * A GET (or HEAD) over one HTTP/1.1 connection (plain or TLS) whose body is read into one reused
@@ -324,7 +325,7 @@ class Connection {
     };
     const { tls } = options;
     this.socket = secure
-      ? connectTls({
+      ? nodeTls().connect({
           host,
           port,
           // SNI takes names only; an address is checked against the certificate's IP entries.

@@ -17,7 +17,6 @@ import type { Dispatcher } from 'undici';
 import { abortable, abortError, type ErrorCode, StowageError } from '../errors';
 import type { Credential } from './credentials';
 import { headerValue, readCapped } from './response';
-import { defaultDispatcher } from './undici';
 
 export interface TokenRequest {
   /** From bearerRealm(): an absolute http(s) URL. */
@@ -398,4 +397,9 @@ export class TokenCache {
     }
     return p;
   }
+}
+
+/** undici's own dispatcher, for callers that bring none; required when needed (see transport.ts). */
+function defaultDispatcher(): Dispatcher {
+  return (require('./undici') as typeof import('./undici')).defaultDispatcher();
 }
