@@ -3,15 +3,30 @@ import { formatBytes } from '../core/format';
 import { formatPlatform } from '../core/platform';
 import { formatReference, parseReference } from '../core/reference';
 import { inspectImage, walkImage } from '../core/store';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
-import { ENGINE_OPTIONS, openStore } from './engine';
+import { type Command, parseCommandArgs, plural, usageError, writeJson } from './command';
+import { cacheFolder, ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 
-/** Cache commands never touch the network; --offline is accepted so scripts can pass it everywhere. */
+/** Cache commands never touch the network. */
 const CACHE_OPTIONS = {
   cache: ENGINE_OPTIONS.cache,
-  offline: ENGINE_OPTIONS.offline,
-  json: { type: 'boolean' },
+  json: JSON_OPTION,
+  offline: OFFLINE_ACCEPTED,
 } as const;
+const RM_OPTIONS = { cache: ENGINE_OPTIONS.cache, offline: OFFLINE_ACCEPTED } as const;
+
+/** `input` (as the user typed it) is not in the cache at `dir`. */
+export function notCached(input: string, dir: string): StowageError {
+  return new StowageError(
+    'NOT_CACHED',
+    `${cachedName(input)} is not in the cache (${dir}).`,
+    `Pull it: stowage pull ${input}`,
+  );
+}
+
+/** A usage error unless the command got exactly `count` positionals (`what` says what they are). */
+function expectPositionals(positionals: string[], count: number, what: string, usage: string): void {
+  if (positionals.length !== count) throw usageError(`${what}\nusage: stowage ${usage}`);
+}
 
 /** Accepts what users type (`alpine:3`) and finds the cached name (`docker.io/library/alpine:3`). */
 function cachedName(input: string): string {
@@ -19,13 +34,16 @@ function cachedName(input: string): string {
 }
 
 export const lsCommand: Command = {
-  usage: 'ls [--cache DIR] [--json]',
+  usage: 'ls [OPTIONS]',
+  description: 'List the images in the cache: reference, digest and the size of their cached blobs.',
+  options: CACHE_OPTIONS,
   async run(args) {
-    const { values } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
-    const store = await openStore(values);
+    const { values, positionals } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
+    expectPositionals(positionals, 0, 'ls takes no arguments', this.usage);
+    const store = await openExistingStore(values);
     const rows = [];
-    for (const { name, descriptor } of await store.listReferences()) {
-      const walk = await walkImage(store, descriptor).catch(() => undefined);
+    for (const { name, descriptor } of store ? await store.listReferences() : []) {
+      const walk = await walkImage(store!, descriptor).catch(() => undefined);
       const size = walk?.blobs.filter((b) => !walk.missing.includes(b)).reduce((n, b) => n + b.size, 0) ?? 0;
       rows.push({ name, digest: descriptor.digest, mediaType: descriptor.mediaType, size });
     }
@@ -42,21 +60,16 @@ export const lsCommand: Command = {
 };
 
 export const inspectCommand: Command = {
-  usage: 'inspect REF [--cache DIR] [--json]',
+  usage: 'inspect [OPTIONS] REF',
+  description:
+    "Show what the cache holds for an image: its platforms, each one's manifest, config and layers\n(and which are missing). Reads the cache only: no network.",
+  options: CACHE_OPTIONS,
   async run(args) {
     const { values, positionals } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
-    if (positionals.length !== 1)
-      throw usageError(`inspect takes one reference\nusage: stowage ${this.usage}`);
-    const store = await openStore(values);
-    const name = cachedName(positionals[0]!);
-    const info = await inspectImage(store, name);
-    if (!info) {
-      throw new StowageError(
-        'NOT_CACHED',
-        `${name} is not in the cache (${store.dir}).`,
-        `Pull it: stowage pull ${positionals[0]}`,
-      );
-    }
+    expectPositionals(positionals, 1, 'inspect takes one reference', this.usage);
+    const store = await openExistingStore(values);
+    const info = store && (await inspectImage(store, cachedName(positionals[0]!)));
+    if (!info) throw notCached(positionals[0]!, cacheFolder(values));
     if (values.json) {
       writeJson(info);
       return 0;
@@ -83,20 +96,19 @@ export const inspectCommand: Command = {
 };
 
 export const rmCommand: Command = {
-  usage: 'rm REF... [--cache DIR]',
+  usage: 'rm [OPTIONS] REF...',
+  description:
+    'Remove image references from the cache. Their blobs stay until `stowage gc` (another reference may\nshare them). Exits 1 if a reference was not cached.',
+  options: RM_OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      { cache: ENGINE_OPTIONS.cache, offline: ENGINE_OPTIONS.offline },
-      this.usage,
-    );
+    const { values, positionals } = parseCommandArgs(args, RM_OPTIONS, this.usage);
     if (positionals.length === 0)
       throw usageError(`rm takes at least one reference\nusage: stowage ${this.usage}`);
-    const store = await openStore(values);
+    const store = await openExistingStore(values);
     let missing = 0;
     for (const p of positionals) {
       const name = cachedName(p);
-      if (await store.removeReference(name)) process.stdout.write(`removed ${name}\n`);
+      if (await store?.removeReference(name)) process.stdout.write(`removed ${name}\n`);
       else {
         process.stderr.write(`stowage rm: ${name} is not in the cache\n`);
         missing++;
@@ -107,15 +119,19 @@ export const rmCommand: Command = {
 };
 
 export const gcCommand: Command = {
-  usage: 'gc [--cache DIR] [--json]',
+  usage: 'gc [OPTIONS]',
+  description:
+    'Delete the blobs no cached reference needs, and partial downloads left for a day or more.\nSafe while pulls run: blobs a pull in progress holds are kept.',
+  options: CACHE_OPTIONS,
   async run(args) {
-    const { values } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
-    const store = await openStore(values);
-    const r = await store.gc();
+    const { values, positionals } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
+    expectPositionals(positionals, 0, 'gc takes no arguments', this.usage);
+    const store = await openExistingStore(values);
+    const r = (await store?.gc()) ?? { removedBlobs: 0, freedBytes: 0, removedIngests: 0 };
     if (values.json) writeJson(r);
     else
       process.stdout.write(
-        `removed ${r.removedBlobs} blobs (${formatBytes(r.freedBytes)}) and ${r.removedIngests} partial downloads\n`,
+        `removed ${plural(r.removedBlobs, 'blob')} (${formatBytes(r.freedBytes)}) and ${plural(r.removedIngests, 'partial download')}\n`,
       );
     return 0;
   },

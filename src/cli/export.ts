@@ -1,51 +1,76 @@
+import { dirname } from 'node:path';
 import { formatBytes, formatDuration } from '../core/format';
 import { exportImages } from '../core/transfer/export';
-import { type Command, interruptSignal, parseCommandArgs, usageError, writeJson } from './command';
-import { ENGINE_OPTIONS, openStore } from './engine';
+import { notCached } from './cache';
+import {
+  type Command,
+  interruptSignal,
+  type OptionTable,
+  parseCommandArgs,
+  plural,
+  usageError,
+} from './command';
+import { cacheFolder, ENGINE_OPTIONS, OFFLINE_ACCEPTED, openExistingStore } from './engine';
+import { besideFile, explainPath } from './files';
 
-const USAGE = 'export REF... -o FILE.tar|- [--cache DIR] [--json]';
+const USAGE = 'export [OPTIONS] REF... -o FILE.tar|-';
+
+const OPTIONS = {
+  output: {
+    type: 'string',
+    short: 'o',
+    value: 'FILE.tar|-',
+    help: 'the archive to write; - writes it to stdout (not a terminal)',
+  },
+  cache: ENGINE_OPTIONS.cache,
+  json: { type: 'boolean', help: 'print the summary as JSON (on stderr when the archive goes to stdout)' },
+  offline: OFFLINE_ACCEPTED,
+} as const satisfies OptionTable;
 
 export const exportCommand: Command = {
   usage: USAGE,
+  description:
+    'Write cached images to an OCI layout tarball, for a machine without network access\n(`stowage import` there, or skopeo copy oci-archive:FILE). Reads the cache only: no network.\nA platform that was not pulled is left out and named in the summary.',
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      {
-        cache: ENGINE_OPTIONS.cache,
-        offline: ENGINE_OPTIONS.offline,
-        output: { type: 'string', short: 'o' },
-        json: { type: 'boolean' },
-      },
-      USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length === 0)
       throw usageError(`export takes at least one reference\nusage: stowage ${USAGE}`);
     if (!values.output) throw usageError(`export needs -o FILE.tar\nusage: stowage ${USAGE}`);
-    const store = await openStore(values);
+    const toStdout = values.output === '-';
+    // As docker save: tar bytes on a screen help nobody (and can upset the terminal).
+    if (toStdout && process.stdout.isTTY) {
+      throw usageError('refusing to write an archive to a terminal; use -o FILE or redirect');
+    }
+    const store = await openExistingStore(values);
+    if (!store) throw notCached(positionals[0]!, cacheFolder(values));
+    if (!toStdout) {
+      const why = { ENOENT: `the folder ${dirname(values.output)} does not exist` };
+      explainPath(values.output, `cannot write ${values.output}`, why, besideFile(values.output));
+    }
     const interrupt = interruptSignal();
     const began = Date.now();
     try {
-      const toStdout = values.output === '-';
       const r = await exportImages(store, positionals, toStdout ? process.stdout : values.output, {
         signal: interrupt.signal,
       });
-      if (toStdout) {
-        // The archive went to stdout: the summary goes to stderr.
-        process.stderr.write(
-          `exported ${r.images.map((i) => i.name).join(', ')}: ${r.blobs} blobs, ${formatBytes(r.archiveBytes)}\n`,
+      // The archive on stdout: the summary, JSON too, goes to stderr.
+      const out = toStdout ? process.stderr : process.stdout;
+      if (values.json) {
+        out.write(`${JSON.stringify({ ...r, file: values.output, ms: Date.now() - began }, null, 2)}\n`);
+      } else if (toStdout) {
+        out.write(
+          `exported ${r.images.map((i) => i.name).join(', ')}: ${plural(r.blobs, 'blob')}, ${formatBytes(r.archiveBytes)}\n`,
         );
-        return 0;
-      }
-      if (values.json) writeJson({ ...r, file: values.output, ms: Date.now() - began });
-      else {
+      } else {
         for (const img of r.images) {
           const left = img.missingPlatforms.length
             ? ` (not cached, left out: ${img.missingPlatforms.join(', ')})`
             : '';
-          process.stdout.write(`${img.name}@${img.digest} (${img.platforms.join(', ')})${left}\n`);
+          out.write(`${img.name}@${img.digest} (${img.platforms.join(', ')})${left}\n`);
         }
-        process.stdout.write(
-          `wrote ${values.output}: ${r.images.length} image(s), ${r.blobs} blobs, ${formatBytes(r.archiveBytes)} in ${formatDuration(Date.now() - began)}\n`,
+        out.write(
+          `wrote ${values.output}: ${r.images.length} image(s), ${plural(r.blobs, 'blob')}, ${formatBytes(r.archiveBytes)} in ${formatDuration(Date.now() - began)}\n`,
         );
       }
       return 0;

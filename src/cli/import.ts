@@ -1,24 +1,31 @@
 import { formatBytes, formatDuration } from '../core/format';
 import { importArchive } from '../core/transfer/import';
-import { type Command, interruptSignal, parseCommandArgs, usageError, writeJson } from './command';
-import { ENGINE_OPTIONS, openStore } from './engine';
+import { type Command, interruptSignal, parseCommandArgs, plural, usageError, writeJson } from './command';
+import { ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openStore } from './engine';
+import { explainPath } from './files';
 
-const USAGE = 'import FILE.tar|- [--cache DIR] [--json]';
+const USAGE = 'import [OPTIONS] FILE.tar|-';
+
+const OPTIONS = {
+  cache: ENGINE_OPTIONS.cache,
+  json: JSON_OPTION,
+  offline: OFFLINE_ACCEPTED,
+} as const;
 
 export const importCommand: Command = {
   usage: USAGE,
+  description:
+    "Add the images of an OCI layout tarball (stowage export, skopeo's oci-archive) to the cache,\nevery blob verified against its digest first. - reads the archive from stdin. No network.",
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      { cache: ENGINE_OPTIONS.cache, offline: ENGINE_OPTIONS.offline, json: { type: 'boolean' } },
-      USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);
+    const file = positionals[0]!;
+    explainPath(file, `cannot read ${file}`);
     const store = await openStore(values);
     const interrupt = interruptSignal();
     const began = Date.now();
     try {
-      const file = positionals[0]!;
       // `-` reads the archive from standard input (e.g. ssh … stowage export … -o - | stowage import -).
       const r = await importArchive(store, file === '-' ? process.stdin : file, {
         signal: interrupt.signal,
@@ -31,7 +38,7 @@ export const importCommand: Command = {
           );
         }
         process.stdout.write(
-          `imported ${r.images.length} image(s): ${r.blobsAdded} new blobs (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already cached, in ${formatDuration(Date.now() - began)}\n`,
+          `imported ${r.images.length} image(s): ${plural(r.blobsAdded, 'new blob')} (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already cached, in ${formatDuration(Date.now() - began)}\n`,
         );
         if (r.unnamed)
           process.stderr.write(`stowage import: skipped ${r.unnamed} index entries without a name\n`);

@@ -5,28 +5,33 @@ import { createInterface } from 'node:readline/promises';
 import { StowageError } from '../core/errors';
 import { DOCKER_HUB, registryName } from '../core/reference';
 import { DockerConfigCredentials, StaticCredentials } from '../core/registry/credentials';
-import { type Command, parseCommandArgs, usageError } from './command';
+import { type Command, type OptionTable, parseCommandArgs, usageError } from './command';
 import { createClient, ENGINE_OPTIONS } from './engine';
 
-const LOGIN_USAGE =
-  'login [REGISTRY] [-u USER] [--password-stdin | -p PASSWORD] [--insecure-registry HOST]... [--ca-file PEM]... [-v]';
+const LOGIN_USAGE = 'login [OPTIONS] [REGISTRY]';
 const LOGOUT_USAGE = 'logout [REGISTRY]';
+
+const LOGIN_OPTIONS = {
+  username: { type: 'string', short: 'u', value: 'USER', help: 'the user name' },
+  password: {
+    type: 'string',
+    short: 'p',
+    value: 'PASSWORD',
+    help: 'the password or token (insecure: others may see it; prefer --password-stdin)',
+  },
+  'password-stdin': { type: 'boolean', help: 'read the password or token from stdin' },
+  'insecure-registry': ENGINE_OPTIONS['insecure-registry'],
+  'ca-file': ENGINE_OPTIONS['ca-file'],
+  verbose: ENGINE_OPTIONS.verbose,
+} as const satisfies OptionTable;
 
 export const loginCommand: Command = {
   usage: LOGIN_USAGE,
+  description:
+    "Sign in to a registry (default: Docker Hub) as docker login does: the password is checked with\nthe registry, then kept by docker's credential helper or in its config.json, where pulls find it.\nWithout -p or --password-stdin, asks on the terminal.",
+  options: LOGIN_OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      {
-        username: { type: 'string', short: 'u' },
-        password: { type: 'string', short: 'p' },
-        'password-stdin': { type: 'boolean' },
-        'insecure-registry': ENGINE_OPTIONS['insecure-registry'],
-        'ca-file': ENGINE_OPTIONS['ca-file'],
-        verbose: ENGINE_OPTIONS.verbose,
-      },
-      LOGIN_USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, LOGIN_OPTIONS, LOGIN_USAGE);
     const registry = registryArgument(positionals, LOGIN_USAGE);
     if (values.password !== undefined && values['password-stdin']) {
       throw usageError('--password and --password-stdin cannot be used together');
@@ -81,6 +86,8 @@ export const loginCommand: Command = {
 
 export const logoutCommand: Command = {
   usage: LOGOUT_USAGE,
+  description: "Remove a registry's stored credentials (default: Docker Hub).",
+  options: {},
   async run(args) {
     const { positionals } = parseCommandArgs(args, {}, LOGOUT_USAGE);
     const registry = registryArgument(positionals, LOGOUT_USAGE);

@@ -1,4 +1,4 @@
-import { isStowageError } from '../core/errors';
+import { isStowageError, type StowageError } from '../core/errors';
 import { formatBytes, formatDuration } from '../core/format';
 import { forEachLimit } from '../core/limit';
 import { formatPlatform, type Platform, parsePlatform } from '../core/platform';
@@ -6,16 +6,42 @@ import { type PullEvent, type PullProgress, type PullResult, pull } from '../cor
 import {
   type Command,
   interruptSignal,
+  type OptionTable,
   parseCommandArgs,
-  platformFlag,
+  platformFlags,
+  platformOption,
+  plural,
   usageError,
   writeJson,
 } from './command';
 import { parseBuildArgs, readDockerfile } from './dockerfile';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
-const USAGE =
-  'pull REF... | -f DOCKERFILE... [--build-arg NAME[=VALUE]]... [--platform os/arch[/variant]]... [--all-platforms] [--always] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--mirror REGISTRY=URL]... [--ca-file PEM]... [--daemon-config FILE] [--offline] [--json]';
+const USAGE = 'pull [OPTIONS] REF... | pull [OPTIONS] -f DOCKERFILE...';
+
+const OPTIONS = {
+  file: {
+    type: 'string',
+    short: 'f',
+    multiple: true,
+    value: 'DOCKERFILE',
+    help: 'pull every image this Dockerfile uses (FROM, COPY --from, RUN --mount from, # syntax)',
+  },
+  'build-arg': {
+    type: 'string',
+    multiple: true,
+    value: 'NAME[=VALUE]',
+    help: "a Dockerfile ARG's value for -f (NAME alone: from the environment)",
+  },
+  platform: platformOption(
+    "the platforms to pull, comma-separated or repeated (default: this machine's); with -f, the build's targets",
+    true,
+  ),
+  'all-platforms': { type: 'boolean', help: 'pull every platform of a multi-platform image' },
+  always: { type: 'boolean', help: 'ask the registry even when the cache holds the image' },
+  json: { type: 'boolean', help: 'print the result as JSON (an array for several images)' },
+  ...ENGINE_OPTIONS,
+} as const satisfies OptionTable;
 
 /** Images pulled at once by `pull -f` or several REFs (each with its own blob downloads). */
 const IMAGES_AT_ONCE = 3;
@@ -24,24 +50,17 @@ const IMAGES_AT_ONCE = 3;
 interface Target {
   reference: string;
   platforms: Platform[];
+  /** Where a Dockerfile (-f) names it first: its failures are reported there. */
+  source?: { file: string; line: number };
 }
 
 export const pullCommand: Command = {
   usage: USAGE,
+  description:
+    'Pull images into the cache, downloading only the blobs it is missing; an image the cache already\nholds needs no network (unless --always). Several images are pulled a few at a time; every\nfailure is reported, and the exit code is 1 if any failed. Ctrl+C stops (exit 130) and keeps\npartial downloads: the next pull resumes them.',
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      {
-        ...ENGINE_OPTIONS,
-        file: { type: 'string', short: 'f', multiple: true },
-        'build-arg': { type: 'string', multiple: true },
-        platform: { type: 'string', multiple: true },
-        'all-platforms': { type: 'boolean' },
-        always: { type: 'boolean' },
-        json: { type: 'boolean' },
-      },
-      USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     const files = values.file ?? [];
     if (positionals.length === 0 && files.length === 0) {
       throw usageError(`pull takes a reference or -f DOCKERFILE\nusage: stowage ${USAGE}`);
@@ -49,7 +68,7 @@ export const pullCommand: Command = {
     if (values['build-arg'] && files.length === 0) {
       throw usageError(`--build-arg goes with -f DOCKERFILE\nusage: stowage ${USAGE}`);
     }
-    const platforms = (values.platform ?? []).map((p) => platformFlag(p, USAGE));
+    const platforms = platformFlags(values.platform, USAGE);
     const targets: Target[] = positionals.map((reference) => ({ reference, platforms }));
     const buildArgs = parseBuildArgs(values['build-arg'] ?? [], USAGE);
     const unresolved = files.length ? await addDockerfileTargets(targets, files, platforms, buildArgs) : [];
@@ -71,10 +90,14 @@ export const pullCommand: Command = {
         if (view) {
           const how = result.fromCache
             ? 'already cached'
-            : `${result.blobsDownloaded} blobs, ${formatBytes(result.bytesDownloaded)} downloaded`;
+            : `${plural(result.blobsDownloaded, 'blob')}, ${formatBytes(result.bytesDownloaded)} downloaded`;
+          // A reference by digest already shows it.
+          const image = result.reference.includes('@')
+            ? result.reference
+            : `${result.reference}@${result.digest}`;
           view.write(
             process.stdout,
-            `${result.reference}@${result.digest} (${result.platforms.join(', ')}): ${how} in ${formatDuration(Date.now() - began)}\n`,
+            `${image} (${result.platforms.join(', ')}): ${how} in ${formatDuration(Date.now() - began)}\n`,
           );
         }
         return { ...result, ms: Date.now() - began };
@@ -83,9 +106,13 @@ export const pullCommand: Command = {
       }
     };
     try {
-      // One reference: its error is the command's (one line, exit 1), its JSON an object.
+      // One reference: its error is the command's (one line, exit 1), its JSON an object (the
+      // error's too, as an entry of several would be: scripts always get JSON).
       if (positionals.length === 1 && files.length === 0) {
-        const result = await pullOne(targets[0]!);
+        const result = await pullOne(targets[0]!).catch((e: unknown) => {
+          if (values.json && isStowageError(e) && e.code !== 'ABORTED') writeJson(failure(targets[0]!, e));
+          throw e;
+        });
         if (values.json) writeJson(result);
         return 0;
       }
@@ -107,8 +134,9 @@ export const pullCommand: Command = {
         } catch (e) {
           if (!isStowageError(e) || e.code === 'ABORTED') throw e;
           failed++;
-          results[at] = { reference: t.reference, error: { code: e.code, message: e.detail } };
-          problem(`stowage pull: ${t.reference}: ${e.detail}`);
+          results[at] = failure(t, e);
+          const where = t.source ? `${t.source.file}:${t.source.line}: ` : '';
+          problem(`stowage pull: ${where}${t.reference}: ${e.detail}`);
         }
       });
       report.push(...results);
@@ -127,6 +155,11 @@ export const pullCommand: Command = {
   },
 };
 
+/** A failed pull's JSON entry. */
+function failure(t: Target, e: StowageError) {
+  return { reference: t.reference, ...t.source, error: { code: e.code, message: e.detail } };
+}
+
 /**
  * Adds every image the Dockerfiles need to `targets`; returns the references that cannot be
  * resolved. With -f, --platform is the build's target platform (several: one build each), as for
@@ -144,7 +177,7 @@ async function addDockerfileTargets(
     const text = await readDockerfile(file);
     for (const targetPlatform of platforms.length ? platforms : [undefined]) {
       for (const use of resolveDockerfile(text, { targetPlatform, buildArgs })) {
-        if (use.ref) addTarget(targets, use.ref, parsePlatform(use.platform));
+        if (use.ref) addTarget(targets, use.ref, parsePlatform(use.platform), { file, line: use.line });
         else if (!unresolved.some((u) => u.file === file && u.line === use.line)) {
           unresolved.push({
             file,
@@ -159,9 +192,9 @@ async function addDockerfileTargets(
 }
 
 /** Adds a platform to the reference's target (one pull per reference, all its platforms at once). */
-function addTarget(targets: Target[], reference: string, platform: Platform): void {
+function addTarget(targets: Target[], reference: string, platform: Platform, source: Target['source']): void {
   const t = targets.find((x) => x.reference === reference);
-  if (!t) targets.push({ reference, platforms: [platform] });
+  if (!t) targets.push({ reference, platforms: [platform], source });
   else if (!t.platforms.some((p) => formatPlatform(p) === formatPlatform(platform))) {
     t.platforms = [...t.platforms, platform];
   }

@@ -3,24 +3,31 @@ import { pushImage } from '../core/transfer/push';
 import {
   type Command,
   interruptSignal,
+  type OptionTable,
   parseCommandArgs,
   platformFlag,
+  platformOption,
+  plural,
   usageError,
   writeJson,
 } from './command';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
 
-const USAGE =
-  'push REF DEST [--platform os/arch[/variant]] [--cache DIR] [--insecure-registry HOST[:PORT]]... [--ca-file PEM]... [--json]';
+const USAGE = 'push [OPTIONS] REF DEST';
+
+const OPTIONS = {
+  platform: platformOption('push only this platform of a multi-platform image (default: every cached one)'),
+  json: { type: 'boolean', help: 'print the result as JSON' },
+  ...ENGINE_OPTIONS,
+} as const satisfies OptionTable;
 
 export const pushCommand: Command = {
   usage: USAGE,
+  description:
+    'Copy a cached image to a registry (DEST: a full reference, e.g. registry.example/team/app:1).\nBlobs the registry has are not sent again; blobs of another repository there are mounted.',
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      { ...ENGINE_OPTIONS, platform: { type: 'string' }, json: { type: 'boolean' } },
-      USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 2)
       throw usageError(`push takes a cached reference and a destination\nusage: stowage ${USAGE}`);
     const store = await openStore(values);
@@ -35,7 +42,7 @@ export const pushCommand: Command = {
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
         process.stdout.write(
-          `pushed ${r.source} → ${r.destination}: ${r.uploaded} blobs uploaded (${formatBytes(r.bytesUploaded)}), ${r.mounted} mounted, ${r.existing} already there, ${r.manifests} manifests, in ${formatDuration(Date.now() - began)}\n`,
+          `pushed ${r.source} → ${r.destination}: ${plural(r.uploaded, 'blob')} uploaded (${formatBytes(r.bytesUploaded)}), ${r.mounted} mounted, ${r.existing} already there, ${plural(r.manifests, 'manifest')}, in ${formatDuration(Date.now() - began)}\n`,
         );
       }
       return 0;

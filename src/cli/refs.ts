@@ -1,10 +1,33 @@
-import { type ImageUse, resolveDockerfile } from '../core/dockerfile';
+import { errorReason, type ImageUse, resolveDockerfile } from '../core/dockerfile';
 import type { StowageError } from '../core/errors';
 import type { Platform } from '../core/platform';
-import { type Command, parseCommandArgs, platformFlag, usageError, writeJson } from './command';
+import {
+  type Command,
+  type OptionTable,
+  parseCommandArgs,
+  platformFlag,
+  platformOption,
+  usageError,
+  writeJson,
+} from './command';
 import { parseBuildArgs, readDockerfile } from './dockerfile';
 
-const USAGE = 'refs FILE [--platform os/arch[/variant]] [--build-arg NAME[=VALUE]]... [--json]';
+const USAGE = 'refs [OPTIONS] DOCKERFILE  (or -f DOCKERFILE)';
+
+const OPTIONS = {
+  file: { type: 'string', short: 'f', value: 'DOCKERFILE', help: 'the Dockerfile (as pull -f takes it)' },
+  platform: platformOption("the build's target platform (default: this machine's)"),
+  'build-arg': {
+    type: 'string',
+    multiple: true,
+    value: 'NAME[=VALUE]',
+    help: "an ARG's value (NAME alone: from the environment)",
+  },
+  json: {
+    type: 'boolean',
+    help: 'print the rows as JSON, with source ranges (an error row has ref null and an error)',
+  },
+} as const satisfies OptionTable;
 
 function usage(message: string): StowageError {
   return usageError(`${message}\nusage: stowage ${USAGE}`);
@@ -34,7 +57,7 @@ function table(uses: ImageUse[]): string {
   const header = ['LINE', 'INSTRUCTION', 'REFERENCE', 'PLATFORM', 'STAGE'];
   const rows = uses.map((u) =>
     u.ref === null
-      ? [String(u.line), u.instruction, `error: ${u.error ?? 'unresolved'}`]
+      ? [String(u.line), u.instruction, `error: ${errorReason(u.error ?? 'unresolved')}`]
       : [String(u.line), u.instruction, u.ref, u.platform, u.stage ?? '-'],
   );
   const widths = header.map((h, i) =>
@@ -47,18 +70,14 @@ function table(uses: ImageUse[]): string {
 
 export const refsCommand: Command = {
   usage: USAGE,
+  description:
+    'List the images a Dockerfile uses (FROM, COPY --from, RUN --mount from, # syntax), with ARGs and\nbuild args expanded, as a build would pull them. Exits 1 if a reference cannot be resolved or\nthe Dockerfile has an error (every row is still printed), as a linter does.',
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      {
-        platform: { type: 'string' },
-        'build-arg': { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-      },
-      USAGE,
-    );
-    if (positionals.length !== 1) throw usage('refs takes one Dockerfile');
-    const file = positionals[0] as string;
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
+    const files = [...positionals, ...(values.file === undefined ? [] : [values.file])];
+    if (files.length !== 1) throw usage('refs takes one Dockerfile');
+    const file = files[0] as string;
     const options = {
       targetPlatform: targetPlatform(values.platform),
       buildArgs: parseBuildArgs(values['build-arg'] ?? [], USAGE),
@@ -67,6 +86,6 @@ export const refsCommand: Command = {
     if (values.json) writeJson(uses.map(json));
     else if (uses.length === 0) process.stdout.write(`${file}: no image references\n`);
     else process.stdout.write(`${table(uses)}\n`);
-    return 0;
+    return uses.some((u) => u.ref === null) ? 1 : 0;
   },
 };

@@ -1,23 +1,22 @@
 import { parseReference } from '../core/reference';
-import { type Command, parseCommandArgs, usageError, writeJson } from './command';
+import { type Command, type OptionTable, parseCommandArgs, usageError, writeJson } from './command';
 import { createClient, ENGINE_OPTIONS } from './engine';
 
-const USAGE =
-  'tags REPO [--limit N] [--page-size N] [--json] [--insecure-registry HOST]... [--ca-file PEM]...';
+const USAGE = 'tags [OPTIONS] REPO';
+
+const OPTIONS = {
+  limit: { type: 'string', value: 'N', help: 'stop after N tags' },
+  'page-size': { type: 'string', value: 'N', help: 'tags asked for per request (default 100)' },
+  json: { type: 'boolean', help: 'print the tags as a JSON array' },
+  ...ENGINE_OPTIONS,
+} as const satisfies OptionTable;
 
 export const tagsCommand: Command = {
   usage: USAGE,
+  description: "List a repository's tags, one a line, as the registry pages them (e.g. stowage tags alpine).",
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parseCommandArgs(
-      args,
-      {
-        ...ENGINE_OPTIONS,
-        limit: { type: 'string' },
-        'page-size': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-      USAGE,
-    );
+    const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw usageError(`tags takes one repository\nusage: stowage ${USAGE}`);
     const limit = values.limit === undefined ? Number.POSITIVE_INFINITY : Number(values.limit);
     const pageSize = values['page-size'] === undefined ? 100 : Number(values['page-size']);

@@ -40,9 +40,10 @@ interface Row {
   range: { start: { line: number; character: number }; end: { line: number; character: number } };
 }
 
-function json(args: string[], env?: NodeJS.ProcessEnv): Row[] {
+/** The rows; exit 0, or 1 when `errors` (every row is printed either way). */
+function json(args: string[], env?: NodeJS.ProcessEnv, errors = false): Row[] {
   const r = stowage(['refs', ...args, '--json'], env);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, errors ? 1 : 0, r.stderr);
   return JSON.parse(r.stdout) as Row[];
 }
 
@@ -91,7 +92,7 @@ describe('stowage refs --json', () => {
 
   test('an unresolvable reference has ref null and an error naming the line and the ARG', () => {
     const file = dockerfile('unset.Dockerfile', 'FROM alpine AS ok\nFROM ${UNSET}\nFROM Alpine\n');
-    const rows = json([file, '--platform', 'linux/amd64']);
+    const rows = json([file, '--platform', 'linux/amd64'], {}, true);
     assert.deepEqual(
       rows.map((r) => [r.line, r.ref, r.platform]),
       [
@@ -110,17 +111,17 @@ describe('stowage refs --json', () => {
 });
 
 describe('stowage refs (table)', () => {
-  test('an aligned table with errors in place of the reference', () => {
+  test('an aligned table with errors in place of the reference (their line once); exit 1, as a linter', () => {
     const file = dockerfile(
       'table.Dockerfile',
       'FROM golang:1.22 AS build\nFROM ${NOPE}\nFROM alpine:3.20\nCOPY --from=build /a /b\n',
     );
     const r = stowage(['refs', file, '--platform', 'linux/arm64']);
-    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 1, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0] ?? '', /^LINE\s+INSTRUCTION\s+REFERENCE\s+PLATFORM\s+STAGE$/);
     assert.match(lines[1] ?? '', /^1\s+FROM\s+docker\.io\/library\/golang:1\.22\s+linux\/arm64\s+build$/);
-    assert.match(lines[2] ?? '', /^2\s+FROM\s+error: Line 2: "\$\{NOPE\}" expands to an empty image name/);
+    assert.match(lines[2] ?? '', /^2\s+FROM\s+error: "\$\{NOPE\}" expands to an empty image name/);
     assert.match(lines[3] ?? '', /^3\s+FROM\s+docker\.io\/library\/alpine:3\.20\s+linux\/arm64\s+-$/);
     assert.equal(lines.length, 4);
     // Columns line up across rows.
@@ -128,6 +129,19 @@ describe('stowage refs (table)', () => {
     assert.equal(at(lines[1] as string, 'docker.io'), at(lines[0] as string, 'REFERENCE'));
     assert.equal(at(lines[3] as string, 'linux/arm64'), at(lines[0] as string, 'PLATFORM'));
     assert.equal(at(lines[1] as string, 'build'), at(lines[0] as string, 'STAGE'));
+  });
+
+  test('a syntax error is an error row: exit 1', () => {
+    const file = dockerfile('syntax.Dockerfile', 'FROM alpine AS a b c\nFROM alpine:3.20\n');
+    const r = stowage(['refs', '-f', file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /\n1\s+FROM\s+error: FROM takes an image and optionally "AS name"/);
+    assert.match(r.stdout, /\n2\s+FROM\s+docker\.io\/library\/alpine:3\.20/);
+  });
+
+  test('-f DOCKERFILE, as pull takes it, is the same as the argument', () => {
+    const file = dockerfile('f.Dockerfile', 'FROM alpine:3.20\n');
+    assert.deepEqual(json(['-f', file]), json([file]));
   });
 
   test('a Dockerfile with no images says so', () => {
@@ -156,13 +170,19 @@ describe('stowage refs: failures', () => {
   const bad: [string, string[], RegExp][] = [
     ['no file', ['refs'], /refs takes one Dockerfile/],
     ['two files', ['refs', 'a', 'b'], /refs takes one Dockerfile/],
-    ['an unknown option', ['refs', 'Dockerfile', '--bogus'], /Unknown option '--bogus'/],
+    ['an unknown option', ['refs', 'Dockerfile', '--bogus'], /unknown option --bogus\n/],
+    [
+      'a typo',
+      ['refs', 'Dockerfile', '--platfrom', 'x'],
+      /unknown option --platfrom \(did you mean --platform\?\)/,
+    ],
+    ['a file twice', ['refs', 'Dockerfile', '-f', 'Other'], /refs takes one Dockerfile/],
     [
       'an invalid --platform',
       ['refs', 'Dockerfile', '--platform', 'linux//x'],
       /Invalid platform "linux\/\/x"/,
     ],
-    ['--platform without a value', ['refs', 'Dockerfile', '--platform'], /--platform/],
+    ['--platform without a value', ['refs', 'Dockerfile', '--platform'], /--platform needs a value/],
     [
       'a malformed --build-arg',
       ['refs', 'Dockerfile', '--build-arg', '=x'],
@@ -174,13 +194,23 @@ describe('stowage refs: failures', () => {
       const r = stowage(args);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
-      assert.match(r.stderr, /usage: stowage refs FILE/);
+      assert.match(r.stderr, /usage: stowage refs \[OPTIONS\] DOCKERFILE/);
     });
   }
 
-  test('--help prints the usage and exits 0', () => {
+  test('--help prints the usage, what refs does and every option, and exits 0', () => {
     const r = stowage(['refs', '--help']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /^usage: stowage refs FILE \[--platform os\/arch\[\/variant\]\]/);
+    assert.match(r.stdout, /^usage: stowage refs \[OPTIONS\] DOCKERFILE/);
+    assert.match(r.stdout, /\nList the images a Dockerfile uses/);
+    for (const option of [
+      '-f, --file DOCKERFILE',
+      '--platform OS/ARCH',
+      '--build-arg NAME',
+      '--json',
+      '-h, --help',
+    ]) {
+      assert.ok(r.stdout.includes(option), option);
+    }
   });
 });
