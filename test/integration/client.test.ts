@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
-import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
+import { RegistryClient, type RequestLog, type RetryNotice } from '../../src/core/registry/client';
 import { Store } from '../support/engine';
 import { buildImage } from '../support/fixtures';
 import { startProxy } from '../support/proxy';
@@ -128,6 +128,48 @@ test('tags of a real repository', async () => {
   const all: string[] = [];
   for await (const page of client.tags(parseReference(`${reg.host}/a/one`))) all.push(...page);
   assert.deepEqual(all, ['v1']);
+  await client.close();
+});
+
+test('a registry that takes connections and never answers: one retry, told about, then a clear error', async () => {
+  // TLS hellos are dropped at once (as a plain-HTTP server would refuse them); plain requests are
+  // read and never answered.
+  const plainTries: Socket[] = [];
+  const silent = createNetServer((s) => {
+    s.on('error', () => {});
+    s.once('data', (first: Buffer) => {
+      if (first[0] === 0x16) s.destroy();
+      else plainTries.push(s);
+    });
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  stops.push(
+    () =>
+      new Promise<void>((r) => {
+        for (const s of plainTries) s.destroy();
+        silent.close(() => r());
+      }),
+  );
+  const port = (silent.address() as AddressInfo).port;
+  const notices: RetryNotice[] = [];
+  const client = new RegistryClient({
+    stallTimeoutMs: 300,
+    retry: { attempts: 4, baseDelayMs: 10, maxDelayMs: 20 },
+    onRetry: (n) => notices.push(n),
+  });
+  await assert.rejects(client.manifest(parseReference(`127.0.0.1:${port}/a/b:v1`)), (e: Error) => {
+    assert.equal((e as { code?: string }).code, 'NETWORK');
+    assert.match(e.message, /sent no answer in time \(UND_ERR_HEADERS_TIMEOUT\)/);
+    return true;
+  });
+  // Twice over plain HTTP, not four times: a timeout costs the user the whole wait each time.
+  assert.equal(plainTries.length, 2);
+  const timeouts = notices.filter((n) => n.reason === 'UND_ERR_HEADERS_TIMEOUT');
+  assert.equal(timeouts.length, 1);
+  assert.deepEqual(
+    { attempt: timeouts[0]!.attempt, attempts: timeouts[0]!.attempts, url: timeouts[0]!.url },
+    { attempt: 2, attempts: 2, url: `http://127.0.0.1:${port}/v2/a/b/manifests/v1` },
+  );
   await client.close();
 });
 

@@ -179,6 +179,33 @@ describe('pull-through cache (Distribution proxy mode)', () => {
     await client.close();
   });
 
+  test('a mirror without the image and a registry that cannot be reached: the registry is the error, the mirror a note', async () => {
+    const empty = await startRegistry();
+    stops.push(empty.stop);
+    // A loopback port nothing listens on: the registry itself cannot be reached.
+    const gone = createServer();
+    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+    const port = (gone.address() as AddressInfo).port;
+    await new Promise<void>((r) => gone.close(() => r()));
+    const { client } = clientFor(upstream, { mirrors: { [`127.0.0.1:${port}`]: [empty.url] } });
+    await assert.rejects(
+      pull(await freshStore(), client, `127.0.0.1:${port}/team/app:v1`, { platforms: amd64 }),
+      (e: Error) => {
+        assert.ok(isStowageError(e, 'NETWORK'), `${e}`);
+        assert.match(
+          e.message,
+          new RegExp(`Cannot reach https?://127\\.0\\.0\\.1:${port} .*connection refused`),
+        );
+        assert.match(
+          e.message,
+          new RegExp(`Tried first: the mirror ${empty.host.replace(/\./g, '\\.')} does not have it`),
+        );
+        return true;
+      },
+    );
+    await client.close();
+  });
+
   test('the upstream requires token auth; the mirror signs in to it, clients pull anonymously', async () => {
     const secured = await startRegistry({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
     stops.push(secured.stop);

@@ -17,6 +17,7 @@ import {
   backoffDelay,
   DEFAULT_RETRY,
   isRetryableStatus,
+  isTimeout,
   isTransientNetworkError,
   parseRetryAfter,
   type RetryPolicy,
@@ -44,6 +45,18 @@ export interface RequestLog {
   reused?: true;
 }
 
+/** A request is about to be tried again (after a broken connection, a timeout, a 429 or a 5xx). */
+export interface RetryNotice {
+  /** Origin and path; never headers, never credentials. */
+  url: string;
+  /** The attempt about to start (2 for the first retry), and the most there will be. */
+  attempt: number;
+  attempts: number;
+  /** What went wrong: an error code (ECONNRESET, UND_ERR_HEADERS_TIMEOUT) or `HTTP 503`. */
+  reason: string;
+  delayMs: number;
+}
+
 export interface ClientOptions {
   credentials?: CredentialSource;
   /** Hosts (`host[:port]`) that may use plain HTTP or unverified TLS, and may get credentials over HTTP. */
@@ -62,6 +75,8 @@ export interface ClientOptions {
   /** Refuse every network request (offline mode). */
   offline?: boolean;
   onRequest?: (log: RequestLog) => void;
+  /** Told before each retry, so that a long wait is not a silent one. */
+  onRetry?: (notice: RetryNotice) => void;
   env?: NodeJS.ProcessEnv;
   /** false: blobs go through undici too, not the direct reader (benchmarks, tests). */
   direct?: boolean;
@@ -510,7 +525,7 @@ export class RegistryClient {
         'Turn off offline mode (the stowage.offline setting, or drop --offline), or bring the image in with stowage import.',
       );
     }
-    const errors: { error: StowageError; mirror: boolean }[] = [];
+    const errors: EndpointError[] = [];
     for (const endpoint of this.endpoints(call.registry, useMirrors)) {
       for (const base of this.orderBases(endpoint)) {
         throwIfAborted(call.signal);
@@ -519,7 +534,7 @@ export class RegistryClient {
           return await this.send(base, endpoint.mirror ? { ...call, registry: endpoint.host } : call);
         } catch (e) {
           if (!(e instanceof StowageError) || e.code === 'ABORTED') throw e;
-          errors.push({ error: e, mirror: endpoint.mirror });
+          errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined });
           if (!fallsThrough(e, endpoint.mirror)) throw e;
           // A TLS host never gets its plain-HTTP candidate.
           if (this.tlsHosts.has(endpoint.host)) break;
@@ -599,6 +614,7 @@ export class RegistryClient {
 
   private async withRetries(url: URL, call: Call, authorization: string | undefined): Promise<Response> {
     const attempts = call.once ? 1 : this.retry.attempts;
+    let timeouts = 0;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
@@ -606,8 +622,14 @@ export class RegistryClient {
       } catch (e) {
         if (call.signal?.aborted) throw abortFrom(call.signal);
         if (e instanceof StowageError) throw e;
-        if (isTransientNetworkError(e) && attempt < attempts) {
-          await sleep(backoffDelay(attempt, this.retry), call.signal).catch(() => {
+        // A host that let a whole timeout pass gets one more: four would keep a user waiting minutes.
+        if (isTimeout(e)) timeouts++;
+        if (isTransientNetworkError(e) && attempt < attempts && timeouts < 2) {
+          const delayMs = backoffDelay(attempt, this.retry);
+          // After a timeout, this retry is the last.
+          const most = timeouts ? attempt + 1 : attempts;
+          this.noteRetry(url, attempt, most, (e as { code: string }).code, delayMs);
+          await sleep(delayMs, call.signal).catch(() => {
             throw abortFrom(call.signal);
           });
           continue;
@@ -619,6 +641,7 @@ export class RegistryClient {
       if (isRetryableStatus(res.statusCode) && attempt < attempts) {
         const wait =
           parseRetryAfter(headerValue(res.headers, 'retry-after')) ?? backoffDelay(attempt, this.retry);
+        this.noteRetry(url, attempt, attempts, `HTTP ${res.statusCode}`, wait);
         await res.body.dump();
         await sleep(wait, call.signal).catch(() => {
           throw abortFrom(call.signal);
@@ -627,6 +650,16 @@ export class RegistryClient {
       }
       return res;
     }
+  }
+
+  private noteRetry(url: URL, attempt: number, attempts: number, reason: string, delayMs: number): void {
+    this.options.onRetry?.({
+      url: `${url.origin}${url.pathname}`,
+      attempt: attempt + 1,
+      attempts,
+      reason,
+      delayMs,
+    });
   }
 
   /** Follows redirects by hand: Authorization only to the origin it was meant for, http(s) only. */
@@ -838,13 +871,45 @@ const RANK: Record<string, number> = {
   TOO_MANY_REQUESTS: 4,
 };
 
-/** After the last endpoint: the registry's own answer, unless a mirror said something more specific. */
-function mostUseful(errors: { error: StowageError; mirror: boolean }[]): StowageError {
-  let best = errors[errors.length - 1]!.error;
-  for (const { error } of errors) {
+/** A failure of one endpoint; `mirror` is the mirror's host (undefined: the registry itself). */
+interface EndpointError {
+  error: StowageError;
+  mirror?: string;
+}
+
+/**
+ * After the last endpoint: the registry's own answer (of its https and http tries, the most
+ * telling), with what the mirrors said as a note. A mirror's "not found" is only that mirror
+ * lacking the image: reported alone it would read as the image not existing.
+ */
+function mostUseful(errors: EndpointError[]): StowageError {
+  const own = errors.filter((e) => !e.mirror);
+  const pool = own.length ? own : errors;
+  let best = pool[pool.length - 1]!.error;
+  for (const { error } of pool) {
     if ((RANK[error.code] ?? 9) > (RANK[best.code] ?? 9)) best = error;
   }
+  const mirrors = [...new Map(errors.flatMap((e) => (e.mirror ? [[e.mirror, e.error]] : []))).entries()];
+  if (own.length && mirrors.length) {
+    const said = mirrors.map(([host, e]) => `${host} ${mirrorOutcome(e)}`).join('; ');
+    best.message = `${best.message} (Tried first: the mirror ${said}.)`;
+  }
   return best;
+}
+
+function mirrorOutcome(e: StowageError): string {
+  switch (e.code) {
+    case 'NOT_FOUND':
+      return 'does not have it';
+    case 'TOO_MANY_REQUESTS':
+      return 'refused: too many requests';
+    case 'NETWORK':
+    case 'TLS':
+    case 'PROXY':
+      return 'could not be reached';
+    default:
+      return 'failed';
+  }
 }
 
 /** A capped body (TOO_LARGE over `cap`); a connection that breaks meanwhile is a typed error. */

@@ -94,13 +94,30 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
       { cause },
     );
   }
+  const words = c?.code ? NETWORK_WORDS[c.code] : undefined;
   return new StowageError(
     'NETWORK',
-    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${detail}.`,
+    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${words ? `${words} (${c.code})` : detail}.`,
     'Check the registry address, your network and proxy settings.',
     { cause },
   );
 }
+
+/** What the usual socket error codes mean, for people. */
+const NETWORK_WORDS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused (nothing listens there)',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the host name could not be looked up for now',
+  EHOSTUNREACH: 'no route to the host',
+  ENETUNREACH: 'the network is unreachable',
+  ECONNRESET: 'the connection was reset',
+  EPIPE: 'the connection was closed',
+  ETIMEDOUT: 'the connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'no connection (or TLS handshake) in time',
+  UND_ERR_HEADERS_TIMEOUT: 'it took the connection but sent no answer in time',
+  UND_ERR_SOCKET: 'the connection broke',
+  UND_ERR_CLOSED: 'the connection was closed',
+};
 
 /** Errors of opening a connection: through a proxy, only the proxy's connection is ours to open. */
 const CONNECT_FAILURES = new Set([

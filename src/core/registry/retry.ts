@@ -32,6 +32,13 @@ export function isTransientNetworkError(e: unknown): boolean {
   return !!code && TRANSIENT.has(code);
 }
 
+const TIMEOUTS = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+
+/** No connection, or no answer on it, within the time allowed. */
+export function isTimeout(e: unknown): boolean {
+  return TIMEOUTS.has((e as { code?: string })?.code ?? '');
+}
+
 /** Seconds or an HTTP date → milliseconds, capped; undefined when absent or unparsable. */
 export function parseRetryAfter(
   value: string | undefined,
