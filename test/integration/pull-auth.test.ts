@@ -78,7 +78,9 @@ describe('TLS + basic auth', () => {
       pull(s, client, `${reg.host}/secure/app:v1`),
       (e: Error & { code?: string; hint?: string }) => {
         assert.equal(e.code, 'UNAUTHORIZED');
-        assert.match(e.hint ?? '', /Sign in|login/i);
+        // Credentials were sent and refused: the hint says so, and how to sign in again.
+        assert.match(e.hint ?? '', /refused the stored user name and password/);
+        assert.match(e.hint ?? '', new RegExp(`stowage login ${reg.host.replace(/\./g, '\\.')}`));
         assert.ok(!`${e.message}${e.hint}`.includes('wrong-secret-123'));
         return true;
       },

@@ -603,8 +603,9 @@ export class RegistryClient {
       const text = (await readBody(res, MAX_ERROR_BODY, call.ctx).catch(() => Buffer.alloc(0))).toString(
         'utf8',
       );
+      const withCredentials = authorization?.startsWith('Basic ') === true;
       throw Object.assign(
-        httpError(res.statusCode, call.ctx, text, headerValue(res.headers, 'retry-after')),
+        httpError(res.statusCode, call.ctx, text, headerValue(res.headers, 'retry-after'), withCredentials),
         {
           status: res.statusCode,
         },

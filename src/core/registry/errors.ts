@@ -34,12 +34,19 @@ function where(ctx: RequestContext): string {
   return ctx.repository ? `${ctx.repository} on ${ctx.registry}` : ctx.registry;
 }
 
+/** How to sign in, with the CLI and in VS Code. */
+export function signIn(registry: string): string {
+  return `stowage login ${registry} or docker login ${registry}; in VS Code, Stowage: Sign In to Registry`;
+}
+
 /** Turns an HTTP failure into a typed error that says what failed, where, and what to do. */
 export function httpError(
   status: number,
   ctx: RequestContext,
   bodyText = '',
   retryAfter?: string,
+  /** The request carried the user's credentials (Basic): a 401 then means they were refused. */
+  withCredentials = false,
 ): StowageError {
   const { code: registryCode, message } = parseErrorBody(bodyText);
   const said = registryCode ? ` (${registryCode}${message ? `: ${message}` : ''})` : '';
@@ -48,7 +55,9 @@ export function httpError(
   let hint: string | undefined;
   if (status === 401 || registryCode === 'UNAUTHORIZED') {
     code = 'UNAUTHORIZED';
-    hint = `Sign in to ${ctx.registry} (docker login, or the Stowage: Sign In to Registry command) and try again.`;
+    hint = withCredentials
+      ? `${ctx.registry} refused the stored user name and password; sign in again (${signIn(ctx.registry)}).`
+      : `Sign in to ${ctx.registry} (${signIn(ctx.registry)}) and try again.`;
   } else if (status === 403 || registryCode === 'DENIED') {
     code = 'DENIED';
     hint = `Your account has no access to ${where(ctx)}; check the name and your permissions.`;

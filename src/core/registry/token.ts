@@ -16,6 +16,7 @@
 import type { Dispatcher } from 'undici';
 import { abortable, abortError, type ErrorCode, StowageError } from '../errors';
 import type { Credential } from './credentials';
+import { signIn } from './errors';
 import { headerValue, readCapped } from './response';
 
 export interface TokenRequest {
@@ -246,8 +247,8 @@ function statusError(
       'UNAUTHORIZED',
       `${who} rejected ${withCredentials ? 'the credentials' : 'anonymous access'} (${http}).`,
       withCredentials
-        ? `Check the user name and password or token for ${registry} (docker login ${registry}, or Stowage: Sign In to Registry).`
-        : `Sign in to ${registry} (docker login ${registry}, or Stowage: Sign In to Registry).`,
+        ? `Check the user name and password or token for ${registry} (${signIn(registry)}).`
+        : `Sign in to ${registry} (${signIn(registry)}).`,
       status,
     );
   }
