@@ -1,13 +1,15 @@
 // stowage push against real Distribution registries (plain and token auth), checked with skopeo.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Digest } from '../../src/core/digest';
 import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
+import { exportImages } from '../../src/core/transfer/export';
 import { pushImage } from '../../src/core/transfer/push';
 import { runCli } from '../support/cli';
 import { clientFor, Store, verifyAllBlobs } from '../support/engine';
@@ -209,6 +211,57 @@ describe('push', () => {
     });
     assert.equal(r.digest, amd().manifest.digest);
     assert.equal(await skopeoInspectRaw(target, 'part/app:v1'), amd().manifestBody);
+    await client.close();
+  });
+
+  test('a cached layer that rotted on disk: export and push remove it and say so; the next pull repairs it', async () => {
+    const { client } = clientFor(source);
+    const store = await Store.open(await mkdtemp(join(work, 'rot-')));
+    const amd64 = [parsePlatform('linux/amd64')];
+    await pull(store, client, ref, { platforms: amd64 });
+    const layer = amd().layers[0]!.digest as Digest;
+    const rot = async () => {
+      const path = store.blobPath(layer);
+      await chmod(path, 0o644);
+      const bytes = await readFile(path);
+      bytes[bytes.length >> 1]! ^= 0xff;
+      await writeFile(path, bytes);
+    };
+    const removedAndSaid = (e: Error) => {
+      assert.ok(isStowageError(e, 'CACHE_CORRUPT'), `${e}`);
+      assert.match(e.message, new RegExp(`${layer}.*did not match its digest and was removed`));
+      return true;
+    };
+
+    await rot();
+    await assert.rejects(exportImages(store, [ref], join(work, 'rot.tar')), removedAndSaid);
+    assert.equal(await store.has(layer), false);
+    // What the message promises: pulling again fetches just that layer and the cache is whole.
+    const repaired = await pull(store, client, ref, { platforms: amd64 });
+    assert.equal(repaired.blobsDownloaded, 1);
+    assert.equal(await store.verifyBlob(layer), true);
+
+    await rot();
+    const { client: to } = clientFor(target);
+    await assert.rejects(
+      pushImage(store, to, ref, `${target.host}/rot/app:v1`, { platform: amd64[0] }),
+      removedAndSaid,
+    );
+    assert.equal(await store.has(layer), false);
+    assert.equal((await pull(store, client, ref, { platforms: amd64 })).blobsDownloaded, 1);
+    const pushed = await pushImage(store, to, ref, `${target.host}/rot/app:v1`, { platform: amd64[0] });
+    assert.ok(pushed.uploaded > 0);
+    await Promise.all([client.close(), to.close()]);
+  });
+
+  test('offline, a push says it needs the registry (not that the image is missing)', async () => {
+    const { client } = clientFor(target, { offline: true });
+    await assert.rejects(pushImage(full, client, ref, `${target.host}/off/app:v1`), (e: Error) => {
+      assert.ok(isStowageError(e, 'OFFLINE'), `${e}`);
+      assert.match(e.message, /needs the registry/);
+      assert.doesNotMatch(`${e.message} ${(e as { hint?: string }).hint}`, /not in the cache|import/);
+      return true;
+    });
     await client.close();
   });
 

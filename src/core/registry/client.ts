@@ -461,7 +461,7 @@ export class RegistryClient {
   async request(r: RegistryRequest): Promise<RegistryResponse> {
     return this.call(
       {
-        ctx: { registry: r.registry, repository: r.repository, what: r.what },
+        ctx: { registry: r.registry, repository: r.repository, what: r.what, write: true },
         registry: r.registry,
         scope: r.scope,
         method: r.method,
@@ -519,11 +519,20 @@ export class RegistryClient {
   /** Runs a call over the registry's endpoints (mirrors first when allowed) and returns a 2xx. */
   private async call(call: Call, useMirrors: boolean): Promise<Response> {
     if (this.options.offline) {
-      throw new StowageError(
-        'OFFLINE',
-        `Offline mode is on: cannot fetch the ${call.ctx.what} of ${call.ctx.repository ? `${call.registry}/${call.ctx.repository}` : call.registry} (not in the cache).`,
-        'Turn off offline mode (the stowage.offline setting, or drop --offline), or bring the image in with stowage import.',
-      );
+      const of = call.ctx.repository ? `${call.registry}/${call.ctx.repository}` : call.registry;
+      const off = 'Turn off offline mode (the stowage.offline setting, or drop --offline)';
+      // Only a pull's manifests and blobs could come from elsewhere (the cache, an import).
+      throw useMirrors
+        ? new StowageError(
+            'OFFLINE',
+            `Offline mode is on: cannot fetch the ${call.ctx.what} of ${of} (not in the cache).`,
+            `${off}, or bring the image in with stowage import.`,
+          )
+        : new StowageError(
+            'OFFLINE',
+            `Offline mode is on: the ${call.ctx.what} of ${of} needs the registry.`,
+            `${off}.`,
+          );
     }
     const errors: EndpointError[] = [];
     for (const endpoint of this.endpoints(call.registry, useMirrors)) {

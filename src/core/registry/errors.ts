@@ -7,6 +7,8 @@ export interface RequestContext {
   repository?: string;
   /** What was asked for, e.g. "manifest v1", "blob sha256:…", "tags". */
   what: string;
+  /** A push's request ("upload of blob …"): messages say "… failed", not "Failed to fetch …". */
+  write?: boolean;
 }
 
 interface RegistryErrorBody {
@@ -71,7 +73,10 @@ export function httpError(
     code = 'TOO_MANY_REQUESTS';
     hint = `The registry is rate-limiting requests${retryAfter ? ` (retry after ${retryAfter})` : ''}; wait, sign in, or use a mirror.`;
   }
-  return new StowageError(code, `Failed to fetch ${base}`, hint);
+  const text = ctx.write
+    ? `${ctx.what[0]!.toUpperCase()}${ctx.what.slice(1)} of ${where(ctx)} failed: HTTP ${status}${said}.`
+    : `Failed to fetch ${base}`;
+  return new StowageError(code, text, hint);
 }
 
 /**

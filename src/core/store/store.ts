@@ -180,6 +180,16 @@ export class Store {
     return bytes;
   }
 
+  /**
+   * For a reader that found a blob not matching its name (streaming it for an export or a push):
+   * removes it, so that the next pull fetches it again, and returns the error to report.
+   */
+  async discardCorrupt(digest: Digest): Promise<StowageError> {
+    parseDigest(digest);
+    await this.quarantine(digest);
+    return corrupt(digest, this.blobPath(digest));
+  }
+
   /** Streams a blob through its hash: true when it matches its name. Absent → false. */
   async verifyBlob(digest: Digest): Promise<boolean> {
     const { algorithm, hex } = parseDigest(digest);

@@ -180,9 +180,18 @@ export async function exportImages(
   for (const b of plan.blobs) {
     const size = await store.blobSize(b.digest);
     if (size !== b.size) {
+      if (size !== undefined && !(await store.verifyBlob(b.digest)))
+        throw await store.discardCorrupt(b.digest);
+      if (size !== undefined) {
+        throw new StowageError(
+          'MANIFEST_INVALID',
+          `Cached blob ${b.digest} is ${size} bytes, but its manifest says ${b.size}.`,
+          'The manifest is inconsistent with its content; ask the image publisher to fix it.',
+        );
+      }
       throw new StowageError(
         'CACHE_CORRUPT',
-        `Cached blob ${b.digest} is ${size ?? 'missing'} bytes, but its manifest says ${b.size}.`,
+        `Cached blob ${b.digest} is missing.`,
         'Pull the image again to repair the cache.',
       );
     }
@@ -217,11 +226,9 @@ export async function exportImages(
         yield c;
       }
       if (read !== b.size || hash.digest('hex') !== hex) {
-        throw new StowageError(
-          'CACHE_CORRUPT',
-          `Cached blob ${b.digest} does not match its digest or size; the export was stopped.`,
-          'Run stowage pull again for the image to repair the cache, then export again.',
-        );
+        const e = await store.discardCorrupt(b.digest);
+        e.message = `${e.message} The export was stopped.`;
+        throw e;
       }
       yield padding(b.size);
       progress.blobsDone++;

@@ -200,6 +200,11 @@ export async function pushImage(
         await upload(b, what, start);
         break;
       } catch (e) {
+        // The registry hashed what we sent and it is not the blob: our copy may have rotted. If
+        // so it is removed (the next pull fetches it again) and that is what is reported.
+        if (isStowageError(e) && /DIGEST_INVALID/.test(e.message) && !(await store.verifyBlob(b.digest))) {
+          throw await store.discardCorrupt(b.digest);
+        }
         // An upload the registry dropped (Distribution cancels one whose PATCH broke off) or a
         // broken connection: start this blob again, a few times, from a new upload session.
         if (signal?.aborted || attempt >= UPLOAD_ATTEMPTS || !restartable(e)) throw e;
