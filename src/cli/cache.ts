@@ -1,8 +1,9 @@
+import { isDigest } from '../core/digest';
 import { StowageError } from '../core/errors';
 import { formatBytes } from '../core/format';
 import { formatPlatform } from '../core/platform';
 import { formatReference, parseReference } from '../core/reference';
-import { inspectImage, walkImage } from '../core/store';
+import { findCached, inspectImage, walkImage } from '../core/store';
 import { type Command, parseCommandArgs, plural, usageError, writeJson } from './command';
 import { cacheFolder, ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 
@@ -18,8 +19,10 @@ const RM_OPTIONS = { cache: ENGINE_OPTIONS.cache, offline: OFFLINE_ACCEPTED } as
 export function notCached(input: string, dir: string): StowageError {
   return new StowageError(
     'NOT_CACHED',
-    `${cachedName(input)} is not in the cache (${dir}).`,
-    `Pull it: stowage pull ${input}`,
+    isDigest(input)
+      ? `No cached image has the digest ${input} (${dir}).`
+      : `${cachedName(input)} is not in the cache (${dir}).`,
+    isDigest(input) ? 'List what is cached with stowage ls.' : `Pull it: stowage pull ${input}`,
   );
 }
 
@@ -68,7 +71,8 @@ export const inspectCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, CACHE_OPTIONS, this.usage);
     expectPositionals(positionals, 1, 'inspect takes one reference', this.usage);
     const store = await openExistingStore(values);
-    const info = store && (await inspectImage(store, cachedName(positionals[0]!)));
+    const found = store && (await findCached(store, positionals[0]!));
+    const info = found && (await inspectImage(store, found.name, found.descriptor));
     if (!info) throw notCached(positionals[0]!, cacheFolder(values));
     if (values.json) {
       writeJson(info);
@@ -107,7 +111,18 @@ export const rmCommand: Command = {
     const store = await openExistingStore(values);
     let missing = 0;
     for (const p of positionals) {
-      const name = cachedName(p);
+      // A recorded name as typed or normalised, or a digest one reference points at (not a
+      // `repo@digest` standing for another name: that would remove a name the user did not type).
+      const refs = isDigest(p)
+        ? ((await store?.listReferences()) ?? []).filter((r) => r.descriptor.digest === p)
+        : [];
+      if (refs.length > 1) {
+        throw new StowageError(
+          'USAGE',
+          `${p} is cached under several names (${refs.map((r) => r.name).join(', ')}); remove them by name.`,
+        );
+      }
+      const name = refs[0]?.name ?? (store && (await findCached(store, p)))?.name ?? cachedName(p);
       if (await store?.removeReference(name)) process.stdout.write(`removed ${name}\n`);
       else {
         process.stderr.write(`stowage rm: ${name} is not in the cache\n`);

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLI, type CliRun, runCli } from '../support/cli';
+import { Store } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
@@ -241,5 +242,33 @@ describe('arguments and help', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.slice(257, 262), 'ustar', 'a tar archive');
     assert.equal(JSON.parse(r.stderr).file, '-');
+  });
+});
+
+describe('finding a cached image as docker finds a local one', () => {
+  test('by a name recorded verbatim, by repo@digest, by a bare digest; rm by digest', async () => {
+    const own = join(work, 'lookup');
+    const pulled = await runCli(['pull', `${reg.host}/demo/base:v1`, '--cache', own], 60_000);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    // An archive from another tool may name an image "v9" alone (skopeo's oci-archive:x.tar:v9).
+    const store = await Store.open(own);
+    const top = await store.getReference(`${reg.host}/demo/base:v1`);
+    await store.setReference('v9', top!);
+    for (const input of ['v9', `${reg.host}/demo/base@${image.digest}`, image.digest]) {
+      const r = await cli('inspect', input, '--cache', own, '--json');
+      assert.equal(r.code, 0, `${input}: ${r.stderr}`);
+      assert.equal(JSON.parse(r.stdout).digest, image.digest, input);
+    }
+    // Two names share the digest: rm by digest will not guess which one.
+    const ambiguous = await cli('rm', image.digest, '--cache', own);
+    assert.equal(ambiguous.code, 2);
+    assert.match(ambiguous.stderr, /cached under several names/);
+    assert.equal((await cli('rm', 'v9', '--cache', own)).stdout, 'removed v9\n');
+    assert.equal(
+      (await cli('rm', image.digest, '--cache', own)).stdout,
+      `removed ${reg.host}/demo/base:v1\n`,
+    );
+    const gone = await cli('inspect', image.digest, '--cache', own);
+    oneLineError(gone, new RegExp(`No cached image has the digest ${image.digest}`));
   });
 });

@@ -530,7 +530,9 @@ export class RegistryClient {
           )
         : new StowageError(
             'OFFLINE',
-            `Offline mode is on: the ${call.ctx.what} of ${of} needs the registry.`,
+            call.ctx.write
+              ? `Offline mode is on: pushing to ${of} needs the registry.`
+              : `Offline mode is on: cannot fetch the ${call.ctx.what} of ${of}; that needs the registry.`,
             `${off}.`,
           );
     }

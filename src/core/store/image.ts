@@ -181,8 +181,13 @@ export interface ImageInspection {
 }
 
 /** What the cache holds for a reference (no network). Undefined when the name is not cached. */
-export async function inspectImage(store: Store, name: string): Promise<ImageInspection | undefined> {
-  const top = await store.getReference(name);
+export async function inspectImage(
+  store: Store,
+  name: string,
+  /** What `name` stands for, when already looked up (findCached): else its recorded reference. */
+  descriptor?: Descriptor,
+): Promise<ImageInspection | undefined> {
+  const top = descriptor ?? (await store.getReference(name));
   if (!top) return undefined;
   const platforms: PlatformInspection[] = [];
   const visit = async (d: Descriptor, depth: number, platform?: Platform): Promise<void> => {

@@ -12,10 +12,10 @@ import {
   MediaType,
   REF_NAME_ANNOTATION,
   readManifest,
+  resolveCached,
   type Store,
   walkImage,
 } from '../store';
-import { resolveCached } from './names';
 import { BLOCK, END_OF_ARCHIVE, entryHeader, padding } from './tar';
 
 export interface TransferProgress {

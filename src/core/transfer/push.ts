@@ -13,12 +13,12 @@ import {
   isJsonDocumentMediaType,
   MAX_JSON_BLOB,
   readManifest,
+  resolveCached,
   type Store,
   selectManifests,
   walkImage,
 } from '../store';
 import type { TransferProgress } from './export';
-import { resolveCached } from './names';
 
 export interface PushOptions {
   /** Push only this platform's manifest of a multi-platform image (the destination gets its digest). */

@@ -1,0 +1,54 @@
+import { isDigest } from '../digest';
+import { StowageError } from '../errors';
+import { formatReference, parseReference } from '../reference';
+import type { Descriptor } from './manifest';
+import type { Store } from './store';
+
+/**
+ * Finds the cached image a user means, as docker finds a local image: a name recorded verbatim
+ * (an imported archive's `v1`); `alpine:3` → `docker.io/library/alpine:3`; `repo@digest` → any
+ * reference to that digest (named as typed); a bare `sha256:…` digest → the reference to it.
+ * Undefined when nothing matches.
+ */
+export async function findCached(
+  store: Store,
+  input: string,
+): Promise<{ name: string; descriptor: Descriptor } | undefined> {
+  const refs = await store.listReferences();
+  const exact = refs.find((r) => r.name === input);
+  if (exact) return exact;
+  if (isDigest(input)) return refs.find((r) => r.descriptor.digest === input);
+  try {
+    const ref = parseReference(input);
+    const normalised = formatReference(ref);
+    const hit = refs.find((r) => r.name === normalised);
+    if (hit) return hit;
+    if (ref.digest) {
+      const byDigest = refs.find((r) => r.descriptor.digest === ref.digest);
+      if (byDigest) return { name: normalised, descriptor: byDigest.descriptor };
+    }
+  } catch {
+    // Not a reference: only an exact name could have matched.
+  }
+  return undefined;
+}
+
+/** {@link findCached}, or NOT_CACHED saying what to do. */
+export async function resolveCached(
+  store: Store,
+  input: string,
+): Promise<{ name: string; descriptor: Descriptor }> {
+  const found = await findCached(store, input);
+  if (found) return found;
+  let normalised = input;
+  try {
+    if (!isDigest(input)) normalised = formatReference(parseReference(input));
+  } catch {
+    // Shown as typed.
+  }
+  throw new StowageError(
+    'NOT_CACHED',
+    `${normalised} is not in the cache (${store.dir}).`,
+    `Pull it first (stowage pull ${input}), or list what is cached with stowage ls.`,
+  );
+}
