@@ -1,12 +1,13 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { defaultCacheDir } from '../core/cache-dir';
 import { StowageError } from '../core/errors';
-import { RegistryClient, type RequestLog } from '../core/registry/client';
+import { RegistryClient, type RequestLog, type RetryNotice } from '../core/registry/client';
 import {
   type CredentialSource,
   chainCredentials,
   DockerConfigCredentials,
 } from '../core/registry/credentials';
+import { describeReason } from '../core/registry/errors';
 import { mergeMirrorSettings, mirrorBaseUrl, readDaemonConfig } from '../core/registry/mirrors';
 import { Store } from '../core/store';
 import type { OptionSpec, OptionTable } from './command';
@@ -166,7 +167,17 @@ export async function createClient(
     offline: flags.offline,
     userAgent: 'stowage-cli',
     onRequest: flags.verbose ? logRequest : undefined,
+    onRetry: logRetry,
   });
+}
+
+/** Always shown: a registry that is slow to answer must not look like a hung command. */
+function logRetry(r: RetryNotice): void {
+  const { host } = new URL(r.url);
+  const wait = r.delayMs >= 1000 ? ` in ${Math.round(r.delayMs / 1000)} s` : '';
+  process.stderr.write(
+    `stowage: ${host}: ${describeReason(r.reason)}; trying again${wait} (attempt ${r.attempt} of ${r.attempts})\n`,
+  );
 }
 
 function logRequest(r: RequestLog): void {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { PullService } from '../core/pull/service';
 import { RegistryClient, type RequestLog } from '../core/registry/client';
 import { chainCredentials, DockerConfigCredentials } from '../core/registry/credentials';
+import { describeReason } from '../core/registry/errors';
 import { Store } from '../core/store';
 import { SecretCredentials } from './credentials';
 import { proxySettings, readCaCertificates, readSettings, type StowageSettings } from './settings';
@@ -90,6 +91,10 @@ export class Stowage implements vscode.Disposable {
         offline: s.offline || !vscode.workspace.isTrusted,
         userAgent: `stowage-vscode/${this.context.extension.packageJSON.version}`,
         onRequest: (r) => this.logRequest(r),
+        onRetry: (r) =>
+          this.log.warn(
+            `${r.url}: ${describeReason(r.reason)}; trying again (attempt ${r.attempt} of ${r.attempts}).`,
+          ),
         ...proxySettings(),
       });
     }

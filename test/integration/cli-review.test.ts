@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -270,5 +271,30 @@ describe('finding a cached image as docker finds a local one', () => {
     );
     const gone = await cli('inspect', image.digest, '--cache', own);
     oneLineError(gone, new RegExp(`No cached image has the digest ${image.digest}`));
+  });
+});
+
+describe('a registry slow to answer is not a silent one', () => {
+  test('each retry is told on stderr, then the one-line error', async () => {
+    // Over plain HTTP every request gets a 503 (TLS hellos are dropped: a plain server).
+    const server = createHttpServer((_req, res) => {
+      res.writeHead(503, { 'retry-after': '0' });
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await cli('pull', `127.0.0.1:${port}/a/b:v1`, '--cache', join(work, 'slow'));
+      assert.equal(r.code, 1, r.stderr);
+      const lines = r.stderr.trim().split('\n');
+      assert.deepEqual(
+        lines.slice(0, 3),
+        [2, 3, 4].map((n) => `stowage: 127.0.0.1:${port}: HTTP 503; trying again (attempt ${n} of 4)`),
+      );
+      assert.match(lines[3]!, /^stowage pull: .*HTTP 503/);
+      assert.equal(lines.length, 4);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

@@ -258,8 +258,12 @@ export class RegistryClient {
       if (ref.digest && digest !== ref.digest) return undefined;
       return { digest, size, mediaType };
     } catch (e) {
-      // Some registries do not answer HEAD on manifests (405); the caller falls back to GET.
-      if (e instanceof StowageError && e.code === 'REGISTRY_ERROR') return undefined;
+      // Some registries do not answer HEAD on manifests (405, 501); the caller falls back to GET.
+      // A server error that outlasted the retries would only be retried again by that GET.
+      const status = (e as { status?: number }).status ?? 0;
+      if (e instanceof StowageError && e.code === 'REGISTRY_ERROR' && (status < 500 || status === 501)) {
+        return undefined;
+      }
       throw e;
     }
   }

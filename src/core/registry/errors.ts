@@ -72,6 +72,8 @@ export function httpError(
   } else if (status === 429 || registryCode === 'TOOMANYREQUESTS') {
     code = 'TOO_MANY_REQUESTS';
     hint = `The registry is rate-limiting requests${retryAfter ? ` (retry after ${retryAfter})` : ''}; wait, sign in, or use a mirror.`;
+  } else if (status >= 500) {
+    hint = `${ctx.registry} failed on its side (it was tried more than once); try again later, or ask its operators.`;
   }
   const text = ctx.write
     ? `${ctx.what[0]!.toUpperCase()}${ctx.what.slice(1)} of ${where(ctx)} failed: HTTP ${status}${said}.`
@@ -108,10 +110,9 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
       { cause },
     );
   }
-  const words = c?.code ? NETWORK_WORDS[c.code] : undefined;
   return new StowageError(
     'NETWORK',
-    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${words ? `${words} (${c.code})` : detail}.`,
+    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.code ? describeReason(c.code) : detail}.`,
     'Check the registry address, your network and proxy settings.',
     { cause },
   );
@@ -132,6 +133,12 @@ const NETWORK_WORDS: Record<string, string> = {
   UND_ERR_SOCKET: 'the connection broke',
   UND_ERR_CLOSED: 'the connection was closed',
 };
+
+/** A retry's or a failure's reason for people: an error code in words (with the code), or as is. */
+export function describeReason(reason: string): string {
+  const words = NETWORK_WORDS[reason];
+  return words ? `${words} (${reason})` : reason;
+}
 
 /** Errors of opening a connection: through a proxy, only the proxy's connection is ours to open. */
 const CONNECT_FAILURES = new Set([
