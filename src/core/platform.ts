@@ -53,16 +53,66 @@ export function formatPlatform(p: Platform): string {
   return p.variant ? `${p.os}/${p.architecture}/${p.variant}` : `${p.os}/${p.architecture}`;
 }
 
+/** Architectures whose variants are CPU levels, and the level meant when none is written. */
+const LEVELS: Record<string, number> = { amd64: 1, arm: 7, arm64: 8 };
+
+/** `v3` → 3, `v8.2` → 8.2; undefined for other spellings. */
+function level(variant: string | undefined, architecture: string): number | undefined {
+  if (!variant) return LEVELS[architecture];
+  const m = /^v(\d+(?:\.\d+)?)$/.exec(variant);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * How well a candidate (an index entry's platform) serves the wanted platform: 0 is exact, more is
+ * a fallback, undefined is no match. Where variants are CPU levels (amd64 v1–v4, arm v5–v8, arm64
+ * v8, v8.x, v9) a machine runs its own level and the ones below, never above: `linux/amd64` (v1)
+ * does not take an amd64/v3 build (it could crash on an older CPU), `linux/arm` (v7) takes v7,
+ * else v6, else v5, as containerd's matcher does. Other architectures: a variant must be equal,
+ * and no variant wanted takes any.
+ */
+export function platformRank(
+  wanted: Platform,
+  candidate: { os: string; architecture: string; variant?: string },
+): number | undefined {
+  const w = normalizePlatform(wanted);
+  const c = normalizePlatform(candidate);
+  if (w.os !== c.os || w.architecture !== c.architecture) return undefined;
+  if (w.architecture in LEVELS) {
+    const want = level(w.variant, w.architecture);
+    const have = level(c.variant, c.architecture);
+    if (want === undefined || have === undefined) return w.variant === c.variant ? 0 : undefined;
+    return have <= want ? want - have : undefined;
+  }
+  if (w.variant === c.variant) return 0;
+  return w.variant ? undefined : 1;
+}
+
+/** The item whose platform serves `wanted` best (the first listed on a tie), if any does. */
+export function closestPlatform<T>(
+  wanted: Platform,
+  items: readonly T[],
+  platformOf: (item: T) => { os: string; architecture: string; variant?: string } | undefined,
+): T | undefined {
+  let hit: T | undefined;
+  let best = Number.POSITIVE_INFINITY;
+  for (const item of items) {
+    const p = platformOf(item);
+    const rank = p ? platformRank(wanted, p) : undefined;
+    if (rank !== undefined && rank < best) {
+      hit = item;
+      best = rank;
+    }
+  }
+  return hit;
+}
+
 /** True when a candidate (e.g. an index entry's platform) satisfies the wanted platform. */
 export function platformMatches(
   wanted: Platform,
   candidate: { os: string; architecture: string; variant?: string },
 ): boolean {
-  const w = normalizePlatform(wanted);
-  const c = normalizePlatform(candidate);
-  if (w.os !== c.os || w.architecture !== c.architecture) return false;
-  // A wanted platform without a variant accepts any variant; with one, it must be equal.
-  return !w.variant || w.variant === c.variant;
+  return platformRank(wanted, candidate) !== undefined;
 }
 
 /** The platform of the machine running Stowage, as a Linux image would need it. */

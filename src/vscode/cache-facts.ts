@@ -1,6 +1,6 @@
 import type * as vscode from 'vscode';
 import type { ImageUse } from '../core/dockerfile';
-import { parsePlatform, platformMatches } from '../core/platform';
+import { closestPlatform, parsePlatform } from '../core/platform';
 import { formatReference, type Reference } from '../core/reference';
 import {
   type ImageInspection,
@@ -89,7 +89,7 @@ export class CacheFacts implements vscode.Disposable {
     const inspection = await inspectImage(store, name).catch(() => undefined);
     const entries = inspection?.platforms ?? [];
     const match =
-      entries.find((p) => p.platform && platformMatches(platform, p.platform)) ??
+      closestPlatform(platform, entries, (p) => p.platform) ??
       (entries.length === 1 && !entries[0]?.platform ? entries[0] : undefined);
     return { name, status, ...(inspection ? { inspection } : {}), ...(match ? { platform: match } : {}) };
   }

@@ -1,6 +1,12 @@
 import type { Digest } from '../digest';
 import { StowageError } from '../errors';
-import { formatPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
+import {
+  closestPlatform,
+  formatPlatform,
+  normalizePlatform,
+  type Platform,
+  platformMatches,
+} from '../platform';
 import {
   type Descriptor,
   type ImageManifest,
@@ -52,7 +58,8 @@ export function selectManifests(
   if (!platforms || platforms.length === 0) return [...runnable, ...nested];
   const out: Descriptor[] = [];
   for (const wanted of platforms) {
-    const hit = runnable.find((m) => m.platform && platformMatches(wanted, m.platform));
+    // On a tie the first listed, as docker and containerd take it.
+    const hit = closestPlatform(wanted, runnable, (m) => m.platform);
     if (hit && !out.includes(hit)) out.push(hit);
   }
   return [...out, ...nested];
