@@ -60,7 +60,18 @@ describe('manifest validation', () => {
     ['schemaVersion 3', manifest({ schemaVersion: 3 }), 'MANIFEST_INVALID'],
     ['schema 1', JSON.stringify({ schemaVersion: 1, name: 'x', fsLayers: [] }), 'UNSUPPORTED_MEDIA_TYPE'],
     ['unknown media type', manifest({ mediaType: 'application/x-evil' }), 'UNSUPPORTED_MEDIA_TYPE'],
-    ['media type differs from the descriptor', manifest(), 'MANIFEST_INVALID', MediaType.DOCKER_MANIFEST],
+    [
+      'a manifest where an index was expected',
+      manifest(),
+      'MANIFEST_INVALID',
+      MediaType.DOCKER_MANIFEST_LIST,
+    ],
+    [
+      'an index where a manifest was expected',
+      JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests: [] }),
+      'MANIFEST_INVALID',
+      MediaType.DOCKER_MANIFEST,
+    ],
     [
       'a traversal digest',
       manifest({ config: { mediaType: 'x', digest: 'sha256:../../etc', size: 1 } }),
@@ -101,6 +112,18 @@ describe('manifest validation', () => {
       );
     });
   }
+
+  test('Docker and OCI spellings of one kind are taken for each other (registries mix them; containerd does)', () => {
+    const oci = parseManifest(manifest(), MediaType.DOCKER_MANIFEST, 'Manifest of test:1');
+    assert.equal(oci.kind, 'manifest');
+    assert.equal(oci.mediaType, MediaType.OCI_MANIFEST);
+    const list = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.DOCKER_MANIFEST_LIST,
+      manifests: [],
+    });
+    assert.equal(parseManifest(list, MediaType.OCI_INDEX).kind, 'index');
+  });
 
   test('parseImageIndex / parseImageManifest insist on the kind', () => {
     assert.throws(() => parseImageIndex(manifest()), code('MANIFEST_INVALID'));
@@ -283,6 +306,43 @@ describe('gc and disk usage', () => {
     assert.equal(await store.has(leased.descriptor.digest), false);
     const after = await store.diskUsage();
     assert.equal(after.blobs, 2 + kept.all.length + keptArm.all.length);
+  });
+
+  test('gc keeps what it cannot parse strictly: an entry mislabelled Docker for an OCI body, an artifact', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const image = buildImage('mixed');
+    // What some registries serve: the index entry says Docker v2s2, the manifest body says OCI.
+    const index = blob(
+      MediaType.OCI_INDEX,
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.OCI_INDEX,
+          manifests: [
+            {
+              ...image.manifest.descriptor,
+              mediaType: MediaType.DOCKER_MANIFEST,
+              platform: { os: 'linux', architecture: 'amd64' },
+            },
+          ],
+        }),
+      ),
+    );
+    // An artifact of a kind Stowage does not parse, naming a blob of its own.
+    const payload = blob('application/vnd.example.payload', Buffer.from('payload'));
+    const artifact = blob(
+      'application/vnd.example.bundle+json',
+      Buffer.from(JSON.stringify({ schemaVersion: 2, blobs: [payload.descriptor] })),
+    );
+    await putAll(store, [index, ...image.all, payload, artifact]);
+    await store.setReference('r/mixed:1', index.descriptor);
+    await store.setReference('r/artifact:1', artifact.descriptor);
+    assert.equal((await store.gc()).removedBlobs, 0);
+    for (const b of [index, ...image.all, payload, artifact])
+      assert.equal(await store.has(b.descriptor.digest), true);
+    // And the mislabelled image reads as complete (it did not before: inspect failed, ls said 0 B).
+    const info = await inspectImage(store, 'r/mixed:1');
+    assert.equal(info?.complete, true);
   });
 
   test('a lease taken while gc runs cannot see a blob that gc then removes', async (t) => {

@@ -118,11 +118,15 @@ export function parseManifest(
   }
   if (doc.schemaVersion !== 2)
     throw invalid(what, `schemaVersion is ${String(doc.schemaVersion)}, expected 2`);
+  // Docker and OCI spellings of one kind are the same structure, and registries mix them (an
+  // index entry saying Docker v2s2 for an OCI manifest): containerd takes either. An index where
+  // a manifest was expected, or the reverse, is refused: that confusion changes what is fetched.
   if (
     declared &&
     expectedMediaType &&
-    declared !== expectedMediaType &&
-    isJsonDocumentMediaType(expectedMediaType)
+    isJsonDocumentMediaType(declared) &&
+    isJsonDocumentMediaType(expectedMediaType) &&
+    isIndexMediaType(declared) !== isIndexMediaType(expectedMediaType)
   ) {
     throw invalid(what, `its mediaType ${declared} differs from the expected ${expectedMediaType}`);
   }

@@ -16,7 +16,7 @@ import {
 } from './fsutil';
 import { BlobIngest, type Ingest, PresentIngest, removePartial } from './ingest';
 import { DEFAULT_STALE_MS, FileLock, isStale, type LockOptions, readOwner } from './lock';
-import { type Descriptor, MAX_JSON_BLOB, parseManifest, validateDescriptor } from './manifest';
+import { type Descriptor, MAX_JSON_BLOB, validateDescriptor } from './manifest';
 import { isJsonDocumentMediaType, MediaType, REF_NAME_ANNOTATION } from './media-types';
 
 export type { Descriptor } from './manifest';
@@ -469,18 +469,17 @@ export class Store {
       if (seen.has(digest)) continue;
       seen.add(digest);
       const mediaType = typeof d.mediaType === 'string' ? d.mediaType : undefined;
-      if (!isJsonDocumentMediaType(mediaType) || !(await this.has(digest))) continue;
+      if (!mayReferBlobs(mediaType) || !(await this.has(digest))) continue;
+      let doc: unknown;
       try {
-        const doc = parseManifest(
-          await this.readBlob(digest, MAX_JSON_BLOB),
-          mediaType,
-          `Manifest ${digest}`,
-        );
-        if (doc.kind === 'index') stack.push(...doc.manifests);
-        else stack.push(doc.config, ...doc.layers);
+        doc = JSON.parse((await this.readBlob(digest, MAX_JSON_BLOB)).toString('utf8'));
       } catch {
-        // Unreadable or corrupt (readBlob removed it): nothing more to follow from here.
+        // Corrupt (readBlob removed it), too large or not JSON: nothing to follow from here.
+        continue;
       }
+      // Whatever the document names is kept, strict parsing or not: what gc cannot read it must
+      // not delete (an entry whose media type disagrees with its body, an artifact's blobs).
+      stack.push(...descriptorsIn(doc));
     }
     return seen;
   }
@@ -595,6 +594,24 @@ export class Store {
     const tmp = await writeTemp(this.tmpDir, 'init', Buffer.from(`${text}\n`), FILE_MODE);
     if (await placeNoReplace(tmp, path)) await syncDir(this.dir);
   }
+}
+
+/** Blobs that may name others: manifests and indexes, JSON of unknown kinds, no media type. */
+function mayReferBlobs(mediaType: string | undefined): boolean {
+  return !mediaType || isJsonDocumentMediaType(mediaType) || mediaType.endsWith('+json');
+}
+
+/** The descriptors a manifest, index or artifact manifest names (config, layers, manifests, blobs, subject). */
+function descriptorsIn(doc: unknown): { mediaType?: unknown; digest?: unknown }[] {
+  if (typeof doc !== 'object' || doc === null) return [];
+  const d = doc as Record<string, unknown>;
+  const out: { mediaType?: unknown; digest?: unknown }[] = [];
+  for (const one of [d.config, d.subject]) if (typeof one === 'object' && one !== null) out.push(one);
+  for (const list of [d.layers, d.manifests, d.blobs]) {
+    if (Array.isArray(list))
+      for (const one of list) if (typeof one === 'object' && one !== null) out.push(one);
+  }
+  return out;
 }
 
 function emptyIndex(): IndexFile {
