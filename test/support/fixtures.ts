@@ -88,6 +88,10 @@ export interface BuildImageOptions {
   annotations?: Record<string, string>;
   /** ISO date for `created` (default fixed 2024-01-01T00:00:00Z so seeded builds reproduce). */
   created?: string;
+  /** Add a buildx-style attestation manifest (unknown/unknown, an in-toto layer) per platform. */
+  attestations?: boolean;
+  /** Index entries without `platform` (some tools write them so). */
+  unlabelled?: boolean;
 }
 
 const sha256 = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -159,6 +163,54 @@ function hashing(hash: ReturnType<typeof createHash>, counter: { n: number }): T
       cb(null, chunk);
     },
   });
+}
+
+/** What buildx attaches to each image: a manifest of in-toto statements, and its index entry. */
+async function writeAttestation(layoutDir: string, subject: string): Promise<object> {
+  const statement = await writeBlob(
+    layoutDir,
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v0.1',
+      predicateType: 'https://slsa.dev/provenance/v0.2',
+      subject: [{ name: 'image', digest: { sha256: subject.slice('sha256:'.length) } }],
+      predicate: {},
+    }),
+  );
+  const config = await writeBlob(
+    layoutDir,
+    JSON.stringify({
+      architecture: 'unknown',
+      os: 'unknown',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [statement.digest] },
+    }),
+  );
+  const manifest = await writeBlob(
+    layoutDir,
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.ociManifest,
+      config: { mediaType: MEDIA.ociConfig, digest: config.digest, size: config.size },
+      layers: [
+        {
+          mediaType: 'application/vnd.in-toto+json',
+          digest: statement.digest,
+          size: statement.size,
+          annotations: { 'in-toto.io/predicate-type': 'https://slsa.dev/provenance/v0.2' },
+        },
+      ],
+    }),
+  );
+  return {
+    mediaType: MEDIA.ociManifest,
+    digest: manifest.digest,
+    size: manifest.size,
+    annotations: {
+      'vnd.docker.reference.digest': subject,
+      'vnd.docker.reference.type': 'attestation-manifest',
+    },
+    platform: { architecture: 'unknown', os: 'unknown' },
+  };
 }
 
 async function writeBlob(layoutDir: string, body: string | Buffer): Promise<Descriptor & { body: string }> {
@@ -302,17 +354,25 @@ export async function buildImage(dir: string, options: BuildImageOptions = {}): 
   let top: Descriptor & { body: string };
   let index: (Descriptor & { body: string }) | undefined;
   if (useIndex) {
+    const entries: object[] = images.map((img) => ({
+      ...img.manifest,
+      ...(options.unlabelled
+        ? {}
+        : {
+            platform: {
+              architecture: img.architecture,
+              os: img.os,
+              ...(img.variant ? { variant: img.variant } : {}),
+            },
+          }),
+    }));
+    if (options.attestations) {
+      for (const img of images) entries.push(await writeAttestation(dir, img.manifest.digest));
+    }
     const body = {
       schemaVersion: 2,
       mediaType: MEDIA.ociIndex,
-      manifests: images.map((img) => ({
-        ...img.manifest,
-        platform: {
-          architecture: img.architecture,
-          os: img.os,
-          ...(img.variant ? { variant: img.variant } : {}),
-        },
-      })),
+      manifests: entries,
       ...(options.annotations ? { annotations: options.annotations } : {}),
     };
     const written = await writeBlob(dir, JSON.stringify(body));

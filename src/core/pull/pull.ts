@@ -1,12 +1,13 @@
 import type { Digest } from '../digest';
 import { StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
-import { formatPlatform, hostPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
+import { formatPlatform, hostPlatform, normalizePlatform, type Platform } from '../platform';
 import { formatReference, parsePullableReference, type Reference } from '../reference';
 import type { RegistryClient } from '../registry/client';
 import {
   availablePlatforms,
   type Descriptor,
+  isAttestation,
   isIndexMediaType,
   isJsonDocumentMediaType,
   type ManifestDocument,
@@ -118,6 +119,8 @@ export async function pull(
   const manifests: { descriptor: Descriptor; bytes: Buffer }[] = [{ descriptor: top, bytes: first.bytes }];
   const needed: Needed[] = [];
   const kept: string[] = [];
+  /** Image manifests chosen (some carry no platform). */
+  let selected = 0;
   const wanted = options.allPlatforms ? undefined : platforms;
   const visit = async (descriptor: Descriptor, doc: ManifestDocument, depth: number, path: Set<string>) => {
     if (depth > MAX_DEPTH) {
@@ -127,7 +130,10 @@ export async function pull(
       );
     }
     if (doc.kind === 'manifest') {
-      if (descriptor.platform) kept.push(formatPlatform(normalizePlatform(descriptor.platform)));
+      selected++;
+      if (descriptor.platform && !isAttestation(descriptor)) {
+        kept.push(formatPlatform(normalizePlatform(descriptor.platform)));
+      }
       needed.push({ descriptor: doc.config, kind: 'config' });
       for (const layer of doc.layers) needed.push({ descriptor: layer, kind: 'layer' });
       return;
@@ -145,7 +151,7 @@ export async function pull(
     }
   };
   await visit(top, first.document, 0, new Set([top.digest]));
-  if (first.document.kind === 'index' && kept.length === 0) {
+  if (first.document.kind === 'index' && selected === 0) {
     throw new StowageError(
       'NO_MATCHING_PLATFORM',
       `${name} has no image for ${platforms.map(formatPlatform).join(', ')}; it offers ${availablePlatforms(first.document).join(', ') || 'no platforms'}.`,
@@ -247,13 +253,13 @@ async function fromCache(
   try {
     const walk = await walkImage(store, descriptor, allPlatforms ? {} : { platforms });
     if (walk.missing.length > 0) return undefined;
-    const found = walk.manifests.filter((m) => m.platform).map((m) => normalizePlatform(m.platform!));
-    // Select as the download does (a single-platform image serves whatever it is): an index must
-    // have something for the wanted platforms, and every wanted one it offers must be there.
-    if (isIndexMediaType(descriptor.mediaType) && !allPlatforms) {
-      if (found.length === 0) return undefined;
-      const offered = platforms.filter((p) => !walk.unmatchedPlatforms.includes(p));
-      if (!offered.every((p) => found.some((f) => platformMatches(p, f)))) return undefined;
+    const found = walk.manifests
+      .filter((m) => m.platform && !isAttestation(m))
+      .map((m) => normalizePlatform(m.platform!));
+    // The walk selects as the download does (selectManifests), and nothing it chose is missing;
+    // an index must still have had something for the wanted platforms.
+    if (isIndexMediaType(descriptor.mediaType) && !allPlatforms && walk.manifests.length === 0) {
+      return undefined;
     }
     if (ref.digest && descriptor.digest !== ref.digest) return undefined;
     if (!(await store.getReference(name))) {

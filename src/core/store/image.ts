@@ -1,12 +1,6 @@
 import type { Digest } from '../digest';
 import { StowageError } from '../errors';
-import {
-  closestPlatform,
-  formatPlatform,
-  normalizePlatform,
-  type Platform,
-  platformMatches,
-} from '../platform';
+import { closestPlatform, formatPlatform, normalizePlatform, type Platform } from '../platform';
 import {
   type Descriptor,
   type ImageManifest,
@@ -45,24 +39,32 @@ export function isAttestation(d: Descriptor): boolean {
 }
 
 /**
- * The index entries to use for the wanted platforms: for each wanted platform the first runnable
- * entry matching it (containerd's order: the index lists the preferred one first); every runnable
- * entry when no platforms are given. Nested indexes are always followed.
+ * The index entries to use for the wanted platforms: for each, the entry that serves it best
+ * (closestPlatform; containerd's order on a tie: the first listed). An index whose entries carry
+ * no platform at all gives its first entry (as skopeo does). With no platforms given: every entry,
+ * attestations included, so that the copy is complete (skopeo --all). Nested indexes are always
+ * followed.
  */
 export function selectManifests(
   index: { manifests: Descriptor[] },
   platforms?: readonly Platform[],
 ): Descriptor[] {
-  const runnable = index.manifests.filter((m) => !isIndexMediaType(m.mediaType) && !isAttestation(m));
   const nested = index.manifests.filter((m) => isIndexMediaType(m.mediaType));
-  if (!platforms || platforms.length === 0) return [...runnable, ...nested];
+  if (!platforms || platforms.length === 0) return [...index.manifests];
   const out: Descriptor[] = [];
   for (const wanted of platforms) {
-    // On a tie the first listed, as docker and containerd take it.
-    const hit = closestPlatform(wanted, runnable, (m) => m.platform);
+    const hit = entryFor(index, wanted);
     if (hit && !out.includes(hit)) out.push(hit);
   }
   return [...out, ...nested];
+}
+
+/** The entry of an index for one wanted platform (see selectManifests). */
+function entryFor(index: { manifests: Descriptor[] }, wanted: Platform): Descriptor | undefined {
+  const runnable = index.manifests.filter((m) => !isIndexMediaType(m.mediaType) && !isAttestation(m));
+  if (runnable.length > 0 && runnable.every((m) => !m.platform)) return runnable[0];
+  // On a tie the first listed, as docker and containerd take it.
+  return closestPlatform(wanted, runnable, (m) => m.platform);
 }
 
 /** Wanted platforms no entry of the index satisfies. */
@@ -70,9 +72,7 @@ export function unmatchedPlatforms(
   index: { manifests: Descriptor[] },
   platforms: readonly Platform[],
 ): Platform[] {
-  return platforms.filter(
-    (w) => !index.manifests.some((m) => !isAttestation(m) && m.platform && platformMatches(w, m.platform)),
-  );
+  return platforms.filter((w) => !entryFor(index, w));
 }
 
 /** NO_MATCHING_PLATFORM listing what the index offers. */
@@ -142,7 +142,7 @@ export async function walkImage(
 
   await visit(descriptor, 0);
   const platforms = manifests
-    .filter((m) => m.platform)
+    .filter((m) => m.platform && !isAttestation(m))
     .map((m) => formatPlatform(normalizePlatform(m.platform!)));
   return { blobs, missing, manifests, platforms, unmatchedPlatforms: unmatched };
 }
