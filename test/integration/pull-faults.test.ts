@@ -193,6 +193,28 @@ describe('interrupted pulls', () => {
     await client.close();
   });
 
+  test('blob requests that never get an answer from a plain-HTTP registry: the timeout is the error, not its TLS refusal', async () => {
+    // Manifests are answered; blob GETs are read and left hanging.
+    const proxy = await startProxy(reg.url, (req) =>
+      req.url?.includes('/blobs/') ? new Promise<undefined>(() => {}) : undefined,
+    );
+    stops.push(proxy.stop);
+    const client = new RegistryClient({
+      stallTimeoutMs: 300,
+      retry: { attempts: 2, baseDelayMs: 10, maxDelayMs: 20 },
+    });
+    await assert.rejects(
+      pull(await store(), client, `${proxy.host}/f/app:v1`, { platforms: amd64, blobAttempts: 1 }),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'NETWORK', `${e}`);
+        assert.match(e.message, /http:\/\/127\.0\.0\.1.*sent no answer in time/);
+        assert.doesNotMatch(e.message, /TLS|SSL/);
+        return true;
+      },
+    );
+    await client.close();
+  });
+
   test('cancel midway, then re-pull downloads only the missing bytes', async () => {
     const s = await store();
     const layer = big.platforms[0]!.layers[1]!;

@@ -127,3 +127,26 @@ describe('an index whose entries carry no platform', () => {
     await client.close();
   });
 });
+
+describe('a single-platform image', () => {
+  test('reports the platform its config declares, not the one asked for', async () => {
+    const arm = await buildImage(join(work, 'arm-only'), {
+      tag: 'v1',
+      seed: 'arm-only',
+      platforms: ['linux/arm64'],
+      index: false,
+      layers: 1,
+      layerSize: 10_000,
+    });
+    await pushLayout(arm.layoutDir, 'v1', reg, 'team/arm-only:v1');
+    const { client } = clientFor(reg);
+    const store = await freshStore();
+    const ref = `${reg.host}/team/arm-only:v1`;
+    const first = await pull(store, client, ref, { platforms: amd64 });
+    assert.deepEqual(first.platforms, ['linux/arm64']);
+    const again = await pull(store, client, ref, { platforms: amd64 });
+    assert.equal(again.fromCache, true);
+    assert.deepEqual(again.platforms, ['linux/arm64']);
+    await client.close();
+  });
+});

@@ -6,6 +6,7 @@ import { formatReference, parsePullableReference, type Reference } from '../refe
 import type { RegistryClient } from '../registry/client';
 import {
   availablePlatforms,
+  configPlatform,
   type Descriptor,
   isAttestation,
   isIndexMediaType,
@@ -13,6 +14,7 @@ import {
   type ManifestDocument,
   parseManifest,
   REF_NAME_ANNOTATION,
+  readManifest,
   type Store,
   selectManifests,
   walkImage,
@@ -225,11 +227,14 @@ export async function pull(
   } finally {
     await lease.release();
   }
+  // A single-platform image is whatever its config says, whatever was asked for.
+  const own =
+    first.document.kind === 'manifest' ? await configPlatform(store, first.document.config) : undefined;
   return {
     reference: name,
     digest: top.digest,
     mediaType: top.mediaType,
-    platforms: kept.length ? kept : platforms.map(formatPlatform),
+    platforms: kept.length ? kept : own ? [own] : platforms.map(formatPlatform),
     fromCache: false,
     blobsDownloaded,
     bytesDownloaded,
@@ -265,11 +270,13 @@ async function fromCache(
     if (!(await store.getReference(name))) {
       await store.setReference(name, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: name } });
     }
+    const single = isIndexMediaType(descriptor.mediaType) ? undefined : await readManifest(store, descriptor);
+    const own = single?.kind === 'manifest' ? await configPlatform(store, single.config) : undefined;
     return {
       reference: name,
       digest: descriptor.digest,
       mediaType: descriptor.mediaType,
-      platforms: found.length ? found.map(formatPlatform) : platforms.map(formatPlatform),
+      platforms: found.length ? found.map(formatPlatform) : own ? [own] : platforms.map(formatPlatform),
       fromCache: true,
       blobsDownloaded: 0,
       bytesDownloaded: 0,

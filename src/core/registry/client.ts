@@ -549,7 +549,11 @@ export class RegistryClient {
           return await this.send(base, endpoint.mirror ? { ...call, registry: endpoint.host } : call);
         } catch (e) {
           if (!(e instanceof StowageError) || e.code === 'ABORTED') throw e;
-          errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined });
+          // A host that answered over plain HTTP (allowed for it) refusing TLS says nothing
+          // about what went wrong: its plain-HTTP error is the one to report.
+          const moot = base.protocol === 'https:' && this.plainHosts.has(endpoint.host);
+          if (!moot || errors.length === 0)
+            errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined });
           if (!fallsThrough(e, endpoint.mirror)) throw e;
           // A TLS host never gets its plain-HTTP candidate.
           if (this.tlsHosts.has(endpoint.host)) break;

@@ -272,6 +272,13 @@ async function inspectManifest(
   };
 }
 
+/** The platform an image's config declares (`os/arch[/variant]`), if it is cached and says. */
+export async function configPlatform(store: Store, config: Descriptor): Promise<string | undefined> {
+  const c = await readConfig(store, config).catch(() => undefined);
+  if (!c?.os || !c.architecture) return undefined;
+  return formatPlatform(normalizePlatform({ os: c.os, architecture: c.architecture, variant: c.variant }));
+}
+
 /** Summarises an image config defensively: fields of the wrong type are left out. */
 export async function readConfig(store: Store, d: Descriptor): Promise<ImageConfigSummary> {
   const bytes = await store.readBlob(d.digest, MAX_JSON_BLOB);
