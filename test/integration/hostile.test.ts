@@ -306,6 +306,21 @@ describe('hostile manifests', () => {
   });
 });
 
+describe('foreign layers', () => {
+  test('a non-distributable layer the registry does not serve: NOT_FOUND naming it and where it lives', async () => {
+    const foreign = {
+      mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+      digest: `sha256:${'f'.repeat(64)}`,
+      size: 1234,
+      urls: ['https://publisher.example/layers/base.tar.gz'],
+    };
+    const p = await manifestsFrom(() => ({ body: manifestJson({ layers: [foreign] }) }));
+    const out = await expectClearFailure(`${p.host}/h/app:v1`, 'NOT_FOUND', { noBlobs: false });
+    assert.match(out.error.message, /non-distributable.*https:\/\/publisher\.example\/layers\/base\.tar\.gz/);
+    assert.ok(!out.logs.some((l) => l.url.includes('publisher.example')), 'nothing was asked of the URL');
+  });
+});
+
 describe('hostile auth', () => {
   /** A registry that answers every /v2/ request 401 with `challenge`; `/token` answers `token`. */
   async function challenging(

@@ -107,6 +107,16 @@ async function fetchInto(
           { cause: e },
         );
       }
+      const urls = Array.isArray(descriptor.urls) ? descriptor.urls.filter((u) => typeof u === 'string') : [];
+      if (e instanceof StowageError && e.code === 'NOT_FOUND' && urls.length > 0) {
+        // A foreign (non-distributable) layer, as old Windows images have: it is not in the registry.
+        throw new StowageError(
+          'NOT_FOUND',
+          `Layer ${digest} of ${formatReference(ref)} is non-distributable: ${ref.registry} does not serve it, its publisher does (${urls[0]}).`,
+          'Stowage does not fetch layers from outside the registry (docker and containerd do); most Windows images have had no foreign layers since 2022.',
+          { cause: e },
+        );
+      }
       if (e instanceof StowageError) throw e;
       throw new StowageError(
         'NETWORK',

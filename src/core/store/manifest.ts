@@ -80,8 +80,8 @@ export function validateDescriptor(value: unknown, what: string, where: string):
 
 /**
  * Parses and validates an index or image manifest. `expectedMediaType` is what the descriptor or
- * the registry's Content-Type said; it must agree with the document's own `mediaType` when both
- * are present. `what` names the document in messages (e.g. "Manifest sha256:… of alpine:3.20").
+ * the registry's Content-Type said; it must agree in kind (index or manifest) with the document's
+ * own `mediaType` when both are present. `what` names the document in messages (e.g. "Manifest sha256:… of alpine:3.20").
  */
 export function parseManifest(
   bytes: Uint8Array | string,

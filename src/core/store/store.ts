@@ -62,7 +62,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A content store in the standard OCI image layout: `oci-layout`, `index.json`,
- * `blobs/<alg>/<hex>`, readable by skopeo (`oci:DIR:REF`) and umoci. Stowage's private state lives
+ * `blobs/<alg>/<hex>`, readable by skopeo (`oci:DIR:REF`) and umoci (which find names only on
+ * OCI-typed entries: images published in Docker's format keep their media types). Stowage's private state lives
  * in `.stowage/`: `layout.lock` (guards index.json), `ingest/<alg>-<hex>/{data,meta.json,lock}`
  * (resumable partial downloads), `tmp/` (temp files renamed into place), `leases/` (blobs a pull
  * in progress has committed but not yet referenced, which gc must keep).
