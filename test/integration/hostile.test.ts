@@ -3,7 +3,7 @@
 // registry serves what it can; a rule-based proxy in front of it, or a small fake server, the rest.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
+import { runCli } from '../support/cli';
 import { blobNames, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
 import { type RuleResult, startProxy } from '../support/proxy';
@@ -303,6 +304,30 @@ describe('hostile manifests', () => {
     p = await manifestsFrom(() => ({ body: manifestJson({ layers: huge }) }));
     out = await expectClearFailure(`${p.host}/h/app:v1`, undefined, { noBlobs: false });
     assert.ok(!(await blobNames(out.store)).has(l0!.digest));
+  });
+});
+
+describe('not a registry', () => {
+  test('a web server at the address: the pull and a login say so; nothing is saved', async () => {
+    const site = await fake((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<html><body>Welcome</body></html>');
+    });
+    const out = await expectClearFailure(`${site.host}/h/app:v1`, 'REGISTRY_ERROR');
+    assert.match(
+      out.error.message,
+      /answered the manifest v1 of h\/app with a web page, not the registry API/,
+    );
+    const config = await mkdtemp(join(work, 'docker-'));
+    const login = await runCli(
+      ['login', site.host, '-u', 'someone', '--password-stdin', '--insecure-registry', site.host],
+      30_000,
+      { DOCKER_CONFIG: config },
+      'secret\n',
+    );
+    assert.equal(login.code, 1, login.stdout + login.stderr);
+    assert.match(login.stderr, /Login to .* failed: .*web page/);
+    assert.deepEqual(await readdir(config), [], 'no credentials saved');
   });
 });
 

@@ -309,6 +309,7 @@ export class RegistryClient {
         res = await get();
       }
     }
+    if (!/^\s*[{[]/.test(bytes.subarray(0, 64).toString('latin1'))) notAWebPage(res, ctx);
     const expected = (digest ?? ref.digest) as Digest | undefined;
     const served = headerValue(res.headers, 'docker-content-digest');
     const algorithm = expected ? parseDigest(expected).algorithm : 'sha256';
@@ -480,11 +481,10 @@ export class RegistryClient {
 
   /** `GET /v2/`: checks the registry answers and that we may talk to it. */
   async ping(registry: string, signal?: AbortSignal): Promise<void> {
-    const res = await this.call(
-      { ctx: { registry, what: 'API check' }, registry, scope: '', method: 'GET', path: '/v2/', signal },
-      false,
-    );
+    const ctx = { registry, what: 'API check' };
+    const res = await this.call({ ctx, registry, scope: '', method: 'GET', path: '/v2/', signal }, false);
     await res.body.dump();
+    notAWebPage(res, ctx);
   }
 
   private async *pages(
@@ -930,6 +930,19 @@ function mirrorOutcome(e: StowageError): string {
     default:
       return 'failed';
   }
+}
+
+/**
+ * A registry answers its API in JSON; a 200 with a web page is a web server, a login portal or a
+ * proxy's page at that address. Said so, rather than "invalid manifest" (or a login that passed).
+ */
+function notAWebPage(res: Response, ctx: RequestContext): void {
+  if (!/^text\/html\b/i.test(headerValue(res.headers, 'content-type') ?? '')) return;
+  throw new StowageError(
+    'REGISTRY_ERROR',
+    `${res.url.host} answered the ${ctx.what}${ctx.repository ? ` of ${ctx.repository}` : ''} with a web page, not the registry API.`,
+    `Check that ${ctx.registry} is a container registry (the address may reach a web site, a sign-in portal or a proxy's page).`,
+  );
 }
 
 /** A capped body (TOO_LARGE over `cap`); a connection that breaks meanwhile is a typed error. */
