@@ -64,8 +64,10 @@ export const exportCommand: Command = {
         );
       } else {
         for (const img of r.images) {
+          // The index still lists them (its digest is the registry's): a whole-index copy of the
+          // archive (skopeo copy --all) fails on them; one platform, or stowage import, does not.
           const left = img.missingPlatforms.length
-            ? ` (not cached, left out: ${img.missingPlatforms.join(', ')})`
+            ? ` (not cached, left out: ${img.missingPlatforms.join(', ')}; for a complete archive pull with --all-platforms first)`
             : '';
           out.write(`${img.name}@${img.digest} (${img.platforms.join(', ')})${left}\n`);
         }

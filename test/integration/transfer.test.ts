@@ -238,6 +238,13 @@ describe('export', () => {
     assert.equal(piped.status, 0, piped.stderr);
     assert.equal(JSON.parse(piped.stdout).images[0].digest, single.digest);
     assert.match(piped.stderr, /exported .*tool:v2: 4 blobs/);
+    // A platform not pulled is left out, and the summary says how to get a complete archive.
+    const partial = await cli(['export', multiRef, '-o', join(work, 'partial.tar'), '--cache', source.dir]);
+    assert.equal(partial.code, 0, partial.stderr);
+    assert.match(
+      partial.stdout,
+      /\(not cached, left out: .*linux\/arm64.*; for a complete archive pull with --all-platforms first\)/,
+    );
     const missing = await cli([
       'export',
       'nothing/here:v1',
