@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type ErrorCode, StowageError } from '../../src/core/errors';
-import { parsePlatform } from '../../src/core/platform';
+import { type Platform, parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
@@ -103,7 +103,7 @@ interface Outcome {
 async function expectClearFailure(
   ref: string,
   code?: ErrorCode | ErrorCode[],
-  options: { client?: RegistryClient; noBlobs?: boolean } = {},
+  options: { client?: RegistryClient; noBlobs?: boolean; platforms?: Platform[] } = {},
 ): Promise<Outcome> {
   const store = await Store.open(await mkdtemp(join(work, 'cache-')));
   const logs: RequestLog[] = [];
@@ -118,7 +118,7 @@ async function expectClearFailure(
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
-      pull(store, client, ref, { platforms: amd64, blobAttempts: 2 }),
+      pull(store, client, ref, { platforms: options.platforms ?? amd64, blobAttempts: 2 }),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`pull of ${ref} hung`)), GUARD_MS);
       }),
@@ -235,6 +235,31 @@ describe('hostile manifests', () => {
     );
     const { error } = await expectClearFailure(`${p.host}/h/app:v1`, 'MANIFEST_INVALID');
     assert.match(error.message, /nest/);
+  });
+
+  test('no match in an index of indexes: the error lists what the nested indexes offer', async () => {
+    const amd = image.platforms.find((p) => p.platform === 'linux/amd64')!;
+    const inner = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.ociIndex,
+      manifests: [{ ...amd.manifest, platform: { os: 'linux', architecture: 'amd64' } }],
+    });
+    const top = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.ociIndex,
+      manifests: [{ mediaType: MEDIA.ociIndex, digest: sha(inner), size: Buffer.byteLength(inner) }],
+    });
+    const p = await manifestsFrom((ident) =>
+      ident === 'v1'
+        ? { body: top, type: MEDIA.ociIndex }
+        : ident === sha(inner)
+          ? { body: inner, type: MEDIA.ociIndex }
+          : undefined,
+    );
+    const { error } = await expectClearFailure(`${p.host}/h/app:v1`, 'NO_MATCHING_PLATFORM', {
+      platforms: [parsePlatform('linux/s390x')],
+    });
+    assert.match(error.message, /has no image for linux\/s390x; it offers linux\/amd64\./);
   });
 
   test('descriptors with negative, huge or fractional sizes → MANIFEST_INVALID', async () => {

@@ -123,6 +123,8 @@ export async function pull(
   const kept: string[] = [];
   /** Image manifests chosen (some carry no platform). */
   let selected = 0;
+  /** What the index and the indexes nested in it offer, for the error when nothing matches. */
+  const offered: string[] = [];
   const wanted = options.allPlatforms ? undefined : platforms;
   const visit = async (descriptor: Descriptor, doc: ManifestDocument, depth: number, path: Set<string>) => {
     if (depth > MAX_DEPTH) {
@@ -140,6 +142,7 @@ export async function pull(
       for (const layer of doc.layers) needed.push({ descriptor: layer, kind: 'layer' });
       return;
     }
+    offered.push(...availablePlatforms(doc));
     for (const entry of selectManifests(doc, wanted)) {
       if (path.has(entry.digest)) {
         throw new StowageError(
@@ -156,7 +159,7 @@ export async function pull(
   if (first.document.kind === 'index' && selected === 0) {
     throw new StowageError(
       'NO_MATCHING_PLATFORM',
-      `${name} has no image for ${platforms.map(formatPlatform).join(', ')}; it offers ${availablePlatforms(first.document).join(', ') || 'no platforms'}.`,
+      `${name} has no image for ${platforms.map(formatPlatform).join(', ')}; it offers ${[...new Set(offered)].join(', ') || 'no platforms'}.`,
       'Choose one of the offered platforms (stowage.platforms / --platform).',
     );
   }
