@@ -271,8 +271,11 @@ class ProgressView {
     const ratio = sum.bytesTotal ? sum.bytesDone / sum.bytesTotal : 1;
     const bar = '█'.repeat(Math.round(ratio * width)).padEnd(width, '░');
     const images = this.images > 1 ? `image ${this.finished}/${this.images} · ` : '';
+    // Every byte in, layers still to count: they are being flushed and verified.
+    const verifying =
+      sum.bytesDone >= sum.bytesTotal && sum.layersDone < sum.layersTotal ? ' · verifying' : '';
     process.stderr.write(
-      `\r${bar} ${images}layer ${sum.layersDone}/${sum.layersTotal} · ${formatBytes(sum.bytesDone)}/${formatBytes(sum.bytesTotal)}\x1b[K`,
+      `\r${bar} ${images}layer ${sum.layersDone}/${sum.layersTotal} · ${formatBytes(sum.bytesDone)}/${formatBytes(sum.bytesTotal)}${verifying}\x1b[K`,
     );
     this.drawn = true;
   }

@@ -97,6 +97,9 @@ describe('workbench: pure parts', () => {
     assert.equal(progressMessage(p, 38_000_000), 'layer 3/7 · 45.2/120.0 MB · 38 MB/s');
     assert.equal(progressMessage(p), 'layer 3/7 · 45.2/120.0 MB');
     assert.equal(formatBytePair(512, 900), '512/900 B');
+    // Every byte in, layers still being flushed and verified.
+    const landed = { ...p, bytesDone: 120_000_000, blobsDone: 7, layersDone: 6 };
+    assert.equal(progressMessage(landed, 38_000_000), 'layer 6/7 · 120.0/120.0 MB · verifying');
   });
 
   it('says what a pull did', () => {

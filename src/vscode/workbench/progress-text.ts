@@ -25,10 +25,14 @@ export function formatRate(bytesPerSecond: number): string {
   return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
 }
 
-/** "layer 3/7 · 45.2/120.0 MB · 38 MB/s" (layers done of all; the rate when known). */
+/**
+ * "layer 3/7 · 45.2/120.0 MB · 38 MB/s" (layers done of all; the rate when known). Every byte in
+ * and layers still to count: they are being flushed and verified ("· verifying").
+ */
 export function progressMessage(p: PullProgress, bytesPerSecond?: number): string {
   const parts = [`layer ${p.layersDone}/${p.layersTotal}`, formatBytePair(p.bytesDone, p.bytesTotal)];
-  if (bytesPerSecond !== undefined && bytesPerSecond > 0) parts.push(formatRate(bytesPerSecond));
+  if (p.bytesDone >= p.bytesTotal && p.layersDone < p.layersTotal) parts.push('verifying');
+  else if (bytesPerSecond !== undefined && bytesPerSecond > 0) parts.push(formatRate(bytesPerSecond));
   return parts.join(' · ');
 }
 
