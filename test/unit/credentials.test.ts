@@ -9,6 +9,7 @@ import {
   type CredentialSource,
   chainCredentials,
   DockerConfigCredentials,
+  defaultHelperExec,
   lookupCredential,
   normaliseRegistryKey,
   StaticCredentials,
@@ -285,6 +286,17 @@ describe('DockerConfigCredentials: credential helpers', () => {
       /not JSON/,
     );
     assert.doesNotMatch(`${e.message} ${e.hint}`, /s3cret/);
+  });
+
+  test('a helper that hangs with a child holding its output is given up at the timeout, at once', async () => {
+    // As pass → gpg → pinentry: the helper's child keeps stdout open after the helper is killed.
+    await writeFile(join(bin, 'docker-credential-stuck'), '#!/bin/sh\nsleep 30 &\nwait\n');
+    await chmod(join(bin, 'docker-credential-stuck'), 0o755);
+    const { env } = await setup();
+    const exec = defaultHelperExec(env, 300);
+    const began = Date.now();
+    await assert.rejects(exec('docker-credential-stuck', 'get', 'x.example'), /did not answer within 0\.3 s/);
+    assert.ok(Date.now() - began < 5_000, `gave up after ${Date.now() - began} ms`);
   });
 
   test('an invalid helper name is refused, not run', async () => {

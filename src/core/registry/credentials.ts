@@ -162,7 +162,7 @@ class HelperFailure extends Error {
 }
 
 /** Runs `helper action` with `input` on stdin, as docker does; resolves with its stdout. */
-export function defaultHelperExec(env: NodeJS.ProcessEnv): HelperExec {
+export function defaultHelperExec(env: NodeJS.ProcessEnv, timeoutMs = HELPER_TIMEOUT_MS): HelperExec {
   return (helper, action, input) =>
     new Promise((resolve, reject) => {
       // spawn resolves the program on env.PATH; no shell is involved.
@@ -174,6 +174,12 @@ export function defaultHelperExec(env: NodeJS.ProcessEnv): HelperExec {
       const fail = (f: HelperFailure) => {
         failed ??= f;
         child.kill();
+        // Rejected now, pipes closed: a child of the helper (gpg, pinentry…) may hold them open,
+        // and then 'close' would never come.
+        clearTimeout(timer);
+        child.stdout.destroy();
+        child.stderr.destroy();
+        reject(f);
       };
       const collect = (into: Buffer[]) => (b: Buffer) => {
         size += b.length;
@@ -183,8 +189,8 @@ export function defaultHelperExec(env: NodeJS.ProcessEnv): HelperExec {
       child.stdout.on('data', collect(out));
       child.stderr.on('data', collect(err));
       const timer = setTimeout(
-        () => fail(new HelperFailure(`it did not answer within ${HELPER_TIMEOUT_MS / 1000} s`, 'timeout')),
-        HELPER_TIMEOUT_MS,
+        () => fail(new HelperFailure(`it did not answer within ${timeoutMs / 1000} s`, 'timeout')),
+        timeoutMs,
       );
       child.on('error', (e: NodeJS.ErrnoException) => {
         clearTimeout(timer);
