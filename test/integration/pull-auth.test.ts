@@ -7,13 +7,15 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { rootCertificates } from 'node:tls';
+import { StowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
-import { StaticCredentials } from '../../src/core/registry/credentials';
+import { type CredentialSource, StaticCredentials } from '../../src/core/registry/credentials';
 import { requireCli, runCli } from '../support/cli';
 import { clientFor, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
 import { run } from '../support/proc';
+import { startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import type { RunningRegistry } from '../support/registry';
 
@@ -163,6 +165,68 @@ describe('Bearer token auth', () => {
     await client.close();
   });
 
+  test('a credential helper that failed is the error when the registry then refuses the anonymous token', async () => {
+    // Docker Hub's way, and Distribution's token server's: no credentials get a token with no access.
+    const closed = await registry({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
+    await pushLayout(image.layoutDir, 'v1', closed, 'tok/app:v1');
+    const broken: CredentialSource = {
+      get: async () => {
+        throw new StowageError(
+          'CREDENTIALS',
+          'The credential helper docker-credential-locked failed: keychain is locked.',
+        );
+      },
+    };
+    const { client } = clientFor(closed, { credentials: broken });
+    await assert.rejects(
+      pull(await store(), client, `${closed.host}/tok/app:v1`),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'CREDENTIALS', `${e}`);
+        assert.match(e.message, /docker-credential-locked failed: keychain is locked/);
+        return true;
+      },
+    );
+    await client.close();
+  });
+
+  test('a token service refusing the password: the message names the registry to sign in to, not the token service', async () => {
+    const closed = await registry({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
+    const realmHost = new URL(closed.tokenServer!.realm).host;
+    const credentials = new StaticCredentials();
+    credentials.set(closed.host, { username: closed.credentials!.username, password: 'not-the-password' });
+    const { client } = clientFor(closed, { credentials, insecureRegistries: [realmHost] });
+    await assert.rejects(pull(await store(), client, `${closed.host}/tok/app:v1`), (e: StowageError) => {
+      assert.equal(e.code, 'UNAUTHORIZED', `${e}`);
+      assert.match(e.hint ?? '', new RegExp(`stowage login ${closed.host.replace(/\./g, '\\.')}`));
+      assert.doesNotMatch(e.hint ?? '', new RegExp(`login ${realmHost.replace(/\./g, '\\.')}`));
+      return true;
+    });
+    await client.close();
+  });
+
+  test('blob requests refused at once share one new token, not one each', async () => {
+    // Each blob's first GET reaches the registry without its token: it answers with a challenge,
+    // as after a key rotation. The parallel transfers then need one token between them.
+    const challenged = new Set<string>();
+    const proxy = await startProxy(reg.url, (req) => {
+      const blob = /\/blobs\/(sha256:[0-9a-f]+)$/.exec(req.url ?? '')?.[1];
+      if (!blob || challenged.has(blob)) return undefined;
+      challenged.add(blob);
+      return { dropRequestHeaders: ['authorization'] };
+    });
+    const { client } = clientFor(reg);
+    const s = await store();
+    const ref = `${proxy.host}/tok/app:v1`;
+    const before = reg.tokenServer!.requests.length;
+    await pull(s, client, ref, { platforms: amd64 });
+    await proxy.stop();
+    assert.ok(challenged.size >= 3, 'several blobs were challenged');
+    // One token for the manifest, one for all the challenged blobs (four before).
+    assert.equal(reg.tokenServer!.requests.length - before, 2);
+    await verifyAllBlobs(s);
+    await client.close();
+  });
+
   test('with credentials the token request authenticates (token realm marked insecure: plain HTTP)', async () => {
     const s = await store();
     const realmHost = new URL(reg.tokenServer!.realm).host;
@@ -174,10 +238,30 @@ describe('Bearer token auth', () => {
     await client.close();
   });
 
-  test('credentials are not sent to a plain-HTTP token realm that is not marked insecure', async () => {
+  test('credentials are not sent to a plain-HTTP token realm not marked insecure: anonymous, and said if refused', async () => {
+    // This registry serves anonymous pulls: the public image comes, without the credentials.
     const { client } = clientFor(reg, { withCredentials: true });
-    await assert.rejects(pull(await store(), client, `${reg.host}/tok/app:v1`), { code: 'INSECURE_REFUSED' });
+    const before = reg.tokenServer!.requests.length;
+    const r = await pull(await store(), client, `${reg.host}/tok/app:v1`, { platforms: amd64 });
+    assert.equal(r.digest, image.digest);
+    const sent = reg.tokenServer!.requests.slice(before);
+    assert.ok(sent.length >= 1 && sent.every((q) => q.authorization === 'none'), 'no credentials went');
     await client.close();
+    // One that refuses anonymous pulls: the error says why the credentials were not sent.
+    const closed = await registry({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
+    await pushLayout(image.layoutDir, 'v1', closed, 'tok/app:v1');
+    const { client: c2 } = clientFor(closed, { withCredentials: true });
+    const from = closed.tokenServer!.requests.length;
+    await assert.rejects(
+      pull(await store(), c2, `${closed.host}/tok/app:v1`),
+      (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'INSECURE_REFUSED', `${e}`);
+        assert.match(e.message, /credentials for .* were not sent: its token service .* is plain HTTP/);
+        return true;
+      },
+    );
+    assert.ok(closed.tokenServer!.requests.slice(from).every((q) => q.authorization === 'none'));
+    await c2.close();
   });
 });
 

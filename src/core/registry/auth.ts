@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { StowageError } from '../errors';
+import { abortable, StowageError } from '../errors';
 import { bearerRealm, type Challenge, parseChallenges } from './challenge';
 import type { Credential, CredentialSource } from './credentials';
 import { fetchToken, type Token, TokenCache } from './token';
@@ -60,34 +60,51 @@ export class Authenticator {
     const credential = await this.lookup(registry);
     const sendable = credential && this.mayCarryCredentials(realm) ? credential : undefined;
     if (credential && !sendable) {
-      throw new StowageError(
-        'INSECURE_REFUSED',
-        `Refusing to send credentials for ${registry} to the token service ${realm.host} over plain HTTP.`,
-        `Use HTTPS for the token service, or add ${realm.host} to stowage.insecureRegistries (--insecure-registry) if you trust the network.`,
+      // Anonymously then (a public image still pulls); said if the registry refuses that.
+      this.credentialErrors.set(
+        registry,
+        new StowageError(
+          'INSECURE_REFUSED',
+          `The credentials for ${registry} were not sent: its token service ${realm.host} is plain HTTP.`,
+          `Use HTTPS for the token service, or add ${realm.host} to stowage.insecureRegistries (--insecure-registry) if you trust the network.`,
+        ),
       );
     }
     let token: Token;
     try {
-      token = await fetchToken({
-        realm,
-        service: challenge.params.service,
-        scopes,
-        credential: sendable,
-        dispatcher: this.dispatcherFor(realm),
-        signal,
-        clientId: 'stowage',
-      });
+      // One request for all the transfers that met this challenge at once; each waits under its
+      // own signal (one cancelled must not fail the others' shared request).
+      const shared = this.tokens.getOrFetch(tokenKey(origin, scope), () =>
+        fetchToken({
+          realm,
+          service: challenge.params.service,
+          scopes,
+          credential: sendable,
+          dispatcher: this.dispatcherFor(realm),
+          clientId: 'stowage',
+          registry,
+        }),
+      );
+      token = await abortable(shared, signal);
     } catch (e) {
       // A credential helper that failed earlier is the likelier cause; say so.
       throw this.credentialErrors.get(registry) ?? e;
     }
-    this.tokens.set(tokenKey(origin, scope), token);
     return `Bearer ${token.token}`;
   }
 
-  /** Forgets a rejected token so the next authorize() fetches a new one. */
-  invalidate(origin: URL, scope: string): void {
-    this.tokens.delete?.(tokenKey(origin, scope));
+  /** Forgets a rejected token (unless another transfer already got a newer one) so the next authorize() fetches one. */
+  invalidate(origin: URL, scope: string, rejected: string): void {
+    const key = tokenKey(origin, scope);
+    if (`Bearer ${this.tokens.get(key)?.token}` === rejected) this.tokens.delete(key);
+  }
+
+  /**
+   * Why this registry may have refused us: its credentials could not be looked up (a broken
+   * helper), or were not sent (a plain-HTTP token service). Reported instead of a bare 401.
+   */
+  problem(registry: string): StowageError | undefined {
+    return this.credentialErrors.get(registry);
   }
 
   private async basic(origin: URL, registry: string, required: boolean): Promise<string | undefined> {

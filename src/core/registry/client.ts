@@ -613,10 +613,17 @@ export class RegistryClient {
       if (res.statusCode === 401 && round === 0 && res.url.origin === target.origin) {
         const challenge = res.headers['www-authenticate'];
         await res.body.dump();
-        if (authorization) this.auth.invalidate(base, call.scope);
+        if (authorization) this.auth.invalidate(base, call.scope, authorization);
         authorization = await this.auth.authorize(base, call.registry, call.scope, challenge, call.signal);
         if (authorization) continue;
-        throw httpError(401, call.ctx);
+        throw this.auth.problem(call.registry) ?? httpError(401, call.ctx);
+      }
+      // Refused: a credential lookup that failed, or credentials withheld, is the likelier cause.
+      const problem =
+        res.statusCode === 401 || res.statusCode === 403 ? this.auth.problem(call.registry) : undefined;
+      if (problem && res.url.origin === target.origin) {
+        await res.body.dump();
+        throw problem;
       }
       if (res.statusCode >= 200 && res.statusCode < 300) return res;
       const text = (await readBody(res, MAX_ERROR_BODY, call.ctx).catch(() => Buffer.alloc(0))).toString(
