@@ -135,11 +135,14 @@ test('a registry that takes connections and never answers: one retry, told about
   // TLS hellos are dropped at once (as a plain-HTTP server would refuse them); plain requests are
   // read and never answered.
   const plainTries: Socket[] = [];
+  let tlsHellos = 0;
   const silent = createNetServer((s) => {
     s.on('error', () => {});
     s.once('data', (first: Buffer) => {
-      if (first[0] === 0x16) s.destroy();
-      else plainTries.push(s);
+      if (first[0] === 0x16) {
+        tlsHellos++;
+        s.destroy();
+      } else plainTries.push(s);
     });
   });
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
@@ -164,6 +167,8 @@ test('a registry that takes connections and never answers: one retry, told about
   });
   // Twice over plain HTTP, not four times: a timeout costs the user the whole wait each time.
   assert.equal(plainTries.length, 2);
+  // HTTPS to a loopback host not known to speak TLS is a probe: one try, not four.
+  assert.equal(tlsHellos, 1);
   const timeouts = notices.filter((n) => n.reason === 'UND_ERR_HEADERS_TIMEOUT');
   assert.equal(timeouts.length, 1);
   assert.deepEqual(

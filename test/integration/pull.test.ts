@@ -84,7 +84,24 @@ describe('pull over plain HTTP', () => {
         return true;
       },
     );
-    await assert.rejects(pull(store, client, `${plain.host}/no/such:v1`), { code: 'NOT_FOUND' });
+    // The registry's own words come (a HEAD's 404 has no body: the GET's does).
+    await assert.rejects(
+      pull(store, client, `${plain.host}/team/app:nope`),
+      (e: Error & { code?: string; hint?: string }) => {
+        assert.match(e.message, /MANIFEST_UNKNOWN/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      pull(store, client, `${plain.host}/no/such:v1`),
+      (e: Error & { code?: string; hint?: string }) => {
+        // Distribution says MANIFEST_UNKNOWN for an unknown repository too: the hint covers both.
+        assert.equal(e.code, 'NOT_FOUND');
+        assert.match(e.message, /MANIFEST_UNKNOWN|NAME_UNKNOWN/);
+        assert.match(e.hint ?? '', /check the repository name and the tag or digest/);
+        return true;
+      },
+    );
     assert.equal((await store.listReferences()).length, 0);
     await client.close();
   });

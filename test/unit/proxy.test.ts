@@ -128,6 +128,19 @@ describe('proxy failures are the proxy’s, not the registry’s', () => {
     // Without a proxy it is the registry that cannot be reached.
     const direct = networkError(url, cause, ctx);
     assert.equal(direct.code, 'NETWORK');
-    assert.match(direct.message, /Cannot reach https:\/\/registry\.lan/);
+    assert.match(
+      direct.message,
+      /Cannot reach https:\/\/registry\.lan .*: connection refused \(nothing listens there\) \(ECONNREFUSED\)/,
+    );
+  });
+
+  test('a registry answering plain HTTP to our TLS hello: said so, with how to allow it', () => {
+    const cause = Object.assign(new Error('SSL routines:ssl3_get_record:wrong version number'), {
+      code: 'ERR_SSL_WRONG_VERSION_NUMBER',
+    });
+    const e = networkError(url, cause, ctx);
+    assert.equal(e.code, 'TLS');
+    assert.match(e.message, /registry\.lan answered in plain HTTP, not HTTPS/);
+    assert.match(e.hint ?? '', /--insecure-registry registry\.lan/);
   });
 });

@@ -23,6 +23,7 @@ import {
   type RetryPolicy,
   sleep,
 } from './retry';
+import { TokenServiceError } from './token';
 import { type TransportOptions, tlsOptions } from './trust';
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -259,9 +260,15 @@ export class RegistryClient {
       return { digest, size, mediaType };
     } catch (e) {
       // Some registries do not answer HEAD on manifests (405, 501); the caller falls back to GET.
-      // A server error that outlasted the retries would only be retried again by that GET.
+      // A 404 too: a HEAD's answer has no body, and the GET's says whether the repository or the
+      // tag is unknown. A server error that outlasted the retries would only be retried again by
+      // that GET; a token service's failure would only fail again.
       const status = (e as { status?: number }).status ?? 0;
-      if (e instanceof StowageError && e.code === 'REGISTRY_ERROR' && (status < 500 || status === 501)) {
+      if (
+        e instanceof StowageError &&
+        !(e instanceof TokenServiceError) &&
+        (e.code === 'NOT_FOUND' || (e.code === 'REGISTRY_ERROR' && (status < 500 || status === 501)))
+      ) {
         return undefined;
       }
       throw e;
@@ -551,9 +558,13 @@ export class RegistryClient {
           if (!(e instanceof StowageError) || e.code === 'ABORTED') throw e;
           // A host that answered over plain HTTP (allowed for it) refusing TLS says nothing
           // about what went wrong: its plain-HTTP error is the one to report.
-          const moot = base.protocol === 'https:' && this.plainHosts.has(endpoint.host);
-          if (!moot || errors.length === 0)
-            errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined });
+          // So is one answering our TLS hello in plain HTTP when its plain-HTTP try is still to come or came.
+          const plainAnswer = /WRONG_VERSION_NUMBER/i.test(String((e.cause as { code?: string })?.code));
+          const moot =
+            base.protocol === 'https:' &&
+            (this.plainHosts.has(endpoint.host) ||
+              (plainAnswer && endpoint.bases.some((b) => b.protocol === 'http:')));
+          errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined, moot });
           if (!fallsThrough(e, endpoint.mirror)) throw e;
           // A TLS host never gets its plain-HTTP candidate.
           if (this.tlsHosts.has(endpoint.host)) break;
@@ -640,7 +651,13 @@ export class RegistryClient {
   }
 
   private async withRetries(url: URL, call: Call, authorization: string | undefined): Promise<Response> {
-    const attempts = call.once ? 1 : this.retry.attempts;
+    // HTTPS to a host that may speak plain HTTP, not yet known to speak TLS, is a probe: one try,
+    // then plain HTTP (as containerd falls back), not four tries with backoff first.
+    const probe =
+      url.protocol === 'https:' &&
+      !this.tlsHosts.has(url.host) &&
+      (this.isInsecure(url.host) || isLoopback(url.host));
+    const attempts = call.once || probe ? 1 : this.retry.attempts;
     let timeouts = 0;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
@@ -902,6 +919,8 @@ const RANK: Record<string, number> = {
 interface EndpointError {
   error: StowageError;
   mirror?: string;
+  /** Says nothing about what went wrong (see call): reported only when nothing else failed. */
+  moot?: boolean;
 }
 
 /**
@@ -909,7 +928,9 @@ interface EndpointError {
  * telling), with what the mirrors said as a note. A mirror's "not found" is only that mirror
  * lacking the image: reported alone it would read as the image not existing.
  */
-function mostUseful(errors: EndpointError[]): StowageError {
+function mostUseful(all: EndpointError[]): StowageError {
+  const telling = all.filter((e) => !e.moot);
+  const errors = telling.length ? telling : all;
   const own = errors.filter((e) => !e.mirror);
   const pool = own.length ? own : errors;
   let best = pool[pool.length - 1]!.error;

@@ -68,7 +68,7 @@ export function httpError(
     hint =
       registryCode === 'NAME_UNKNOWN'
         ? `The repository does not exist on ${ctx.registry}; check its name.`
-        : 'Check the tag or digest; the registry does not have it.';
+        : `${ctx.registry} does not have it: check the repository name${ctx.what.startsWith('manifest') ? ' and the tag or digest' : ''}.`;
   } else if (status === 429 || registryCode === 'TOOMANYREQUESTS') {
     code = 'TOO_MANY_REQUESTS';
     hint = `The registry is rate-limiting requests${retryAfter ? ` (retry after ${retryAfter})` : ''}; wait, sign in, or use a mirror.`;
@@ -99,6 +99,18 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
       'TLS',
       `TLS error on the way to ${url.host} through the proxy ${displayProxy(proxy)} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
       `If the proxy's certificate is the one (a private CA), trust its CA (stowage.caCertificates / --ca-file, or the system's CA bundle) or turn off http.proxyStrictSSL; if it is the registry's, trust its CA the same way.`,
+      { cause },
+    );
+  }
+  // OpenSSL reading an HTTP answer as a TLS record: the server speaks plain HTTP.
+  if (
+    url.protocol === 'https:' &&
+    /WRONG_VERSION_NUMBER|wrong version number/i.test(`${c?.code} ${c?.message}`)
+  ) {
+    return new StowageError(
+      'TLS',
+      `${url.host} answered in plain HTTP, not HTTPS, for ${ctx.what} of ${where(ctx)}.`,
+      `If it is a plain-HTTP registry on a network you trust, add ${url.host} to stowage.insecureRegistries (--insecure-registry ${url.host}); else check the address and port.`,
       { cause },
     );
   }
