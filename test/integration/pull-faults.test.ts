@@ -193,6 +193,25 @@ describe('interrupted pulls', () => {
     await client.close();
   });
 
+  test('a link that drops every MB still brings a 6 MB layer: tries that make progress do not use up the attempts', async () => {
+    const layer = big.platforms[0]!.layers[0]!;
+    let cuts = 0;
+    const proxy = await startProxy(reg.url, (req) => {
+      if (req.method !== 'GET' || !req.url?.endsWith(`/blobs/${layer.digest}`)) return undefined;
+      cuts++;
+      return { passBytes: 1_000_000 };
+    });
+    stops.push(proxy.stop);
+    const s = await store();
+    const client = new RegistryClient({ stallTimeoutMs: 300, retry: { baseDelayMs: 10, maxDelayMs: 20 } });
+    // Three attempts would end at 3 MB if every try counted.
+    const r = await pull(s, client, `${proxy.host}/f/big:v1`, { blobAttempts: 3, concurrency: 1 });
+    assert.equal(r.digest, big.digest);
+    assert.ok(cuts >= 6, `the layer came in ${cuts} tries`);
+    await verifyAllBlobs(s);
+    await client.close();
+  });
+
   test('blob requests that never get an answer from a plain-HTTP registry: the timeout is the error, not its TLS refusal', async () => {
     // Manifests are answered; blob GETs are read and left hanging.
     const proxy = await startProxy(reg.url, (req) =>

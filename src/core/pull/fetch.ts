@@ -5,6 +5,11 @@ import type { BlobStream, RegistryClient } from '../registry/client';
 import { backoffDelay, DEFAULT_RETRY, isTransientNetworkError, sleep } from '../registry/retry';
 import type { Descriptor, Ingest, Store } from '../store';
 
+/** Bytes an attempt must bring for the next one to count as a first try again. */
+const PROGRESS_RESETS = 256 * 1024;
+/** Tries of one blob at most, however much each brought. */
+const MAX_TRIES = 50;
+
 /** A range is split only while both halves would be at least this big. */
 export const MIN_PART = 8 * 1024 * 1024;
 /** Split points fall on these boundaries (whole buffers for the writers). */
@@ -63,7 +68,8 @@ async function fetchInto(
     opts.onHeld(size, 0);
     return false;
   }
-  for (let attempt = 1; ; attempt++) {
+  let held = -1;
+  for (let attempt = 1, tries = 1; ; attempt++, tries++) {
     throwIfAborted(opts.signal);
     const ingest = await store.ingest(digest, size, { signal: opts.signal });
     if (ingest.present) {
@@ -71,6 +77,10 @@ async function fetchInto(
       opts.onHeld(size, 0);
       return false;
     }
+    // `attempts` counts tries in a row that got nowhere: one that brought a good part of the
+    // blob starts the count again (a link that drops every few MB still finishes), within a cap.
+    if (held >= 0 && ingest.offset - held >= PROGRESS_RESETS && tries <= MAX_TRIES) attempt = 1;
+    held = ingest.offset;
     opts.onHeld(ingest.offset, 0);
     opts.onStart(ingest.offset);
     const download = new Download(client, ref, digest, size, ingest, opts);
