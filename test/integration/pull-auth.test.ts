@@ -154,12 +154,19 @@ describe('Bearer token auth', () => {
 
   test('anonymous pull gets a token once and reuses it', async () => {
     const s = await store();
-    const { client } = clientFor(reg);
+    const { client, requests } = clientFor(reg);
     const before = reg.tokenServer!.requests.length;
     const r = await pull(s, client, `${reg.host}/tok/app:v1`, { platforms: amd64 });
     assert.equal(r.digest, image.digest);
     const tokenRequests = reg.tokenServer!.requests.slice(before);
     assert.equal(tokenRequests.length, 1, 'one token for the whole pull');
+    // The request log (stowage -v, VS Code's output) shows it too, without its query.
+    const realm = new URL(reg.tokenServer!.realm);
+    const logged = requests.filter((q) => q.url === `${realm.origin}${realm.pathname}`);
+    assert.deepEqual(
+      logged.map((q) => [q.method, q.status]),
+      [['GET', 200]],
+    );
     assert.deepEqual(tokenRequests[0]!.scopes, ['repository:tok/app:pull']);
     assert.equal(tokenRequests[0]!.authorization, 'none');
     await client.close();

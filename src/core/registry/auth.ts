@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { abortable, StowageError } from '../errors';
 import { bearerRealm, type Challenge, parseChallenges } from './challenge';
+import type { RequestLog } from './client';
 import type { Credential, CredentialSource } from './credentials';
 import { fetchToken, type Token, TokenCache } from './token';
 
@@ -21,6 +22,7 @@ export class Authenticator {
     private readonly credentials: CredentialSource | undefined,
     private readonly mayCarryCredentials: CredentialPolicy,
     private readonly dispatcherFor: (url: URL) => Dispatcher,
+    private readonly onRequest?: (log: RequestLog) => void,
   ) {}
 
   /** The header to send up front, from what is already known (no network). */
@@ -83,6 +85,7 @@ export class Authenticator {
           dispatcher: this.dispatcherFor(realm),
           clientId: 'stowage',
           registry,
+          onRequest: this.onRequest,
         }),
       );
       token = await abortable(shared, signal);

@@ -209,6 +209,7 @@ export class RegistryClient {
       options.credentials,
       (url) => url.protocol === 'https:' || this.isInsecure(url.host),
       (url) => this.dispatcherFor(url),
+      options.onRequest,
     );
   }
 

@@ -15,6 +15,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { abortable, abortError, type ErrorCode, StowageError } from '../errors';
+import type { RequestLog } from './client';
 import type { Credential } from './credentials';
 import { signIn } from './errors';
 import { headerValue, readCapped } from './response';
@@ -33,6 +34,8 @@ export interface TokenRequest {
   userAgent?: string;
   /** The registry name the token is for, for messages. Default: the realm's host. */
   registry?: string;
+  /** Told of each request to the token service (origin and path only: never a secret). */
+  onRequest?: (log: RequestLog) => void;
   /** Clock, for tests. Default Date.now. */
   now?: () => number;
 }
@@ -140,6 +143,9 @@ async function exchange(
   let url = first;
   for (let hop = 0; ; hop++) {
     let res: Dispatcher.ResponseData;
+    const began = Date.now();
+    const log = (r: { status?: number; error?: string }) =>
+      req.onRequest?.({ method, url: `${url.origin}${url.pathname}`, ms: Date.now() - began, ...r });
     try {
       res = await abortable(
         (req.dispatcher ?? defaultDispatcher()).request({
@@ -154,10 +160,12 @@ async function exchange(
         (late) => late.body.destroy(),
       );
     } catch (e) {
+      log({ error: (e as { code?: string }).code ?? (e as Error).message });
       if (req.signal?.aborted) throw abortError(req.signal);
       throw connectionError(url, registry, e);
     }
     const status = res.statusCode;
+    log({ status });
     if (status >= 300 && status < 400 && res.headers.location !== undefined) {
       res.body.resume(); // discard
       const next = redirectTarget(url, res.headers.location, registry);
