@@ -388,6 +388,22 @@ describe('hostile auth', () => {
     });
   }
 
+  test('a token service answering 503, then 429 with Retry-After, is asked again, as a registry would be', async () => {
+    let asked = 0;
+    const server = await challenging(
+      (base) => `Bearer realm="${base}/token",service="fake"`,
+      (res) => {
+        asked++;
+        if (asked === 1) res.writeHead(503).end();
+        else if (asked === 2) res.writeHead(429, { 'retry-after': '0' }).end();
+        else res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t0k3n"}');
+      },
+    );
+    // The token comes on the third try; this fake registry then refuses it (401 for everything).
+    await expectClearFailure(`${server.host}/h/app:v1`, 'UNAUTHORIZED');
+    assert.ok(asked >= 3, `the token service was asked ${asked} times`);
+  });
+
   test('malformed WWW-Authenticate headers → UNAUTHORIZED or REGISTRY_ERROR, no token request', async () => {
     const headers = [
       'Bearer realm="http://127.0.0.1:1/unterminated',

@@ -3,7 +3,8 @@ import { abortable, StowageError } from '../errors';
 import { bearerRealm, type Challenge, parseChallenges } from './challenge';
 import type { RequestLog } from './client';
 import type { Credential, CredentialSource } from './credentials';
-import { fetchToken, type Token, TokenCache } from './token';
+import { backoffDelay, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, sleep } from './retry';
+import { fetchToken, type Token, TokenCache, TokenServiceError } from './token';
 
 /** Decides whether credentials may travel to a URL (TLS, or a host the user marked insecure). */
 export type CredentialPolicy = (url: URL) => boolean;
@@ -77,16 +78,18 @@ export class Authenticator {
       // One request for all the transfers that met this challenge at once; each waits under its
       // own signal (one cancelled must not fail the others' shared request).
       const shared = this.tokens.getOrFetch(tokenKey(origin, scope), () =>
-        fetchToken({
-          realm,
-          service: challenge.params.service,
-          scopes,
-          credential: sendable,
-          dispatcher: this.dispatcherFor(realm),
-          clientId: 'stowage',
-          registry,
-          onRequest: this.onRequest,
-        }),
+        withTokenRetries(() =>
+          fetchToken({
+            realm,
+            service: challenge.params.service,
+            scopes,
+            credential: sendable,
+            dispatcher: this.dispatcherFor(realm),
+            clientId: 'stowage',
+            registry,
+            onRequest: this.onRequest,
+          }),
+        ),
       );
       token = await abortable(shared, signal);
     } catch (e) {
@@ -145,4 +148,18 @@ export class Authenticator {
 
 function tokenKey(origin: URL, scope: string): string {
   return `${origin.origin} ${scope}`;
+}
+
+/** A token service that is busy (429) or failing (5xx) is asked again, as the registry would be. */
+async function withTokenRetries(fetch: () => Promise<Token>): Promise<Token> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch();
+    } catch (e) {
+      const status = e instanceof TokenServiceError ? e.status : 0;
+      if (attempt >= DEFAULT_RETRY.attempts || !isRetryableStatus(status)) throw e;
+      const retryAfter = (e as TokenServiceError).retryAfter;
+      await sleep(parseRetryAfter(retryAfter) ?? backoffDelay(attempt, DEFAULT_RETRY));
+    }
+  }
 }
