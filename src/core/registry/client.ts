@@ -642,12 +642,26 @@ export class RegistryClient {
         'utf8',
       );
       const withCredentials = authorization?.startsWith('Basic ') === true;
-      throw Object.assign(
-        httpError(res.statusCode, call.ctx, text, headerValue(res.headers, 'retry-after'), withCredentials),
-        {
-          status: res.statusCode,
-        },
+      const error = httpError(
+        res.statusCode,
+        call.ctx,
+        text,
+        headerValue(res.headers, 'retry-after'),
+        withCredentials,
       );
+      if (res.url.origin !== target.origin) {
+        // The registry sent us elsewhere (blob storage, a CDN): that host's answer is not the
+        // registry's, and a sign-in would not change it.
+        throw Object.assign(
+          new StowageError(
+            error.code === 'NOT_FOUND' ? 'NOT_FOUND' : 'REGISTRY_ERROR',
+            `${call.registry} redirected the ${call.ctx.what} of ${call.ctx.repository ?? call.registry} to ${res.url.host}, which answered HTTP ${res.statusCode}.`,
+            'The storage the registry uses failed or refused its own link (an expired signed URL?); try again, or ask the registry operators.',
+          ),
+          { status: res.statusCode },
+        );
+      }
+      throw Object.assign(error, { status: res.statusCode });
     }
   }
 
