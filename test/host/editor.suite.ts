@@ -7,9 +7,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
+import type { ImageUse } from '../../src/core/dockerfile';
 import { formatBytes } from '../../src/core/format';
 import { Store } from '../../src/core/store';
 import type { StowageApi } from '../../src/vscode/activate';
+import { PinCodeActions } from '../../src/vscode/editor/code-actions';
+import { DocumentUses } from '../../src/vscode/editor/documents';
+import type { Freshness } from '../../src/vscode/editor/freshness';
 import { pinToDigest } from '../../src/vscode/editor/pin';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 
@@ -389,6 +393,40 @@ describe('editor features', function () {
       actions(line).then((a) => a.filter((x) => /digest/i.test(x.title)).map((x) => x.title));
     assert.deepEqual(await titles(5), []);
     assert.deepEqual(await titles(4), []);
+  });
+
+  it('"Pull the newer image" is offered on an ARG-built FROM whose tag moved (pinning is not)', async () => {
+    const api = vscode.extensions.getExtension('stowage.stowage')!.exports as StowageApi;
+    const log = vscode.window.createOutputChannel('Stowage code actions suite', { log: true });
+    // The newer-image check's verdict, as the background HEAD would have left it.
+    const moved = {
+      newer: async (use: ImageUse) =>
+        use.reference?.tag
+          ? {
+              tag: use.ref!,
+              current: `sha256:${'b'.repeat(64)}`,
+              known: `sha256:${'a'.repeat(64)}`,
+              pinned: false,
+            }
+          : undefined,
+    } as unknown as Freshness;
+    try {
+      const provider = new PinCodeActions(new DocumentUses(api.index), api.stowage, moved, log);
+      const context = { diagnostics: [], only: undefined, triggerKind: vscode.CodeActionTriggerKind.Invoke };
+      const onArgLine = await provider.provideCodeActions(doc, new vscode.Range(5, 7, 5, 7), context);
+      assert.deepEqual(
+        onArgLine.map((a) => a.title),
+        ['Pull the newer image'],
+      );
+      const [args] = (onArgLine[0]!.command?.arguments ?? []) as { reference: string; always?: boolean }[];
+      assert.equal(args?.reference, 'docker.io/library/alpine:3.20', 'the reference the ARG expands to');
+      assert.equal(args?.always, true, 'asks the registry, not the complete cached copy');
+      const literal = await provider.provideCodeActions(doc, new vscode.Range(1, 8, 1, 8), context);
+      assert.ok(literal.some((a) => a.title === 'Pull the newer image'));
+      assert.ok(literal.some((a) => a.title === 'Pin to digest'));
+    } finally {
+      log.dispose();
+    }
   });
 
   it('"Pin to digest" on a cached reference pins it to the recorded digest; "Remove digest pin" undoes it', async () => {

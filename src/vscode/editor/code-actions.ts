@@ -23,7 +23,8 @@ class LazyPin extends vscode.CodeAction {
 /**
  * "Pin to digest", "Update pinned digest" and "Remove digest pin" on image references. They are
  * offered as quick fixes, and as rewrites (refactor.rewrite) when that kind is asked for, so they
- * show in the light bulb with or without a diagnostic. Only literal references are rewritten.
+ * show in the light bulb with or without a diagnostic. Only literal references are rewritten;
+ * "Pull the newer image" (no edit) is offered on any reference whose tag moved.
  */
 export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeAction> {
   static readonly kinds = [vscode.CodeActionKind.QuickFix, vscode.CodeActionKind.RefactorRewrite];
@@ -42,15 +43,17 @@ export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeActi
   ): Promise<vscode.CodeAction[]> {
     const uses = this.uses.get(document);
     const use = useUnder(uses, range.start) ?? useOnLine(uses, range.start.line);
-    if (!use?.reference || notRewritable(use)) return [];
+    if (!use?.reference) return [];
     const kind = pickKind(context);
     if (!kind) return [];
     const ref = use.reference;
+    // Pulling leaves the text alone, so it is offered on ARG-built references too; edits are not.
+    const rewritable = !notRewritable(use);
     const diagnostics = context.diagnostics.filter(
       (d) => d.code === NEWER_IMAGE && d.range.intersection(toRange(use.range)),
     );
     const out: vscode.CodeAction[] = [];
-    if (!ref.digest && ref.tag) {
+    if (rewritable && !ref.digest && ref.tag) {
       const digest = await cachedTagDigest(this.stowage, use).catch(() => undefined);
       const action = digest
         ? withEdit(new vscode.CodeAction('Pin to digest', kind), pinEdit(document, use, digest))
@@ -78,7 +81,7 @@ export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeActi
         out.push(pullNewer);
       }
     }
-    if (ref.digest) {
+    if (rewritable && ref.digest) {
       const newer = await this.freshness.newer(use).catch(() => undefined);
       if (newer?.pinned) {
         const update = withEdit(
