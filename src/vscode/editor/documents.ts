@@ -14,8 +14,8 @@ export function isDockerfileDocument(d: vscode.TextDocument): boolean {
 }
 
 /**
- * The image uses of a document, resolved once per document version (hover, lenses, code actions
- * and the context key all ask for the same version in quick succession).
+ * The image uses of a document, resolved once per document version (hover, lenses and code actions
+ * all ask for the same version in quick succession).
  */
 export class DocumentUses {
   private readonly cache = new Map<string, { version: number; uses: ImageUse[] }>();

@@ -3,7 +3,6 @@ import type { FeatureContext } from '../feature';
 import { BuildArgCodeActions, SET_BUILD_ARG, setBuildArg } from './build-args';
 import { PinCodeActions } from './code-actions';
 import { ImageCodeLenses } from './code-lens';
-import { LineHasImageKey } from './context-key';
 import { ImageDiagnostics } from './diagnostics';
 import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
 import { Freshness } from './freshness';
@@ -19,18 +18,15 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
   const freshness = new Freshness(stowage, facts, new FreshnessStore(extension.globalStorageUri.fsPath), log);
   const diagnostics = new ImageDiagnostics(uses, freshness, log);
   const lenses = new ImageCodeLenses(uses, facts, stowage);
-  const lineKey = new LineHasImageKey(uses);
   return [
     freshness,
     diagnostics,
     lenses,
-    lineKey,
     stowage.onDidChangeCache(() => diagnostics.refreshAll()),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration('stowage.platforms') || e.affectsConfiguration('stowage.buildArgs')) {
         uses.clear();
         diagnostics.refreshAll();
-        lineKey.update();
       }
     }),
     vscode.languages.registerHoverProvider(

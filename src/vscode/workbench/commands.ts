@@ -189,11 +189,22 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
   const pullImage = safe(async (arg?: unknown) => {
     let target = targetOf(arg);
     if (!target) {
-      // From the editor (the context menu passes the document's URI) or the palette.
+      // From the editor's context menu (it passes the document's URI; the right-click has moved
+      // the cursor to the clicked line by now) or the palette.
       const editor = dockerfileEditor();
       const use = editor ? useAtCursor(f, editor) : undefined;
       if (use && !use.ref) {
         throw new StowageError('INVALID_REFERENCE', use.error ?? `Line ${use.line}: not a pullable image.`);
+      }
+      if (!use && editor && arg instanceof vscode.Uri) {
+        // The menu item shows on every line (a per-line context key updates too late for a
+        // right-click), so a line without an image is answered here.
+        const line = editor.selection.active.line + 1;
+        throw new StowageError(
+          'USAGE',
+          `Line ${line} of ${vscode.workspace.asRelativePath(editor.document.uri)} has no image to pull.`,
+          'Right-click a FROM line (or COPY --from=image), or use "Pull All Images in This Dockerfile".',
+        );
       }
       target = use?.ref ? { reference: use.ref, platform: use.platform } : await pickWorkspaceReference(f);
     }
