@@ -242,18 +242,20 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
     const many = wb.treeItem('Registries', /^many/);
     await wb.step('expand many: first page', async () => {
       await many.click();
-      await wb.treeItem('Registries', '50 of 251 tags').waitFor({ timeout: 15_000 });
+      await wb.treeItem('Registries', /^\s*base\s*$/).waitFor({ timeout: 15_000 });
     });
     await wb.step('Load more…', async () => {
       await wb.page.keyboard.press('End');
       const more = wb.treeItem('Registries', 'Load more…');
       await more.waitFor({ timeout: 10_000 });
+      // The last row counts what is loaded (the first page).
+      assert.match((await more.textContent()) ?? '', /50 of 251 tags/);
       await more.click();
       await wb.treeItem('Registries', '100 of 251 tags').waitFor({ timeout: 15_000 });
     });
     await wb.step('filter v123', async () => {
       await wb.page.keyboard.press('Home');
-      const row = wb.treeItem('Registries', '100 of 251 tags');
+      const row = wb.treeItem('Registries', /^\s*many\s*100 of 251 tags/);
       await row.hover();
       await row.locator('.action-label[aria-label="Filter Tags…"]').click();
       const input = wb.page.locator('.quick-input-widget .quick-input-box input');
@@ -279,6 +281,38 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
     });
     const line = ((await wb.editorLine('FROM').textContent()) ?? '').replace(/\u00a0/g, ' ').trim();
     assert.equal(line, `FROM ${host}/many:v123`);
+  });
+
+  test('the Registries view: a tag expands to its digest and platforms', async () => {
+    await wb.step('Stowage views', () => wb.openViewContainer('Stowage'));
+    await wb.runCommand('Stowage: Focus on Registries View').catch(() => undefined);
+    // The earlier test left `many` expanded (its rows would push `small` out of the rendered list).
+    const many = wb.treeItem('Registries', /^\s*many/);
+    if ((await many.getAttribute('aria-expanded').catch(() => null)) === 'true') await many.click();
+    const registryRow = wb.treeItem('Registries', host);
+    await wb.step('expand the registry', async () => {
+      if ((await registryRow.getAttribute('aria-expanded')) !== 'true') await registryRow.click();
+      await wb.treeItem('Registries', /^\s*small\s*$/).waitFor({ timeout: 15_000 });
+    });
+    await wb.step('expand small', async () => {
+      await wb.treeItem('Registries', /^\s*small\s*$/).click();
+      await wb.treeItem('Registries', /^\s*1\.0\s*$/).waitFor({ timeout: 15_000 });
+    });
+    // Past the moment a redraw of the repository once dropped the tag rows' handles.
+    await wb.page.waitForTimeout(1000);
+    const tag = wb.treeItem('Registries', /^\s*1\.0\s*$/);
+    await wb.step('expand tag 1.0', async () => {
+      await tag.click();
+      await wb.page.keyboard.press('ArrowRight');
+      await wb.treeItem('Registries', /sha256:[0-9a-f]{64}/).waitFor({ timeout: 15_000 });
+    });
+    assert.equal(await tag.getAttribute('aria-expanded'), 'true');
+    const rows = await wb.view('Registries').locator('.monaco-list-row').allInnerTexts();
+    const at = rows.findIndex((r) => /^\s*1\.0\s*$/.test(r));
+    const children = rows.slice(at + 1, at + 4).join('\n');
+    assert.match(children, /sha256:[0-9a-f]{64}\s*multi-platform index/);
+    assert.match(children, /linux\/amd64/);
+    assert.match(children, /linux\/arm64/);
   });
 
   test('nothing in the session reached beyond this machine', () => {

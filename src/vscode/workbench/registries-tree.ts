@@ -196,8 +196,9 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       } catch (e) {
         node.error = e;
       }
-      // Draw the repository again: its description counts the tags now loaded.
-      setTimeout(() => this.changed.fire(node), 0);
+      // No redraw of the repository here (for its tag count): a refresh fired while VS Code is
+      // still showing these children drops their handles, and expanding a tag then found nothing
+      // ("No tree item with id '1/tag:…'"). The "Load more…" row carries the count instead.
     }
     const out: RegistryNode[] = node.pager
       .items()
@@ -311,6 +312,7 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       case 'more': {
         const item = new vscode.TreeItem('Load more…', vscode.TreeItemCollapsibleState.None);
         item.id = `more:${node.repo.registry}/${node.repo.repository}:${node.repo.pager.items().length}`;
+        item.description = repositoryDescription(node.repo);
         item.iconPath = new vscode.ThemeIcon('more');
         item.contextValue = 'loadMore';
         item.command = { command: 'stowage.loadMoreTags', title: 'Load More Tags', arguments: [node.repo] };
