@@ -315,6 +315,46 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
     assert.match(children, /linux\/arm64/);
   });
 
+  test('Pull All Images in Workspace with failures: one error toast counts them, no success toast', async () => {
+    proxy.configure({ bytesPerSecond: undefined });
+    // One tag the registry lacks, one reference that cannot be resolved; the rest pull or are cached.
+    await writeFile(
+      join(workspace, 'broken.Dockerfile'),
+      `ARG NOPE\nFROM ${host}/absent:1\nFROM ${host}/other:$\{NOPE}\nFROM ${host}/small:1.0\n`,
+    );
+    await wb.step('broken.Dockerfile is indexed', async () => {
+      await wb.openViewContainer('Stowage');
+      await wb.treeItem('Workspace Images', 'broken.Dockerfile').waitFor({ timeout: 20_000 });
+    });
+    await wb.runCommand('Notifications: Clear All Notifications');
+    await wb.step('run Pull All Images in Workspace', () =>
+      wb.runCommand('Stowage: Pull All Images in Workspace'),
+    );
+    // On screen as a toast (not only under the bell), with its buttons.
+    const toast = wb.page
+      .locator('.notifications-toasts .notification-list-item', { hasText: 'could not be pulled' })
+      .first();
+    await wb.step('the error toast', () => toast.waitFor({ state: 'visible', timeout: 60_000 }));
+    const text = ((await toast.locator('.notification-list-item-message').textContent()) ?? '').trim();
+    assert.match(
+      text,
+      /^2 of \d+ images could not be pulled \(1 cannot be resolved\)\. 127\.0\.0\.1:\d+\/absent:1: /,
+    );
+    assert.match(text, /\(and 1 more, listed in the log\)\./);
+    assert.match(text, /(Pulled \d+ images?|already cached)/, 'what did succeed is said too');
+    assert.ok(await toast.locator('.codicon-error').count(), 'an error, not an information message');
+    const buttons = await toast.locator('.monaco-button').allInnerTexts();
+    assert.ok(
+      buttons.some((b) => /Show Log/.test(b)),
+      `buttons: ${buttons}`,
+    );
+    const toasts = await wb.notifications();
+    assert.ok(
+      !toasts.some((t) => /^(Pulled|All \d+ images)/.test(t.trim()) || /^Skipped/.test(t.trim())),
+      `no success or separate "Skipped" toast beside it: ${toasts.join(' | ')}`,
+    );
+  });
+
   test('nothing in the session reached beyond this machine', () => {
     assert.deepEqual(wb.blocked, []);
   });

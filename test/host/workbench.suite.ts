@@ -17,7 +17,7 @@ import { CacheTree } from '../../src/vscode/workbench/cache-tree';
 import { failureActions } from '../../src/vscode/workbench/failure';
 import { Pager } from '../../src/vscode/workbench/pager';
 import { formatBytePair, progressMessage } from '../../src/vscode/workbench/progress-text';
-import { successText } from '../../src/vscode/workbench/pulls';
+import { problemText, successText } from '../../src/vscode/workbench/pulls';
 import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
 import { buildImage } from '../support/fixtures';
 import { startRegistry } from '../support/registry';
@@ -31,6 +31,19 @@ async function features(): Promise<FeatureContext> {
   const api = await ext.activate();
   const log = vscode.window.createOutputChannel('Stowage workbench test', { log: true });
   return { extension: undefined as never, stowage: api.stowage, index: api.index, facts: api.facts, log };
+}
+
+/** What a pull of alpine:3.20 that moved `bytes` returns (fromCache is set by each test). */
+function pullResult(bytes: number) {
+  return {
+    reference: 'docker.io/library/alpine:3.20',
+    digest: 'sha256:00' as `sha256:${string}`,
+    mediaType: '',
+    platforms: ['linux/amd64'],
+    blobsDownloaded: 2,
+    bytesDownloaded: bytes,
+    totalBytes: bytes,
+  };
 }
 
 describe('workbench: pure parts', () => {
@@ -103,15 +116,7 @@ describe('workbench: pure parts', () => {
   });
 
   it('says what a pull did', () => {
-    const r = {
-      reference: 'docker.io/library/alpine:3.20',
-      digest: 'sha256:00' as `sha256:${string}`,
-      mediaType: '',
-      platforms: ['linux/amd64'],
-      blobsDownloaded: 2,
-      bytesDownloaded: 3_400_000,
-      totalBytes: 3_400_000,
-    };
+    const r = pullResult(3_400_000);
     assert.equal(successText([{ ...r, fromCache: false }], 1234), 'Pulled alpine:3.20 · 3.4 MB in 1.2 s.');
     assert.equal(successText([{ ...r, fromCache: true }], 3), 'alpine:3.20 is already cached (3.4 MB).');
     assert.equal(
@@ -144,6 +149,41 @@ describe('workbench: pure parts', () => {
         5,
       ),
       'All 2 images are already cached.',
+    );
+  });
+
+  it('a batch with failures says how many were not pulled, and why, before what succeeded', () => {
+    const result = pullResult(1_000_000);
+    const ok = (fromCache: boolean) =>
+      ({ target: { reference: 'alpine:3.20' }, ok: true, result: { ...result, fromCache } }) as const;
+    const bad = (reference: string) =>
+      ({
+        target: { reference },
+        ok: false,
+        cancelled: false,
+        error: new StowageError('NOT_FOUND', `${reference} was not found.`),
+      }) as const;
+    const missing = Array.from({ length: 9 }, (_, i) => bad(`127.0.0.1:5555/demo/gone${i}:1`));
+    const outcomes = [ok(false), ok(true), ok(true), ok(true), ok(true), ...missing];
+    assert.equal(
+      problemText(outcomes, [], 2000),
+      '9 of 14 images could not be pulled. 127.0.0.1:5555/demo/gone0:1: 127.0.0.1:5555/demo/gone0:1 was not found (and 8 more, listed in the log). Pulled 1 image · 1.0 MB in 2.0 s (4 more already cached).',
+    );
+    const skipped = [
+      { ref: null, error: 'Dockerfile:3: ARG TAG has no value.' },
+      { ref: null, error: 'Dockerfile:9: not a valid reference.' },
+    ];
+    assert.equal(
+      problemText([ok(true), missing[0]!], skipped, 10),
+      '3 of 4 images could not be pulled (2 cannot be resolved). 127.0.0.1:5555/demo/gone0:1: 127.0.0.1:5555/demo/gone0:1 was not found (and 2 more, listed in the log). alpine:3.20 is already cached (1.0 MB).',
+    );
+    assert.equal(
+      problemText([ok(true)], skipped.slice(0, 1), 10),
+      '1 of 2 images could not be pulled. Dockerfile:3: ARG TAG has no value. alpine:3.20 is already cached (1.0 MB).',
+    );
+    assert.equal(
+      problemText([missing[0]!], [], 10),
+      'Could not pull 127.0.0.1:5555/demo/gone0:1: 127.0.0.1:5555/demo/gone0:1 was not found.',
     );
   });
 

@@ -19,7 +19,7 @@ import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, failureActions } from './failure';
 import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
-import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT } from './pulls';
+import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
 import {
   naturalOrder,
   type RegistriesTree,
@@ -76,7 +76,12 @@ function targetOf(arg: unknown): PullTarget | undefined {
   return undefined;
 }
 
-/** A batch pull skips references that do not resolve; say so rather than leave them out silently. */
+/** The references of a batch that do not resolve (and so are not pulled). */
+function unresolvedOf(uses: readonly { ref: string | null; error?: string }[]): Unresolved[] {
+  return uses.filter((u) => !u.ref).map((u) => ({ ref: u.ref, error: u.error }));
+}
+
+/** A batch with nothing to pull may still skip references that do not resolve: say so. */
 function reportUnresolved(uses: readonly { ref: string | null; error?: string }[]): void {
   const bad = uses.filter((u) => !u.ref);
   if (bad.length === 0) return;
@@ -662,14 +667,15 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         const entry = await dockerfileUses(arg);
         if (!entry) return undefined;
         const targets = targetsOf(entry.uses);
-        reportUnresolved(entry.uses);
         if (targets.length === 0) {
+          reportUnresolved(entry.uses);
           void vscode.window.showInformationMessage(
             `${vscode.workspace.asRelativePath(entry.uri)} pulls no images.`,
           );
           return [];
         }
-        return runner.pull(targets);
+        // The references that cannot be resolved are counted in the closing message.
+        return runner.pull(targets, unresolvedOf(entry.uses));
       }),
     ),
     reg(
@@ -677,12 +683,13 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       safe(async () => {
         const entries = await f.index.all();
         const targets = entries.flatMap((e) => targetsOf(e.uses));
-        reportUnresolved(entries.flatMap((e) => e.uses));
+        const uses = entries.flatMap((e) => e.uses);
         if (targets.length === 0) {
+          reportUnresolved(uses);
           void vscode.window.showInformationMessage('The workspace’s Dockerfiles pull no images.');
           return [];
         }
-        return runner.pull(targets);
+        return runner.pull(targets, unresolvedOf(uses));
       }),
     ),
     reg('stowage.browseTags', browseTags),

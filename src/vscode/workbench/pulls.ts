@@ -25,6 +25,12 @@ export type PullOutcome =
   | { target: PullTarget; ok: true; result: PullResult }
   | { target: PullTarget; ok: false; error: unknown; cancelled: boolean };
 
+/** A reference a batch could not even try (an ARG without a value, a malformed name), with why. */
+export interface Unresolved {
+  ref: string | null;
+  error?: string;
+}
+
 /** Shown when an untrusted workspace keeps a pull from the network. */
 export const UNTRUSTED_TEXT =
   'Stowage does not contact registries in an untrusted workspace (Restricted Mode). Trust the workspace to pull.';
@@ -49,8 +55,11 @@ export class PullRunner implements vscode.Disposable {
     });
   }
 
-  /** Pulls every target (deduplicated) under one notification; never rejects. */
-  async pull(targets: readonly PullTarget[]): Promise<PullOutcome[]> {
+  /**
+   * Pulls every target (deduplicated) under one notification; never rejects. `skipped` are the
+   * batch's references that could not be resolved: the closing message counts them as not pulled.
+   */
+  async pull(targets: readonly PullTarget[], skipped: readonly Unresolved[] = []): Promise<PullOutcome[]> {
     const unique = dedupe(targets);
     if (unique.length === 0) return [];
     const { stowage, log } = this.f;
@@ -144,23 +153,19 @@ export class PullRunner implements vscode.Disposable {
         }
       },
     );
-    this.announce(outcomes, Date.now() - began);
+    this.announce(outcomes, Date.now() - began, skipped);
     return outcomes;
   }
 
-  /** The messages after a pull: success (if wanted), cancellation, failures with fitting actions. */
-  private announce(outcomes: PullOutcome[], ms: number): void {
+  /**
+   * The messages after a pull: cancellation, then either success (if wanted) or, when any image
+   * was not pulled, one error or warning that counts them (a success toast beside it read as if
+   * all went well, and pushed the error out of the toast corner).
+   */
+  private announce(outcomes: PullOutcome[], ms: number, skipped: readonly Unresolved[]): void {
     const ok = outcomes.filter((o): o is Extract<PullOutcome, { ok: true }> => o.ok);
     const cancelled = outcomes.filter((o) => !o.ok && o.cancelled);
     const failed = outcomes.filter((o): o is Extract<PullOutcome, { ok: false }> => !o.ok && !o.cancelled);
-    if (ok.length && this.f.stowage.settings().notifyOnSuccess) {
-      void vscode.window.showInformationMessage(
-        successText(
-          ok.map((o) => o.result),
-          ms,
-        ),
-      );
-    }
     if (cancelled.length) {
       const what =
         cancelled.length === 1
@@ -170,22 +175,40 @@ export class PullRunner implements vscode.Disposable {
         `${what} cancelled. What was downloaded stays in the cache; pulling again resumes from there.`,
       );
     }
-    if (failed.length === 0) return;
-    const first = failed[0]!;
+    if (failed.length === 0 && skipped.length === 0) {
+      if (ok.length && this.f.stowage.settings().notifyOnSuccess) {
+        void vscode.window.showInformationMessage(
+          successText(
+            ok.map((o) => o.result),
+            ms,
+          ),
+        );
+      }
+      return;
+    }
+    for (const u of skipped)
+      this.f.log.warn(`Skipped ${u.ref ?? 'a reference'}: ${u.error ?? 'it cannot be resolved'}`);
+    const first = failed[0];
     const trusted = vscode.workspace.isTrusted;
     let registry: string | undefined;
     try {
-      registry = parsePullableReference(first.target.reference).registry;
+      registry = first ? parsePullableReference(first.target.reference).registry : undefined;
     } catch {
       registry = undefined;
     }
-    const actions = failureActions(first.error, registry, trusted, first.target.reference);
-    const why = !trusted && isStowageError(first.error, 'OFFLINE') ? UNTRUSTED_TEXT : errorText(first.error);
-    const text =
-      failed.length === 1
-        ? `Could not pull ${label(first.target.reference)}: ${why}`
-        : `${failed.length} of ${outcomes.length} images could not be pulled. ${label(first.target.reference)}: ${why}`;
-    void vscode.window.showErrorMessage(text, ...actions.map((a) => a.title)).then((picked) => {
+    const actions = first
+      ? failureActions(first.error, registry, trusted, first.target.reference)
+      : [{ title: 'Show Log', command: 'stowage.showLog' }];
+    if (skipped.length) {
+      actions.splice(actions.length - 1, 0, {
+        title: 'Show Workspace Images',
+        command: 'stowage.workspaceImages.focus',
+      });
+    }
+    const reason = (e: unknown) => (!trusted && isStowageError(e, 'OFFLINE') ? UNTRUSTED_TEXT : errorText(e));
+    const text = problemText(outcomes, skipped, ms, reason);
+    const show = failed.length ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
+    void show(text, ...actions.map((a) => a.title)).then((picked) => {
       const action = actions.find((a) => a.title === picked);
       if (action) void vscode.commands.executeCommand(action.command, ...(action.args ?? []));
     });
@@ -248,4 +271,36 @@ export function successText(results: readonly PullResult[], ms: number): string 
   const images = downloaded.length === 1 ? '1 image' : `${downloaded.length} images`;
   const tail = cached ? ` (${cached} more already cached)` : '';
   return `Pulled ${images} · ${formatBytes(bytes)} in ${formatDuration(ms)}${tail}.`;
+}
+
+/**
+ * The closing message of a pull in which some images were not pulled: how many of how many, the
+ * first reason, then what did succeed. "Could not pull alpine:3.20: …" for a single image.
+ */
+export function problemText(
+  outcomes: readonly PullOutcome[],
+  skipped: readonly Unresolved[],
+  ms: number,
+  reason: (error: unknown) => string = errorText,
+): string {
+  const failed = outcomes.filter((o): o is Extract<PullOutcome, { ok: false }> => !o.ok && !o.cancelled);
+  const ok = outcomes.filter((o): o is Extract<PullOutcome, { ok: true }> => o.ok);
+  const first = failed[0];
+  if (first && outcomes.length === 1 && skipped.length === 0) {
+    return `Could not pull ${label(first.target.reference)}: ${reason(first.error)}`;
+  }
+  const bad = failed.length + skipped.length;
+  const total = outcomes.length + skipped.length;
+  const unresolved = failed.length && skipped.length ? ` (${skipped.length} cannot be resolved)` : '';
+  const why = first
+    ? `${label(first.target.reference)}: ${reason(first.error)}`
+    : (skipped[0]?.error ?? 'The reference cannot be resolved.');
+  const more = bad > 1 ? ` (and ${bad - 1} more, listed in the log)` : '';
+  const pulled = ok.length
+    ? ` ${successText(
+        ok.map((o) => o.result),
+        ms,
+      )}`
+    : '';
+  return `${bad} of ${total} image${total === 1 ? '' : 's'} could not be pulled${unresolved}. ${why.replace(/\.$/, '')}${more}.${pulled}`;
 }
