@@ -468,6 +468,29 @@ describe('workbench in the extension host', function () {
       assert.equal(layers.length, 2);
       assert.match(String(tree.getTreeItem(layers[0]!).description), /^\d+\.\d kB$/);
 
+      // Copy Digest on each level: the image's digest, the platform's manifest, the layer's blob.
+      assert.ok(image.kind === 'image' && image.inspection && platform.kind === 'platform');
+      const layer = layers[0]!;
+      assert.ok(layer.kind === 'layer');
+      const expected = [image.inspection.digest, platform.platform.manifestDigest, layer.layer.digest];
+      for (const [node, digest] of [image, platform, layer].map((n, i) => [n, expected[i]] as const)) {
+        assert.equal(await vscode.commands.executeCommand('stowage.copyDigest', node), digest);
+        assert.equal(await vscode.env.clipboard.readText(), digest);
+      }
+      // Remove is in the right-click menu of a cached image, not only its inline trash icon.
+      const menus = vscode.extensions.getExtension('stowage.stowage')!.packageJSON.contributes.menus[
+        'view/item/context'
+      ] as { command: string; when: string; group: string }[];
+      const onImage = (command: string) =>
+        menus.filter(
+          (m) =>
+            m.command === command &&
+            m.when.includes('view == stowage.cache') &&
+            !m.group.startsWith('inline'),
+        );
+      assert.equal(onImage('stowage.removeImage').length, 1, 'Remove Image in the context menu');
+      assert.match(onImage('stowage.copyDigest')[0]?.when ?? '', /cachedImage\|cachedPlatform\|layer/);
+
       const removed = await vscode.commands.executeCommand('stowage.removeImage', { reference: CACHED });
       assert.equal(removed, 1);
       assert.deepEqual(await tree.getChildren(), []);

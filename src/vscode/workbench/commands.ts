@@ -65,6 +65,14 @@ async function pickCached(store: Store, title: string, many: boolean): Promise<s
   return picked?.length ? picked.map((p) => p.name) : undefined;
 }
 
+/** The digest a Cache view row stands for, if it is one. */
+function cacheDigest(node: Node): string | undefined {
+  if (node.kind === 'image' && 'name' in node) return node.inspection?.digest;
+  if (node.kind === 'platform') return node.platform.manifestDigest;
+  if (node.kind === 'layer') return node.layer.digest;
+  return undefined;
+}
+
 function targetOf(arg: unknown): PullTarget | undefined {
   if (typeof arg === 'string') return { reference: arg };
   if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform, always: arg.always };
@@ -330,6 +338,19 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       );
     f.log.info(`Removed ${names.join(', ')}; gc freed ${gc.freedBytes} bytes in ${gc.removedBlobs} blobs`);
     return removed;
+  });
+
+  /** Copy Digest on a Cache view row: the image's top digest, a platform's manifest, a layer's blob. */
+  const copyDigest = safe(async (arg?: unknown) => {
+    const digest = isNode(arg) ? cacheDigest(arg) : undefined;
+    if (!digest)
+      throw new StowageError(
+        'USAGE',
+        'Pick an image, platform or layer in the Cache view to copy its digest.',
+      );
+    await vscode.env.clipboard.writeText(digest);
+    vscode.window.setStatusBarMessage(`Copied ${digest}`, 3000);
+    return digest;
   });
 
   const cleanCache = safe(async () => {
@@ -696,6 +717,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     reg('stowage.pinDigest', pinDigest),
     reg('stowage.inspectImage', inspect),
     reg('stowage.removeImage', removeImage),
+    reg('stowage.copyDigest', copyDigest),
     reg('stowage.cleanCache', cleanCache),
     reg('stowage.revealCache', revealCache),
     reg(
