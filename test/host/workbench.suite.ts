@@ -379,6 +379,62 @@ describe('workbench in the extension host', function () {
     }
   });
 
+  it('Check for Newer Images Now finds a tag that moved since it was cached, whatever the check interval', async () => {
+    const registry = await startRegistry();
+    const ws = vscode.workspace.workspaceFolders?.[0];
+    assert.ok(ws, 'a workspace folder is open');
+    const dockerfile = vscode.Uri.joinPath(ws.uri, 'newer-check', 'Dockerfile');
+    const layouts = await mkdtemp(join(tmpdir(), 'stowage-newer-'));
+    try {
+      // The cache holds moved/app:1.0 as it was; then the registry's tag moves to another image.
+      const tag = `${registry.host}/moved/app:1.0`;
+      await vscode.commands.executeCommand('stowage.pushImage', { reference: CACHED }, tag);
+      const store = await f.stowage.getStore();
+      await store.setReference(tag, (await store.getReference(CACHED))!);
+      const other = await buildImage(join(layouts, 'other'), {
+        platforms: ['linux/amd64'],
+        index: false,
+        layers: 1,
+        layerSize: 5_000,
+        seed: 'workbench-newer',
+      });
+      const p = other.platforms[0]!;
+      for (const d of [p.manifest, p.config, ...p.layers]) {
+        await store.putBlob(
+          await readFile(join(other.layoutDir, 'blobs', 'sha256', d.digest.slice(7))),
+          d.digest as `sha256:${string}`,
+        );
+      }
+      await store.setReference('example.test/team/other:1', {
+        mediaType: other.mediaType,
+        digest: other.digest as `sha256:${string}`,
+        size: other.size,
+      });
+      await vscode.commands.executeCommand(
+        'stowage.pushImage',
+        { reference: 'example.test/team/other:1' },
+        tag,
+      );
+      await vscode.workspace.fs.writeFile(dockerfile, new TextEncoder().encode(`FROM ${tag}\n`));
+      await vscode.commands.executeCommand('stowage.refresh');
+      // The setting says daily (or off): the command checks now all the same.
+      const result = (await vscode.commands.executeCommand('stowage.checkForNewerImages')) as
+        | { checked: number; newer: string[] }
+        | undefined;
+      assert.ok(result, 'the check ran');
+      assert.ok(result.checked >= 1);
+      assert.deepEqual(result.newer, [tag]);
+    } finally {
+      // The suite's cache holds one image for the tests after this one.
+      const store = await f.stowage.getStore();
+      await store.removeReference(`${registry.host}/moved/app:1.0`);
+      await store.removeReference('example.test/team/other:1');
+      await vscode.workspace.fs.delete(vscode.Uri.joinPath(ws.uri, 'newer-check'), { recursive: true });
+      await rm(layouts, { recursive: true, force: true });
+      await registry.stop();
+    }
+  });
+
   it("pulls through VS Code's http.proxy with http.proxyAuthorization; a proxy that wants credentials is named", async () => {
     const registry = await startRegistry();
     const proxy = await startTinyproxy({ user: 'alice', password: 'proxy-pass' });

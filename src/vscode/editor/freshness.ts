@@ -67,11 +67,15 @@ export class Freshness implements vscode.Disposable {
     );
   }
 
-  /** Checks the tags of these uses that are due; fires onDidChange when a digest changed. */
-  async check(uses: readonly ImageUse[]): Promise<void> {
-    if (!this.enabled) return;
-    const interval = checkInterval(this.stowage.settings().checkForNewerImages);
-    if (interval === undefined) return;
+  /**
+   * Checks the tags of these uses that are due (all of them when `force`: the user asked, whatever
+   * the setting's interval); fires onDidChange when a digest changed. Returns the tags checked.
+   */
+  async check(uses: readonly ImageUse[], options: { force?: boolean } = {}): Promise<number> {
+    const force = options.force === true && vscode.workspace.isTrusted && this.stowage.mayUseNetwork;
+    if (!force && !this.enabled) return 0;
+    const interval = force ? 0 : checkInterval(this.stowage.settings().checkForNewerImages);
+    if (interval === undefined) return 0;
     const due: Reference[] = [];
     const seen = new Set<string>();
     for (const use of uses) {
@@ -81,12 +85,12 @@ export class Freshness implements vscode.Disposable {
       seen.add(tag);
       const record = await this.store.get(tag);
       if (record && this.now() - record.checkedAt < interval) continue;
-      if (this.now() - (this.failedAt.get(tag) ?? 0) < RETRY_AFTER_FAILURE_MS) continue;
+      if (!force && this.now() - (this.failedAt.get(tag) ?? 0) < RETRY_AFTER_FAILURE_MS) continue;
       // Nothing pinned or cached: nothing to compare with, so no request.
       if (!(await this.knownDigest(ref))) continue;
       due.push(ref);
     }
-    if (!due.length) return;
+    if (!due.length) return 0;
     await this.stowage.prepareNetwork();
     let changed = false;
     const queue = [...due];
@@ -97,6 +101,7 @@ export class Freshness implements vscode.Disposable {
     };
     await Promise.all(Array.from({ length: Math.min(PARALLEL_CHECKS, due.length) }, worker));
     if (changed) this.changed.fire();
+    return due.length;
   }
 
   /** One HEAD, shared by concurrent callers; true when the remembered digest changed. */
