@@ -230,14 +230,11 @@ export async function pull(
   } finally {
     await lease.release();
   }
-  // A single-platform image is whatever its config says, whatever was asked for.
-  const own =
-    first.document.kind === 'manifest' ? await configPlatform(store, first.document.config) : undefined;
   return {
     reference: name,
     digest: top.digest,
     mediaType: top.mediaType,
-    platforms: kept.length ? kept : own ? [own] : platforms.map(formatPlatform),
+    platforms: await reportedPlatforms(store, first.document, kept, platforms),
     fromCache: false,
     blobsDownloaded,
     bytesDownloaded,
@@ -261,9 +258,6 @@ async function fromCache(
   try {
     const walk = await walkImage(store, descriptor, allPlatforms ? {} : { platforms });
     if (walk.missing.length > 0) return undefined;
-    const found = walk.manifests
-      .filter((m) => m.platform && !isAttestation(m))
-      .map((m) => normalizePlatform(m.platform!));
     // The walk selects as the download does (selectManifests), and nothing it chose is missing;
     // an index must still have had something for the wanted platforms.
     if (isIndexMediaType(descriptor.mediaType) && !allPlatforms && walk.manifests.length === 0) {
@@ -273,13 +267,15 @@ async function fromCache(
     if (!(await store.getReference(name))) {
       await store.setReference(name, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: name } });
     }
-    const single = isIndexMediaType(descriptor.mediaType) ? undefined : await readManifest(store, descriptor);
-    const own = single?.kind === 'manifest' ? await configPlatform(store, single.config) : undefined;
+    const single =
+      walk.platforms.length || isIndexMediaType(descriptor.mediaType)
+        ? undefined
+        : await readManifest(store, descriptor);
     return {
       reference: name,
       digest: descriptor.digest,
       mediaType: descriptor.mediaType,
-      platforms: found.length ? found.map(formatPlatform) : own ? [own] : platforms.map(formatPlatform),
+      platforms: await reportedPlatforms(store, single, walk.platforms, platforms),
       fromCache: true,
       blobsDownloaded: 0,
       bytesDownloaded: 0,
@@ -291,6 +287,21 @@ async function fromCache(
     // A damaged or partial cache entry: pull again.
     return undefined;
   }
+}
+
+/**
+ * The platforms a result reports: those kept from an index; else the one a single manifest's
+ * config declares (an arm64-only image is arm64, whatever was asked for); else those asked for.
+ */
+async function reportedPlatforms(
+  store: Store,
+  doc: ManifestDocument | undefined,
+  kept: string[],
+  wanted: readonly Platform[],
+): Promise<string[]> {
+  if (kept.length) return kept;
+  const own = doc?.kind === 'manifest' ? await configPlatform(store, doc.config) : undefined;
+  return own ? [own] : wanted.map(formatPlatform);
 }
 
 /** A manifest, from the cache when present (verified there), else from the registry (verified). */

@@ -8,7 +8,7 @@ import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
 import type { CredentialSource } from './credentials';
 import { type DirectOptions, DirectPool, directGet, type ResponseBody, Unhandled } from './direct';
-import { httpError, networkError, type RequestContext, spokeTls } from './errors';
+import { answeredPlainHttp, httpError, networkError, type RequestContext, spokeTls } from './errors';
 import { isLoopback, matchesHostList } from './host';
 import { mirrorBaseUrl } from './mirrors';
 import { type ProxyConfig, type ProxyRoutes, proxyFor, proxyRoutes } from './proxy';
@@ -560,11 +560,10 @@ export class RegistryClient {
           // A host that answered over plain HTTP (allowed for it) refusing TLS says nothing
           // about what went wrong: its plain-HTTP error is the one to report.
           // So is one answering our TLS hello in plain HTTP when its plain-HTTP try is still to come or came.
-          const plainAnswer = /WRONG_VERSION_NUMBER/i.test(String((e.cause as { code?: string })?.code));
           const moot =
             base.protocol === 'https:' &&
             (this.plainHosts.has(endpoint.host) ||
-              (plainAnswer && endpoint.bases.some((b) => b.protocol === 'http:')));
+              (answeredPlainHttp(e.cause) && endpoint.bases.some((b) => b.protocol === 'http:')));
           errors.push({ error: e, mirror: endpoint.mirror ? endpoint.host : undefined, moot });
           if (!fallsThrough(e, endpoint.mirror)) throw e;
           // A TLS host never gets its plain-HTTP candidate.

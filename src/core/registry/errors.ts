@@ -102,11 +102,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
       { cause },
     );
   }
-  // OpenSSL reading an HTTP answer as a TLS record: the server speaks plain HTTP.
-  if (
-    url.protocol === 'https:' &&
-    /WRONG_VERSION_NUMBER|wrong version number/i.test(`${c?.code} ${c?.message}`)
-  ) {
+  if (url.protocol === 'https:' && answeredPlainHttp(cause)) {
     return new StowageError(
       'TLS',
       `${url.host} answered in plain HTTP, not HTTPS, for ${ctx.what} of ${where(ctx)}.`,
@@ -124,10 +120,16 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
   }
   return new StowageError(
     'NETWORK',
-    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.code ? describeReason(c.code) : detail}.`,
+    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${describeReason(detail)}.`,
     'Check the registry address, your network and proxy settings.',
     { cause },
   );
+}
+
+/** OpenSSL read an HTTP answer as a TLS record: the server speaks plain HTTP. */
+export function answeredPlainHttp(cause: unknown): boolean {
+  const c = cause as { code?: string; message?: string } | undefined;
+  return /WRONG_VERSION_NUMBER|wrong version number/i.test(`${c?.code} ${c?.message}`);
 }
 
 /** What the usual socket error codes mean, for people. */
