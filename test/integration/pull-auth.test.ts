@@ -214,11 +214,21 @@ describe('Bearer token auth', () => {
   test('blob requests refused at once share one new token, not one each', async () => {
     // Each blob's first GET reaches the registry without its token: it answers with a challenge,
     // as after a key rotation. The parallel transfers then need one token between them.
+    // The refusals are held until all three blobs (config + 2 layers) have asked, so that all
+    // three went out with the old token whatever the machine's load: a request sent after the new
+    // token came and refused anyway would rightly fetch another.
+    const blobs = 3;
     const challenged = new Set<string>();
-    const proxy = await startProxy(reg.url, (req) => {
+    let allAsked: () => void = () => {};
+    const asked = new Promise<void>((resolve) => {
+      allAsked = resolve;
+    });
+    const proxy = await startProxy(reg.url, async (req) => {
       const blob = /\/blobs\/(sha256:[0-9a-f]+)$/.exec(req.url ?? '')?.[1];
       if (!blob || challenged.has(blob)) return undefined;
       challenged.add(blob);
+      if (challenged.size === blobs) allAsked();
+      await Promise.race([asked, new Promise((r) => setTimeout(r, 5000).unref())]);
       return { dropRequestHeaders: ['authorization'] };
     });
     const { client } = clientFor(reg);
@@ -227,7 +237,7 @@ describe('Bearer token auth', () => {
     const before = reg.tokenServer!.requests.length;
     await pull(s, client, ref, { platforms: amd64 });
     await proxy.stop();
-    assert.ok(challenged.size >= 3, 'several blobs were challenged');
+    assert.equal(challenged.size, blobs, 'every blob was challenged');
     // One token for the manifest, one for all the challenged blobs (four before).
     assert.equal(reg.tokenServer!.requests.length - before, 2);
     await verifyAllBlobs(s);
