@@ -35,6 +35,8 @@ export const ONE_LARGE: DistantScenario = {
 export async function benchDistant(options: {
   scenario: DistantScenario;
   cli: string;
+  /** The Node that runs the CLI. */
+  node: string;
   work: string;
   rounds: number;
   rttMs: number;
@@ -42,7 +44,7 @@ export async function benchDistant(options: {
   skopeoBlobCache: string;
   log: (line: string) => void;
 }): Promise<string[]> {
-  const { cli, work, rounds, rttMs, log, scenario } = options;
+  const { cli, node, work, rounds, rttMs, log, scenario } = options;
   const registry = await startRegistry({ tls: true });
   const proxy = await startDelayProxy(registry.port, rttMs / 2, {
     ...(scenario.bytesPerSecond ? { bytesPerSecond: scenario.bytesPerSecond } : {}),
@@ -66,7 +68,7 @@ export async function benchDistant(options: {
     };
     const methods = {
       'ours-cli': async (dir: string) => {
-        const r = await timeProcess(process.execPath, [
+        const r = await timeProcess(node, [
           cli,
           'pull',
           ref,

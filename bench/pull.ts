@@ -14,7 +14,9 @@
 // resolveDockerfile over 1,000 files.
 //
 // usage: npm run bench -- [--rounds N] [--layers N] [--layer-mib N] [--no-memory] [--memory-mib N]
-//        [--no-distant] [--rtt-ms N] [--no-resolve] [--tls] [--keep]
+//        [--no-distant] [--rtt-ms N] [--no-resolve] [--tls] [--keep] [--node PATH]
+// --node: the Node that runs the CLI processes and the bare-Node floors (default: this one), to
+// see what another Node version makes of the CLI's start; the in-process pulls run in this one.
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,8 +44,10 @@ const { values: flags } = parseArgs({
     'rtt-ms': { type: 'string', default: '30' },
     tls: { type: 'boolean' },
     keep: { type: 'boolean' },
+    node: { type: 'string' },
   },
 });
+const NODE = flags.node ?? process.execPath;
 const ROUNDS = Number(flags.rounds);
 const ROOT = join(__dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -144,13 +148,13 @@ async function main() {
         switch (method) {
           case 'ours-cli': {
             const args = [CLI, 'pull', ref, '--cache', dir, '--json', ...caArgs];
-            const r = await timeProcess(process.execPath, args);
+            const r = await timeProcess(NODE, args);
             const result = JSON.parse(r.stdout) as { bytesDownloaded: number; fromCache: boolean };
             if (result.fromCache || result.bytesDownloaded !== totalBytes) {
               throw new Error(`cold pull downloaded ${result.bytesDownloaded} of ${totalBytes} bytes`);
             }
             // Warm: the same cache again, with the request log on.
-            const w = await timeProcess(process.execPath, [...args, '-v']);
+            const w = await timeProcess(NODE, [...args, '-v']);
             const requests = w.stderr.split('\n').filter((l) => /^stowage: [A-Z]+ /.test(l)).length;
             if (!(JSON.parse(w.stdout) as { fromCache: boolean }).fromCache) {
               throw new Error('warm pull did not come from the cache');
@@ -197,7 +201,7 @@ async function main() {
           case 'node-floor':
           case 'node-http': {
             const floor = [join(__dirname, 'node-floor.mjs'), ...(method === 'node-http' ? ['--http'] : [])];
-            return sample(await timeProcess(process.execPath, [...floor, dir, ...urls]));
+            return sample(await timeProcess(NODE, [...floor, dir, ...urls]));
           }
           case 'curl-seq':
           case 'curl-par': {
@@ -232,7 +236,8 @@ async function main() {
 
     console.log(
       `\nCold pull of ${mib(totalBytes)} (${blobs.length} blobs: 1 config + ${layers} gzip layers; ` +
-        `linux/amd64 manifest, no index), ${ROUNDS} rounds, loopback ${flags.tls ? 'TLS (the registry has its own CA)' : 'plain HTTP'}.`,
+        `linux/amd64 manifest, no index), ${ROUNDS} rounds, loopback ${flags.tls ? 'TLS (the registry has its own CA)' : 'plain HTTP'}; ` +
+        `CLI processes on Node ${await nodeVersion()}, in-process on ${process.version}.`,
     );
     console.log(
       `  ${''.padEnd(27)} ${'wall ms: median   min   max'.padEnd(30)}  CPU ms (user+sys) median   peak RSS`,
@@ -304,6 +309,7 @@ async function main() {
         const lines = await benchDistant({
           scenario,
           cli: CLI,
+          node: NODE,
           work,
           rounds: ROUNDS,
           rttMs: Number(flags['rtt-ms']),
@@ -337,10 +343,10 @@ async function memory(registry: RunningRegistry, work: string) {
   let t = performance.now();
   const { layerSize } = await pushBigLayerImage(registry.url, 'bench/huge', TAG, size);
   log(`pushed a ${mib(layerSize)} single-layer image in ${ms(t)}`);
-  const idle = await peakRss(process.execPath, [CLI, '--version']);
+  const idle = await peakRss(NODE, [CLI, '--version']);
   const dir = join(work, 'memory-cache');
   t = performance.now();
-  const r = await peakRss(process.execPath, [
+  const r = await peakRss(NODE, [
     CLI,
     'pull',
     `${registry.host}/bench/huge:${TAG}`,
@@ -374,6 +380,10 @@ main().catch((e) => {
   process.exit(1);
 });
 
+async function nodeVersion(): Promise<string> {
+  return NODE === process.execPath ? process.version : (await timeProcess(NODE, ['--version'])).stdout.trim();
+}
+
 /**
  * Bare `node -e 0`, the part of the CLI's start that is Node's own. NODE_EXTRA_CA_CERTS, when set,
  * makes Node parse that file at every start, before any of our code runs: shown apart.
@@ -381,7 +391,7 @@ main().catch((e) => {
 async function nodeStart(): Promise<string> {
   const median = async (env: NodeJS.ProcessEnv) => {
     const times: number[] = [];
-    for (let i = 0; i < 7; i++) times.push((await timeProcess(process.execPath, ['-e', '0'], env)).ms);
+    for (let i = 0; i < 7; i++) times.push((await timeProcess(NODE, ['-e', '0'], env)).ms);
     return summarise(times).median.toFixed(0);
   };
   const asSet = await median(process.env);
