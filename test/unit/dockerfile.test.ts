@@ -180,6 +180,35 @@ describe('resolveDockerfile: ARGs', () => {
     assert.equal(uses[1]?.expanded, '$A');
   });
 
+  test('every word of an ARG declares one: ARG A B has no values, not A="B" (BuildKit parseArg)', () => {
+    // dockerfile-ast reads a first word without "=" as ENV's old "KEY value" form.
+    assert.deepEqual(refs('ARG TAG 3.20\nFROM alpine:${TAG:-3.19}\n'), ['docker.io/library/alpine:3.19']);
+    assert.deepEqual(refs('ARG A B=2\nFROM alpine:${A:-1}.$B\n'), ['docker.io/library/alpine:1.2']);
+    assert.deepEqual(refs("ARG A B C='3' D\nFROM alpine:${A:-1}${B:-.}$C${D-.x}\n"), [
+      'docker.io/library/alpine:1.3.x',
+    ]);
+    // A continuation between the words, and a word split by one.
+    assert.deepEqual(refs('ARG A \\\n  B=busy\\\nbox\nFROM ${A:-$B}\n'), [
+      'docker.io/library/busybox:latest',
+    ]);
+    assert.deepEqual(refs('# escape=`\nARG A B=alp`\nine\nFROM ${A:-$B}\n'), [
+      'docker.io/library/alpine:latest',
+    ]);
+    // Declaring the automatic platform ARGs keeps their values.
+    const u = only('ARG TARGETOS TARGETARCH\nFROM --platform=$TARGETOS/$TARGETARCH img-$TARGETARCH\n');
+    assert.equal(u.error, undefined);
+    assert.equal(u.ref, 'docker.io/library/img-arm64:latest');
+    assert.equal(u.platform, 'linux/arm64');
+  });
+
+  test('ARG REG TAG without values: both are named as missing, and build args for both resolve it', () => {
+    const text = 'ARG REG TAG\nFROM ${REG}/app:${TAG}\n';
+    assert.deepEqual(missingBuildArgs(only(text).error ?? ''), ['REG', 'TAG']);
+    assert.deepEqual(refs(text, { buildArgs: { REG: 'registry.lan', TAG: '1' } }), ['registry.lan/app:1']);
+    const inStage = resolve('FROM a\nARG X Y\nFROM b:$Y\n')[1];
+    assert.match(inStage?.error ?? '', /ARG Y is declared inside a stage/);
+  });
+
   test('ARGs declared inside a stage never affect a later FROM', () => {
     const text =
       'ARG TAG=3.19\nFROM alpine:${TAG} AS one\nARG TAG=3.20\nARG OTHER=busybox\nFROM alpine:${TAG}\nFROM ${OTHER}\n';

@@ -135,7 +135,8 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
     .filter((i) => keyword(i) === 'FROM')
     .map((from) => ({ from, name: stageName(from) }));
   const stageArgs = new Set<string>();
-  for (const i of body) if (keyword(i) === 'ARG') for (const p of argProperties(i)) stageArgs.add(p.name);
+  for (const i of body)
+    if (keyword(i) === 'ARG') for (const p of argProperties(i, escapeToken)) stageArgs.add(p.name);
 
   const ctx: Context = {
     escapeToken,
@@ -284,12 +285,30 @@ interface ArgProperty {
   readonly value: string | null;
 }
 
-function argProperties(i: Instruction): ArgProperty[] {
-  const withProperties = i as Instruction & {
-    getProperties?: () => { getName(): string; getUnescapedValue(): string | null }[];
-  };
-  if (typeof withProperties.getProperties !== 'function') return [];
-  return withProperties.getProperties().map((p) => ({ name: p.getName(), value: p.getUnescapedValue() }));
+type WithProperties = Instruction & {
+  getProperties?: () => { getName(): string; getUnescapedValue(): string | null }[];
+  getPropertyArguments?: () => Argument[];
+};
+
+/**
+ * What an ARG declares, one ARG per word as BuildKit's parseArg reads it: `ARG A B=2` declares A
+ * (no value) and B. dockerfile-ast reads a first word without "=" as ENV's old `KEY value` form
+ * (A="B=2"): such words are parsed one by one instead.
+ */
+function argProperties(i: Instruction, escapeToken: string): ArgProperty[] {
+  const words = (i as WithProperties).getPropertyArguments?.() ?? [];
+  if (words.length < 2 || words[0]?.getValue().includes('=')) return propertiesOf(i);
+  const directive = escapeToken === '\\' ? '' : `# escape=${escapeToken}\n`;
+  return words.flatMap((w) => {
+    const [one] = DockerfileParser.parse(`${directive}ARG ${w.getValue()}`).getInstructions();
+    return one ? propertiesOf(one) : [];
+  });
+}
+
+function propertiesOf(i: Instruction): ArgProperty[] {
+  const arg = i as WithProperties;
+  if (typeof arg.getProperties !== 'function') return [];
+  return arg.getProperties().map((p) => ({ name: p.getName(), value: p.getUnescapedValue() }));
 }
 
 /** BuildKit's defaultArgs: the automatic platform ARGs, which build args may override. */
@@ -321,7 +340,7 @@ function automaticArgs(
 
 /** BuildKit's buildMetaArgs: a build arg wins, else the default expanded with the ARGs so far. */
 function declareMetaArgs(ctx: Context, instruction: Instruction): void {
-  for (const { name, value } of argProperties(instruction)) {
+  for (const { name, value } of argProperties(instruction, ctx.escapeToken)) {
     let result: string | undefined = ctx.buildArgs.get(name);
     if (result === undefined && value !== null) {
       const expansion = expandWord(value, ctx.globals, ctx.escapeToken);
