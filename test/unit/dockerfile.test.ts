@@ -353,6 +353,17 @@ describe('resolveDockerfile: automatic platform ARGs and --platform', () => {
     );
   });
 
+  test('--platform= with nothing after it, even in quotes, is no --platform (BuildKit reads it so)', () => {
+    const uses = resolve('FROM --platform= alpine\nFROM --platform="" busybox\n');
+    assert.deepEqual(
+      uses.map((u) => [u.ref, u.platform, u.error]),
+      [
+        ['docker.io/library/alpine:latest', 'linux/arm64', undefined],
+        ['docker.io/library/busybox:latest', 'linux/arm64', undefined],
+      ],
+    );
+  });
+
   test('an invalid or empty --platform is an error on that FROM', () => {
     const uses = resolve(
       'FROM --platform=not/a/valid/one alpine\nFROM --platform=$NOPE alpine\nFROM --platform alpine\n',

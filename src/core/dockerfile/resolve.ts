@@ -457,7 +457,10 @@ function fromPlatform(ctx: Context, from: Instruction, line: number): { platform
       platform: formatPlatform(ctx.target),
       error: why(line, '--platform needs a value, e.g. --platform=$BUILDPLATFORM'),
     };
-  const expansion = expandWord(unquoteFlagValue(raw, ctx.escapeToken), ctx.globals, ctx.escapeToken);
+  const value = unquoteFlagValue(raw, ctx.escapeToken);
+  // BuildKit takes an empty flag value for no flag; one that expands to nothing is an error.
+  if (!value) return { platform: formatPlatform(ctx.target) };
+  const expansion = expandWord(value, ctx.globals, ctx.escapeToken);
   if (expansion.error)
     return { platform: raw, error: why(line, `cannot expand --platform=${raw}: ${expansion.error}`) };
   const text = expansion.result;
