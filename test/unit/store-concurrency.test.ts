@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { isStowageError } from '../../src/core/errors';
 import { Store } from '../../src/core/store';
 import { stopChild } from '../support/proc';
 import { sha256, tempDir } from './store-fixture';
@@ -165,6 +166,29 @@ describe('Store across processes', () => {
       size: 1,
     });
     assert.equal((await store.listReferences()).length, 1);
+  });
+
+  test('a lock whose holder was killed and whose pid a live process has since taken is recovered at once (it held pulls up to 2 minutes)', async (t) => {
+    if (process.platform !== 'linux') return t.skip('telling processes apart by start time needs /proc');
+    const root = await tempDir(t);
+    const cache = join(root, 'cache');
+    const holder = Child.start(t, ['hold', cache]);
+    await holder.waitFor('locked');
+    const store = await Store.open(cache);
+    // Its true holder alive: respected.
+    await assert.rejects(
+      store.withLock(async () => 1, { timeoutMs: 200 }),
+      (e: unknown) => isStowageError(e, 'LOCK_TIMEOUT'),
+    );
+    holder.proc.kill('SIGKILL');
+    await holder.exited;
+    // The pid now belongs to another live process (as after a container restart).
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => stopChild(other));
+    const lock = join(cache, '.stowage', 'layout.lock');
+    const owner = JSON.parse(await fs.readFile(lock, 'utf8'));
+    await fs.writeFile(lock, JSON.stringify({ ...owner, pid: other.pid }));
+    assert.equal(await store.withLock(async () => 'taken', { timeoutMs: 5_000 }), 'taken');
   });
 
   test('four processes writing references at once: every reference lands, index.json stays valid', async (t) => {

@@ -509,6 +509,21 @@ describe('Store references', () => {
     await assert.rejects(fs.stat(lock), { code: 'ENOENT' });
   });
 
+  test('a lock naming this process’s pid but none of its locks was left by an earlier process with that pid: recovered', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const lock = join(store.dir, '.stowage', 'layout.lock');
+    const { hostname } = await import('node:os');
+    await fs.writeFile(
+      lock,
+      JSON.stringify({ pid: process.pid, hostname: hostname(), createdAt: '', token: 'an-earlier-run' }),
+    );
+    assert.equal(await store.withLock(async () => 'taken', { timeoutMs: 5_000 }), 'taken');
+    // One of this process's own locks is respected, pid or not.
+    const ours = await store.ingest(sha256('busy'), 4);
+    await assert.rejects(store.ingest(sha256('busy'), 4, { timeoutMs: 100 }), code('LOCK_TIMEOUT'));
+    await ours.close();
+  });
+
   test('a fresh lock from another host is respected (LOCK_TIMEOUT names the holder and the file)', async (t) => {
     const store = await Store.open(await tempDir(t));
     const lock = join(store.dir, '.stowage', 'layout.lock');

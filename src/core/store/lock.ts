@@ -7,8 +7,9 @@ import { abortError, StowageError, throwIfAborted } from '../errors';
 /**
  * A cross-process lock: an exclusive file (`open(…, 'wx')`) holding who took it. Works between
  * VS Code windows and CLI runs sharing one cache. A holder refreshes the file's mtime while it
- * holds the lock, so a lock is stale when its process is dead on this host (kill -9) or when it
- * has not been refreshed for `staleMs` (another host, a reused pid, a frozen process).
+ * holds the lock, so a lock is stale when its process is gone from this host (kill -9; its pid
+ * free, or taken by a process started since: Linux tells) or when it has not been refreshed for
+ * `staleMs` (another host, a frozen process).
  */
 export interface LockOptions {
   signal?: AbortSignal;
@@ -25,11 +26,37 @@ export interface LockOwner {
   hostname: string;
   createdAt: string;
   token: string;
+  /** Which process had the pid (Linux: boot id and start time): pids are reused. */
+  start?: string;
 }
 
 export const DEFAULT_STALE_MS = 120_000;
 const MIN_POLL_MS = 10;
 const MAX_POLL_MS = 500;
+
+/**
+ * Tokens of the locks and leases this process holds: a file naming this pid with any other token
+ * was left by an earlier process that had the same pid (a container restarted, a reboot).
+ */
+const held = new Set<string>();
+
+/** A new owner record for a lock or a lease, its token counted as held until {@link forgetOwner}. */
+export async function newOwner(): Promise<LockOwner> {
+  const token = randomBytes(12).toString('hex');
+  held.add(token);
+  const start = await processStart(process.pid);
+  return {
+    pid: process.pid,
+    hostname: hostname(),
+    createdAt: new Date().toISOString(),
+    token,
+    ...(start ? { start } : {}),
+  };
+}
+
+export function forgetOwner(token: string): void {
+  held.delete(token);
+}
 
 export class FileLock {
   private heartbeat?: NodeJS.Timeout;
@@ -58,17 +85,12 @@ export class FileLock {
     let delay = MIN_POLL_MS;
     for (;;) {
       throwIfAborted(options.signal);
-      const token = randomBytes(12).toString('hex');
-      const owner: LockOwner = {
-        pid: process.pid,
-        hostname: hostname(),
-        createdAt: new Date().toISOString(),
-        token,
-      };
+      const owner = await newOwner();
       try {
         await createWithContent(path, JSON.stringify(owner));
-        return new FileLock(path, token, staleMs);
+        return new FileLock(path, owner.token, staleMs);
       } catch (e) {
+        forgetOwner(owner.token);
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {
           // The folder holding the lock was removed (a finished ingest cleans up): recreate it.
@@ -98,6 +120,7 @@ export class FileLock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
+    forgetOwner(this.token);
     const owner = await readOwner(this.path);
     if (owner?.token === this.token) await fs.rm(this.path, { force: true });
   }
@@ -142,10 +165,39 @@ export async function isStale(path: string, staleMs: number): Promise<boolean> {
   // Ownerless (empty: written by an older version, or where hard links are missing, and killed
   // mid-create): nobody refreshes it, and it is never that old while being written.
   if (!owner) return Date.now() - mtimeMs > Math.min(staleMs, ORPHAN_MS);
-  return owner.hostname === hostname() && owner.pid !== process.pid && !processAlive(owner.pid);
+  if (owner.hostname !== hostname()) return false;
+  if (owner.pid === process.pid) return !held.has(owner.token);
+  if (!processAlive(owner.pid)) return true;
+  // Alive, but perhaps another process that got the pid since: then its start differs.
+  if (owner.start === undefined) return false;
+  const start = await processStart(owner.pid);
+  return start !== undefined && start !== owner.start;
 }
 
 const ORPHAN_MS = 10_000;
+
+let bootId: Promise<string> | undefined;
+
+/**
+ * What tells a process from a later one with the same pid: on Linux the boot id and the start
+ * time in /proc (clock ticks since boot); elsewhere nothing (undefined), and a lock whose pid was
+ * reused goes stale only when it is no longer refreshed.
+ */
+async function processStart(pid: number): Promise<string | undefined> {
+  if (process.platform !== 'linux') return undefined;
+  bootId ??= fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8').then(
+    (s) => s.trim(),
+    () => '',
+  );
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command (which may hold spaces): the 22nd field is the start.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start && /^\d+$/.test(start) ? `${await bootId}/${start}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Creates `path` holding `text`, failing with EEXIST when it exists, and never leaves it empty:

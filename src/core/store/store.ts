@@ -1,6 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { type Digest, parseDigest } from '../digest';
 import { StowageError } from '../errors';
@@ -15,7 +14,15 @@ import {
   writeTemp,
 } from './fsutil';
 import { BlobIngest, type Ingest, PresentIngest, removePartial } from './ingest';
-import { DEFAULT_STALE_MS, FileLock, isStale, type LockOptions, readOwner } from './lock';
+import {
+  DEFAULT_STALE_MS,
+  FileLock,
+  forgetOwner,
+  isStale,
+  type LockOptions,
+  newOwner,
+  readOwner,
+} from './lock';
 import { type Descriptor, MAX_JSON_BLOB, validateDescriptor } from './manifest';
 import { isJsonDocumentMediaType, MediaType, REF_NAME_ANNOTATION } from './media-types';
 
@@ -391,18 +398,16 @@ export class Store {
   async lease(digests: Digest[]): Promise<Lease> {
     for (const d of digests) parseDigest(d);
     await fs.mkdir(this.leaseDir, { recursive: true, mode: DIR_MODE });
-    const token = randomBytes(12).toString('hex');
-    const path = join(this.leaseDir, `${token}.json`);
-    const body = {
-      pid: process.pid,
-      hostname: hostname(),
-      createdAt: new Date().toISOString(),
-      token,
-      digests,
-    };
+    const owner = await newOwner();
+    const path = join(this.leaseDir, `${owner.token}.json`);
     // Under the layout lock: a gc either finished before (what it removed is gone when the pull
     // looks) or starts after and sees the lease. Between its lease read and its sweep, it is not.
-    await this.withLock(() => fs.writeFile(path, JSON.stringify(body), { flag: 'wx', mode: 0o600 }));
+    await this.withLock(() =>
+      fs.writeFile(path, JSON.stringify({ ...owner, digests }), { flag: 'wx', mode: 0o600 }),
+    ).catch((e) => {
+      forgetOwner(owner.token);
+      throw e;
+    });
     const timer = setInterval(
       () => {
         const now = new Date();
@@ -417,6 +422,7 @@ export class Store {
         if (released) return;
         released = true;
         clearInterval(timer);
+        forgetOwner(owner.token);
         await fs.rm(path, { force: true });
       },
     };
