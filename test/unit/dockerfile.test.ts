@@ -582,6 +582,20 @@ describe('resolveDockerfile: escape directive and line continuations', () => {
     ]);
   });
 
+  test('a line ending in an escaped escape (C:\\) ends its instruction, as in BuildKit', () => {
+    const ab = ['docker.io/library/a:latest', 'docker.io/library/b:latest'];
+    assert.deepEqual(refs('FROM a\nCOPY app C:\\\\app\\\\\nFROM b\n'), ab);
+    assert.deepEqual(refs('FROM a\nRUN echo \\\\\\  \nFROM b\n'), ab);
+    assert.deepEqual(refs('# escape=`\nFROM a\nRUN dir ``\nFROM b\n'), ab);
+  });
+
+  test('leading Unicode blanks (no-break space, em space) before an instruction or a comment', () => {
+    assert.deepEqual(refs('\u00a0FROM alpine\n\u2003# note \\\nFROM b\n'), [
+      'docker.io/library/alpine:latest',
+      'docker.io/library/b:latest',
+    ]);
+  });
+
   test('# escape= is ignored after a blank line, a comment, or an unknown directive', () => {
     for (const before of ['\n', '# note\n', '# foo=bar\n']) {
       const uses = resolve(`${before}# escape=\`\nFROM alp\`\nine\n`);
@@ -638,6 +652,54 @@ describe('resolveDockerfile: heredocs', () => {
       'docker.io/library/a:latest',
       'docker.io/library/b:latest',
     ]);
+  });
+
+  test("<< EOF with spaces, and names BuildKit unquotes (<<EO\"F\", <<'e'o\\'f) are heredocs", () => {
+    // BuildKit's lexer keeps "<<" and the blanks after it in one word (parser_heredoc_test.go).
+    for (const intro of ['<< EOF', '<<  EOF  > /out', '<<\tEOF', 'cat <<EO"F"', "cat <<'E'OF"]) {
+      assert.deepEqual(
+        refs(`FROM a\nRUN ${intro}\nFROM evil\nEOF\nFROM b\n`),
+        ['docker.io/library/a:latest', 'docker.io/library/b:latest'],
+        intro,
+      );
+    }
+    assert.deepEqual(refs("FROM a\nRUN <<'e'o\\'f\nFROM evil\neo'f\nFROM b\n"), [
+      'docker.io/library/a:latest',
+      'docker.io/library/b:latest',
+    ]);
+    assert.deepEqual(refs('FROM a\nCOPY << X /x\nFROM evil\nX\nFROM b\n'), [
+      'docker.io/library/a:latest',
+      'docker.io/library/b:latest',
+    ]);
+  });
+
+  test('what BuildKit does not take for a heredoc leaves the next lines instructions', () => {
+    for (const line of [
+      'RUN echo \\<<EOF',
+      'RUN cat<<EOF',
+      'RUN ["cat", "<<EOF"]',
+      'ENV X=<<EOF',
+      'RUN "<<EOF"',
+    ]) {
+      assert.deepEqual(
+        refs(`FROM a\n${line}\nFROM b\nEOF\n`),
+        ['docker.io/library/a:latest', 'docker.io/library/b:latest'],
+        line,
+      );
+    }
+  });
+
+  test('the body starts after the whole continued instruction and ends at an exact terminator', () => {
+    const text =
+      'FROM a\nRUN --mount=from=node:22,target=/n <<EOF \\\n  # note\n  bash\nFROM evil\nEOF \nEOF\nFROM b\n';
+    assert.deepEqual(
+      resolve(text).map((u) => [u.line, u.instruction, u.ref]),
+      [
+        [1, 'FROM', 'docker.io/library/a:latest'],
+        [2, 'RUN', 'docker.io/library/node:22'],
+        [8, 'FROM', 'docker.io/library/b:latest'],
+      ],
+    );
   });
 
   test('an unterminated heredoc swallows the rest of the file', () => {

@@ -9,6 +9,7 @@ import { isStowageError } from '../errors';
 import { formatPlatform, hostPlatform, type Platform, parsePlatform } from '../platform';
 import { formatReference, isScratch, parseReference, type Reference } from '../reference';
 import { escapeDirective, syntaxDirective } from './directives';
+import { linesForDockerfileAst } from './lines';
 import { type Expansion, expandWord, unquoteFlagValue } from './shell';
 
 /** A 0-based editor position. */
@@ -56,8 +57,6 @@ export interface ImageUse {
   error?: string;
 }
 
-/** `3<<EOF`: a heredoc for another file descriptor, which dockerfile-ast does not recognise. */
-const FD_HEREDOC = /^\d+<<(-?)\s*([^<]+)$/;
 const INTEGER = /^[+-]?\d+$/;
 
 interface Stage {
@@ -123,9 +122,9 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   }
 
   const escapeToken = escapeDirective(lines)?.value ?? '\\';
-  const dockerfile = parse(text, lines, escapeToken);
+  const dockerfile = parse(linesForDockerfileAst(lines, escapeToken), escapeToken);
   if (!dockerfile) return uses;
-  const instructions = withoutHeredocBodies(dockerfile.getInstructions(), lines);
+  const instructions = dockerfile.getInstructions();
 
   // Meta ARGs are those before the first FROM; the rest belong to stages.
   const firstFrom = instructions.findIndex((i) => keyword(i) === 'FROM');
@@ -203,9 +202,9 @@ function contains(r: Range, line: number, character: number): boolean {
   return afterStart && beforeEnd;
 }
 
-function parse(text: string, lines: string[], escapeToken: string): Dockerfile | undefined {
+function parse(lines: string[], escapeToken: string): Dockerfile | undefined {
   try {
-    let dockerfile = DockerfileParser.parse(text);
+    let dockerfile = DockerfileParser.parse(lines.join('\n'));
     if (dockerfile.getEscapeCharacter() !== escapeToken && escapeToken === '\\') {
       // dockerfile-ast honours an `# escape=` that BuildKit ignores (after an unknown directive):
       // blank that comment out, keeping every offset, and parse again.
@@ -238,45 +237,6 @@ function argumentsOf(i: Instruction): Argument[] {
 
 function keyword(i: Instruction): string {
   return i.getKeyword().toUpperCase();
-}
-
-/**
- * Drops instructions that dockerfile-ast found inside `N<<EOF` heredoc bodies (it recognises
- * only `<<EOF` and `<<-EOF`; BuildKit also takes a file-descriptor prefix).
- */
-function withoutHeredocBodies(all: Instruction[], lines: readonly string[]): Instruction[] {
-  const out: Instruction[] = [];
-  let skipThrough = -1;
-  for (const instruction of all) {
-    const { start, end } = instruction.getRange();
-    if (start.line <= skipThrough) continue;
-    out.push(instruction);
-    if (!lines.slice(start.line, end.line + 1).some((l) => l.includes('<<'))) continue;
-    let kw = keyword(instruction);
-    let args = argumentsOf(instruction).map((a) => a.getValue());
-    if (kw === 'ONBUILD') {
-      kw = (args[0] ?? '').toUpperCase();
-      args = args.slice(1);
-    }
-    if (kw !== 'RUN' && kw !== 'COPY' && kw !== 'ADD') continue;
-    let next = end.line + 1;
-    for (const arg of args) {
-      const m = FD_HEREDOC.exec(arg);
-      if (!m) continue;
-      const chomp = m[1] === '-';
-      const name = unquoteFlagValue(m[2] as string);
-      let end = next;
-      while (end < lines.length) {
-        let candidate = (lines[end] as string).replace(/\r$/, '');
-        if (chomp) candidate = candidate.replace(/^\t+/, '');
-        if (candidate === name) break;
-        end++;
-      }
-      skipThrough = end;
-      next = end + 1;
-    }
-  }
-  return out;
 }
 
 interface ArgProperty {
