@@ -737,6 +737,33 @@ describe('resolveDockerfile: # syntax=', () => {
     assert.deepEqual(refs('FROM a\n# syntax=docker/dockerfile:1\n'), ['docker.io/library/a:latest']);
   });
 
+  test('--build-arg BUILDKIT_SYNTAX names the frontend image instead of # syntax=, as BuildKit takes it', () => {
+    const buildArgs = { BUILDKIT_SYNTAX: 'docker/dockerfile:1.7-labs' };
+    const uses = resolve('# syntax=docker/dockerfile:1.4\nFROM alpine\n', { buildArgs });
+    assert.deepEqual(
+      uses.map((u) => [u.line, u.instruction, u.raw, u.ref, u.platform]),
+      [
+        [1, 'syntax', 'docker/dockerfile:1.4', 'docker.io/docker/dockerfile:1.7-labs', 'linux/amd64'],
+        [2, 'FROM', 'alpine', 'docker.io/library/alpine:latest', 'linux/arm64'],
+      ],
+    );
+    assert.deepEqual(uses[0]?.range, range(0, 9, 0, 30));
+    // Without a directive the build still runs that frontend; the use sits at the top of the file.
+    const [frontend] = resolve('FROM alpine\n', {
+      buildArgs: { BUILDKIT_SYNTAX: ' docker/dockerfile:1 x=y' },
+    });
+    assert.deepEqual(
+      [frontend?.line, frontend?.instruction, frontend?.ref, frontend?.range],
+      [1, 'syntax', 'docker.io/docker/dockerfile:1', range(0, 0, 0, 0)],
+    );
+    const bad = resolve('FROM a\n', { buildArgs: { BUILDKIT_SYNTAX: 'Docker/Dockerfile' } })[0];
+    assert.equal(bad?.ref, null);
+    assert.match(
+      bad?.error ?? '',
+      /^Line 1: --build-arg BUILDKIT_SYNTAX=Docker\/Dockerfile is not a valid image/,
+    );
+  });
+
   test('an invalid syntax image is an error entry', () => {
     const u = resolve('# syntax=Docker/Dockerfile\nFROM a\n')[0];
     assert.equal(u?.instruction, 'syntax');

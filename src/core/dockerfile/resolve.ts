@@ -96,30 +96,8 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   const buildArgs = new Map(Object.entries(options.buildArgs ?? {}));
   const uses: ImageUse[] = [];
 
-  const syntax = syntaxDirective(lines);
-  if (syntax) {
-    const range = {
-      start: { line: syntax.line, character: syntax.start },
-      end: { line: syntax.line, character: syntax.end },
-    };
-    uses.push(
-      imageUse(
-        syntax.line + 1,
-        range,
-        'syntax',
-        syntax.value,
-        syntax.value,
-        formatPlatform(build),
-        null,
-        (reason, hint) =>
-          why(
-            syntax.line + 1,
-            `# syntax=${syntax.value} is not a valid image reference: ${reason}`,
-            hint ? [hint] : [],
-          ),
-      ),
-    );
-  }
+  const syntax = resolveSyntax(lines, formatPlatform(build), buildArgs);
+  if (syntax) uses.push(syntax);
 
   const escapeToken = escapeDirective(lines)?.value ?? '\\';
   const dockerfile = parse(linesForDockerfileAst(lines, escapeToken), escapeToken);
@@ -405,6 +383,31 @@ function failed(
   error: string,
 ): ImageUse {
   return { line, range, instruction, raw, expanded, ref: null, platform, stage, error };
+}
+
+/**
+ * The frontend image the build runs (builder/build.go): `--build-arg BUILDKIT_SYNTAX=…` wins over
+ * the `# syntax=` directive; either is pulled for the build platform.
+ */
+function resolveSyntax(
+  lines: readonly string[],
+  platform: string,
+  buildArgs: ReadonlyMap<string, string>,
+): ImageUse | undefined {
+  const directive = syntaxDirective(lines);
+  const override = buildArgs.get('BUILDKIT_SYNTAX');
+  if (!directive && override === undefined) return undefined;
+  const line = directive?.line ?? 0;
+  const range = {
+    start: { line, character: directive?.start ?? 0 },
+    end: { line, character: directive?.end ?? 0 },
+  };
+  const raw = directive?.value ?? '';
+  const expanded = override === undefined ? raw : (override.trim().split(' ')[0] as string);
+  const what = override === undefined ? `# syntax=${raw}` : `--build-arg BUILDKIT_SYNTAX=${override}`;
+  return imageUse(line + 1, range, 'syntax', raw, expanded, platform, null, (reason, hint) =>
+    why(line + 1, `${what} is not a valid image reference: ${reason}`, hint ? [hint] : []),
+  );
 }
 
 /** The platform a FROM pulls for: its expanded --platform, else the target platform. */
