@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { type Digest, parseDigest } from '../digest';
 import { StowageError } from '../errors';
@@ -200,17 +200,29 @@ export class Store {
 
   /** Streams a blob through its hash: true when it matches its name. Absent → false. */
   async verifyBlob(digest: Digest): Promise<boolean> {
+    return (await this.checkBlob(digest))?.sound ?? false;
+  }
+
+  /** Hashes a blob's file: whether it matches its name, and which file (inode) was read. */
+  private async checkBlob(digest: Digest): Promise<{ sound: boolean; ino: number } | undefined> {
     const { algorithm, hex } = parseDigest(digest);
-    const hash = createHash(algorithm);
+    let fh: Awaited<ReturnType<typeof fs.open>>;
     try {
-      for await (const chunk of createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 })) {
-        hash.update(chunk as Buffer);
-      }
+      fh = await fs.open(this.blobPath(digest), 'r');
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    return hash.digest('hex') === hex;
+    const hash = createHash(algorithm);
+    try {
+      const { ino } = await fh.stat();
+      for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20, autoClose: false })) {
+        hash.update(chunk as Buffer);
+      }
+      return { sound: hash.digest('hex') === hex, ino };
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Stores a small blob already in memory (manifests): verify, temp, fsync, link into place. */
@@ -226,6 +238,8 @@ export class Store {
     }
     const target = this.blobPath(expected);
     if (await this.has(expected, bytes.byteLength)) return;
+    // A file of another size under this name was damaged on disk: it would stay, never replaced.
+    await this.discardIfCorrupt(expected);
     await fs.mkdir(join(this.dir, 'blobs', algorithm), { recursive: true, mode: DIR_MODE });
     const tmp = await writeTemp(this.tmpDir, 'blob', bytes, BLOB_MODE);
     if (await placeNoReplace(tmp, target)) await syncDir(join(this.dir, 'blobs', algorithm));
@@ -279,6 +293,8 @@ export class Store {
     const actual = await this.blobSize(digest);
     if (actual === undefined) return undefined;
     if (size !== undefined && actual !== size) {
+      // Cut short or overwritten on disk since its commit: fetched again. Else the descriptor lies.
+      if (await this.discardIfCorrupt(digest)) return undefined;
       throw new StowageError(
         'SIZE_MISMATCH',
         `Blob ${digest} is ${actual} bytes in the cache but its descriptor declares ${size}.`,
@@ -588,6 +604,19 @@ export class Store {
   async lockHolder(): Promise<{ pid: number; hostname: string } | undefined> {
     const owner = await readOwner(join(this.privateDir, 'layout.lock'));
     return owner ? { pid: owner.pid, hostname: owner.hostname } : undefined;
+  }
+
+  /**
+   * Removes the blob when it does not hash to its name (true), as long as the file hashed is still
+   * the one there (a peer may have put a good copy in its place meanwhile). False when it is
+   * absent or sound.
+   */
+  private async discardIfCorrupt(digest: Digest): Promise<boolean> {
+    const checked = await this.checkBlob(digest);
+    if (!checked || checked.sound) return false;
+    const now = await fs.stat(this.blobPath(digest)).catch(() => undefined);
+    if (now?.ino === checked.ino) await this.quarantine(digest);
+    return true;
   }
 
   private async quarantine(digest: Digest): Promise<void> {
