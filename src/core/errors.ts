@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'NO_MATCHING_PLATFORM'
   | 'NOT_CACHED'
   | 'CACHE_CORRUPT'
+  /** The cache's disk refused a write: full, read-only, no permission, failing. */
+  | 'CACHE_WRITE'
   | 'LOCK_TIMEOUT'
   | 'ABORTED'
   | 'STALLED'

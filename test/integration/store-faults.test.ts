@@ -1,13 +1,16 @@
-// The cache on a damaged disk, against a real registry: a blob that rotted after its commit is
-// fetched again by the next pull.
+// The cache on a damaged or full disk, against a real registry: a blob that rotted after its commit
+// is fetched again by the next pull; a full disk is reported as one (not as a network failure) and
+// gc still frees space on it; gc never deletes through a symlink out of the cache. The disk-full
+// cases mount a small tmpfs (root only: skipped, and reported skipped, elsewhere).
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { inspectImage } from '../../src/core/store';
-import { clientFor, type Store, TestBed, verifyAllBlobs } from '../support/engine';
+import { clientFor, Store, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { run } from '../support/proc';
 import { pushLayout } from '../support/push';
@@ -52,6 +55,42 @@ async function truncateBlob(store: Store, digest: string, size: number): Promise
   await fs.truncate(path, size);
 }
 
+/**
+ * A tmpfs of `kb` KiB mounted for this test and unmounted after; undefined (the test skipped) where
+ * this process may not mount one.
+ */
+async function smallDisk(
+  t: { skip(m: string): void; after(fn: () => Promise<void>): void },
+  kb: number,
+): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) {
+    t.skip('mounting a small tmpfs needs root');
+    return undefined;
+  }
+  const dir = await fs.mkdtemp(join(bed.work, 'disk-'));
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${kb}k`, 'tmpfs', dir]);
+  } catch (e) {
+    t.skip(`cannot mount a tmpfs here: ${(e as Error).message.split('\n')[1] ?? e}`);
+    return undefined;
+  }
+  t.after(() => run('umount', [dir]).then(() => undefined));
+  return dir;
+}
+
+/** Writes zeros to a file on `dir`'s disk until it is full. */
+async function fillDisk(dir: string): Promise<void> {
+  const fh = await fs.open(join(dir, 'filler'), 'w');
+  const chunk = Buffer.alloc(4096);
+  try {
+    for (;;) await fh.write(chunk);
+  } catch (e) {
+    assert.equal((e as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    await fh.close();
+  }
+}
+
 describe('a blob damaged on disk after its commit', () => {
   test('a truncated layer is fetched again by the next pull (it failed with “ask the image publisher”)', async () => {
     const store = await bed.store();
@@ -77,5 +116,42 @@ describe('a blob damaged on disk after its commit', () => {
     assert.equal(await verifyAllBlobs(store), 4);
     const info = JSON.parse((await run('skopeo', ['inspect', `oci:${store.dir}:${ref}`])).stdout);
     assert.equal(info.Digest, image.digest);
+  });
+});
+
+describe('a full disk', () => {
+  test('a pull that fills the disk says so, naming the cache (it read “Download … failed … Try again”)', async (t) => {
+    const disk = await smallDisk(t, 256);
+    if (!disk) return;
+    const store = await Store.open(join(disk, 'cache'));
+    await assert.rejects(pullInto(store), (e: unknown) => {
+      assert.ok(isStowageError(e, 'CACHE_WRITE'), `a cache write error, got ${String(e)}`);
+      assert.match(e.message, /full/);
+      assert.ok(e.message.includes(store.dir), e.message);
+      assert.doesNotMatch(e.message, /Download of/);
+      assert.match(e.hint ?? '', /stowage gc/);
+      return true;
+    });
+  });
+
+  test('gc frees space on a disk already full (it could not take its lock there)', async (t) => {
+    const disk = await smallDisk(t, 1024);
+    if (!disk) return;
+    const store = await Store.open(join(disk, 'cache'));
+    await pullInto(store);
+    assert.equal(await store.removeReference(ref), true);
+    await fillDisk(disk);
+
+    const r = await store.gc();
+    assert.equal(r.removedBlobs, 4);
+    assert.ok(r.freedBytes >= image.platforms[0]!.layers.reduce((n, l) => n + l.size, 0));
+    assert.deepEqual(await fs.readdir(join(store.dir, 'blobs', 'sha256')), []);
+    assert.deepEqual(
+      await fs.readdir(join(store.dir, '.stowage')).then((f) => f.filter((n) => /lock/.test(n))),
+      [],
+    );
+    // With the room gc made, the cache works as before.
+    await fs.rm(join(disk, 'filler'));
+    assert.equal((await pullInto(store)).blobsDownloaded, 3);
   });
 });

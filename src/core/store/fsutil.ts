@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
+import { StowageError } from '../errors';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o644;
@@ -92,4 +93,36 @@ export async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Why a disk refuses a write, for the errors that are the disk's and not Stowage's. */
+const REFUSALS: Record<string, { reason: string; hint: string }> = {
+  ENOSPC: {
+    reason: 'the disk is full',
+    hint: 'Free some space (stowage gc deletes the blobs no cached image needs) and try again.',
+  },
+  EDQUOT: {
+    reason: 'the disk quota is used up',
+    hint: 'Free some space (stowage gc deletes the blobs no cached image needs) and try again.',
+  },
+  EROFS: { reason: 'the file system is read-only', hint: 'The cache must be on a writable disk.' },
+  EACCES: { reason: 'permission denied', hint: 'The cache folder must be writable by you.' },
+  EPERM: { reason: 'permission denied', hint: 'The cache folder must be writable by you.' },
+  EIO: { reason: 'the disk reported an input/output error', hint: 'Check the disk.' },
+};
+
+/**
+ * A write to the cache the disk refused (full, read-only, …) as CACHE_WRITE naming the cache, so
+ * that no caller takes it for a failure of what was being copied (a download, an archive); any
+ * other error is returned as it is.
+ */
+export function cacheWriteError(e: unknown, cacheDir: string, what: string): unknown {
+  const refusal = REFUSALS[(e as NodeJS.ErrnoException | undefined)?.code ?? ''];
+  if (!refusal || e instanceof StowageError) return e;
+  return new StowageError(
+    'CACHE_WRITE',
+    `Cannot write ${what} to the cache (${cacheDir}): ${refusal.reason}.`,
+    refusal.hint,
+    { cause: e },
+  );
 }

@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest';
 import { StowageError } from '../errors';
-import { BLOB_MODE, placeNoReplace, syncDir } from './fsutil';
+import { BLOB_MODE, cacheWriteError, placeNoReplace, syncDir } from './fsutil';
 import type { FileLock } from './lock';
 
 /**
@@ -135,6 +135,7 @@ export class BlobIngest implements Ingest {
     private readonly hex: string,
     private readonly folder: string,
     private readonly target: string,
+    private readonly cacheDir: string,
     private readonly lock: FileLock,
     private fh: FileHandle,
     private hash: Hash,
@@ -162,6 +163,8 @@ export class BlobIngest implements Ingest {
     expectedSize: number | undefined;
     folder: string;
     target: string;
+    /** The cache's folder, named when its disk refuses a write. */
+    cacheDir: string;
     lock: FileLock;
   }): Promise<BlobIngest> {
     const { folder, expectedSize } = options;
@@ -203,6 +206,7 @@ export class BlobIngest implements Ingest {
       options.hex,
       folder,
       options.target,
+      options.cacheDir,
       options.lock,
       fh,
       hash,
@@ -216,7 +220,12 @@ export class BlobIngest implements Ingest {
       startedAt,
       updatedAt: new Date().toISOString(),
     };
-    await fs.writeFile(join(folder, 'meta.json'), JSON.stringify(meta), { mode: 0o600 });
+    try {
+      await fs.writeFile(join(folder, 'meta.json'), JSON.stringify(meta), { mode: 0o600 });
+    } catch (e) {
+      await fh.close();
+      ingest.refused(e);
+    }
     return ingest;
   }
 
@@ -231,7 +240,7 @@ export class BlobIngest implements Ingest {
       );
     }
     this.written += chunk.byteLength;
-    await this.pending.add(chunk);
+    await this.pending.add(chunk).catch(this.refused);
   }
 
   async truncate(): Promise<void> {
@@ -258,7 +267,8 @@ export class BlobIngest implements Ingest {
       await syncDir(this.folder);
       this.parted = true;
     }
-    return new FilePart(await fs.open(this.dataPath, 'r+'), start, this.digest, this.expectedSize);
+    const fh = await fs.open(this.dataPath, 'r+');
+    return new FilePart(fh, start, this.digest, this.expectedSize, this.refused);
   }
 
   async adopt(end: number): Promise<void> {
@@ -293,7 +303,7 @@ export class BlobIngest implements Ingest {
       await this.fh.sync();
     } catch (e) {
       await this.close();
-      throw e;
+      this.refused(e);
     }
     await this.fh.close();
     this.done = true;
@@ -341,6 +351,11 @@ export class BlobIngest implements Ingest {
       await this.cleanup(this.flushed === 0);
     }
   }
+
+  /** Throws a write error, as CACHE_WRITE when the disk refused it (see cacheWriteError). */
+  private readonly refused = (e: unknown): never => {
+    throw cacheWriteError(e, this.cacheDir, `blob ${this.digest}`);
+  };
 
   private assertOpen(): void {
     if (this.done) throw new StowageError('ABORTED', `The ingest of ${this.digest} is already closed.`);
@@ -400,6 +415,7 @@ class FilePart implements PartWriter {
     readonly start: number,
     private readonly digest: Digest,
     private readonly size: number | undefined,
+    private readonly refused: (e: unknown) => never,
   ) {}
 
   async write(chunk: Uint8Array): Promise<void> {
@@ -413,7 +429,7 @@ class FilePart implements PartWriter {
         `Blob ${this.digest} is larger than the ${this.size} bytes its descriptor declares.`,
       );
     }
-    await this.pending.add(chunk);
+    await this.pending.add(chunk).catch(this.refused);
   }
 
   get written(): number {
@@ -424,7 +440,7 @@ class FilePart implements PartWriter {
     if (this.closed) return;
     this.closed = true;
     try {
-      await this.pending.flush();
+      await this.pending.flush().catch(this.refused);
     } finally {
       await this.fh.close().catch(() => {});
     }

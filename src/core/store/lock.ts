@@ -9,7 +9,8 @@ import { abortError, StowageError, throwIfAborted } from '../errors';
  * VS Code windows and CLI runs sharing one cache. A holder refreshes the file's mtime while it
  * holds the lock, so a lock is stale when its process is gone from this host (kill -9; its pid
  * free, or taken by a process started since: Linux tells) or when it has not been refreshed for
- * `staleMs` (another host, a frozen process).
+ * `staleMs` (another host, a frozen process). On a full disk the file is created empty (see
+ * createWithContent).
  */
 export interface LockOptions {
   signal?: AbortSignal;
@@ -65,15 +66,18 @@ export class FileLock {
   private constructor(
     readonly path: string,
     readonly token: string,
+    /** Created empty (full disk): recognised by its inode, as it holds no token. */
+    private readonly bareIno: number | undefined,
     staleMs: number,
   ) {
-    // Refresh well inside the stale window; unref'd so a held lock never keeps node alive.
+    // Refresh well inside the stale window (an empty lock's is short); unref'd so a held lock never
+    // keeps node alive.
     this.heartbeat = setInterval(
       () => {
         const now = new Date();
         fs.utimes(this.path, now, now).catch(() => {});
       },
-      Math.max(50, Math.floor(staleMs / 4)),
+      Math.max(50, Math.floor(Math.min(staleMs, ORPHAN_MS) / 4)),
     );
     this.heartbeat.unref();
   }
@@ -87,8 +91,8 @@ export class FileLock {
       throwIfAborted(options.signal);
       const owner = await newOwner();
       try {
-        await createWithContent(path, JSON.stringify(owner));
-        return new FileLock(path, owner.token, staleMs);
+        const bareIno = await createWithContent(path, JSON.stringify(owner));
+        return new FileLock(path, owner.token, bareIno, staleMs);
       } catch (e) {
         forgetOwner(owner.token);
         const code = (e as NodeJS.ErrnoException).code;
@@ -121,8 +125,14 @@ export class FileLock {
     this.released = true;
     clearInterval(this.heartbeat);
     forgetOwner(this.token);
-    const owner = await readOwner(this.path);
-    if (owner?.token === this.token) await fs.rm(this.path, { force: true });
+    const ours =
+      this.bareIno === undefined
+        ? (await readOwner(this.path))?.token === this.token
+        : await fs.stat(this.path).then(
+            (st) => st.ino === this.bareIno && st.size === 0,
+            () => false,
+          );
+    if (ours) await fs.rm(this.path, { force: true });
   }
 }
 
@@ -204,10 +214,26 @@ async function processStart(pid: number): Promise<string | undefined> {
  * an exclusive create followed by a write left an ownerless lock when the process was killed in
  * between, and that blocked every later pull until it aged out (2 minutes; found by the SIGKILL
  * crash suite). So the owner is written aside and hard-linked into place, which is atomic.
+ *
+ * On a full disk, where no byte can be written, the lock is created empty instead (an inode, no
+ * data): gc must still be able to run there to free space. Returns that file's inode then. Others
+ * take an empty lock for an orphan once its mtime is ORPHAN_MS old, so the holder refreshes it sooner.
  */
-async function createWithContent(path: string, text: string): Promise<void> {
+async function createWithContent(path: string, text: string): Promise<number | undefined> {
   const aside = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  await fs.writeFile(aside, text, { flag: 'wx', mode: 0o600 });
+  try {
+    await fs.writeFile(aside, text, { flag: 'wx', mode: 0o600 });
+  } catch (e) {
+    await fs.rm(aside, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOSPC' && code !== 'EDQUOT') throw e;
+    const fh = await fs.open(path, 'wx', 0o600);
+    try {
+      return (await fh.stat()).ino;
+    } finally {
+      await fh.close();
+    }
+  }
   try {
     await fs.link(aside, path);
   } catch (e) {
@@ -218,6 +244,7 @@ async function createWithContent(path: string, text: string): Promise<void> {
   } finally {
     await fs.rm(aside, { force: true });
   }
+  return undefined;
 }
 
 /**
@@ -228,7 +255,8 @@ async function breakIfStale(path: string, staleMs: number): Promise<boolean> {
   if (!(await isStale(path, staleMs))) return false;
   const breaker = `${path}.break`;
   try {
-    await fs.writeFile(breaker, String(process.pid), { flag: 'wx', mode: 0o600 });
+    // Empty: only its age is read, and it must be possible on a full disk.
+    await fs.writeFile(breaker, '', { flag: 'wx', mode: 0o600 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     // Breaking takes milliseconds; a breaker left behind by a killed process ages out quickly.

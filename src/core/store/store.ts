@@ -6,6 +6,7 @@ import { StowageError } from '../errors';
 import {
   atomicWrite,
   BLOB_MODE,
+  cacheWriteError,
   DIR_MODE,
   exists,
   FILE_MODE,
@@ -240,9 +241,13 @@ export class Store {
     if (await this.has(expected, bytes.byteLength)) return;
     // A file of another size under this name was damaged on disk: it would stay, never replaced.
     await this.discardIfCorrupt(expected);
-    await fs.mkdir(join(this.dir, 'blobs', algorithm), { recursive: true, mode: DIR_MODE });
-    const tmp = await writeTemp(this.tmpDir, 'blob', bytes, BLOB_MODE);
-    if (await placeNoReplace(tmp, target)) await syncDir(join(this.dir, 'blobs', algorithm));
+    try {
+      await fs.mkdir(join(this.dir, 'blobs', algorithm), { recursive: true, mode: DIR_MODE });
+      const tmp = await writeTemp(this.tmpDir, 'blob', bytes, BLOB_MODE);
+      if (await placeNoReplace(tmp, target)) await syncDir(join(this.dir, 'blobs', algorithm));
+    } catch (e) {
+      throw cacheWriteError(e, this.dir, `blob ${expected}`);
+    }
   }
 
   /**
@@ -281,6 +286,7 @@ export class Store {
         expectedSize: size,
         folder,
         target: this.blobPath(expected),
+        cacheDir: this.dir,
         lock,
       });
     } catch (e) {
@@ -380,7 +386,9 @@ export class Store {
 
   private async writeIndex(index: IndexFile): Promise<void> {
     const bytes = Buffer.from(`${JSON.stringify(index)}\n`);
-    await atomicWrite(this.indexPath, this.dir, this.tmpDir, bytes);
+    await atomicWrite(this.indexPath, this.dir, this.tmpDir, bytes).catch((e) => {
+      throw cacheWriteError(e, this.dir, 'the cache index');
+    });
   }
 
   // ---- locking and leases ----
