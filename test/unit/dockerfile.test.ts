@@ -554,6 +554,42 @@ describe('resolveDockerfile: COPY --from', () => {
       ['docker.io/library/a:latest'],
     );
   });
+
+  test('a stage FROM another stage runs its ONBUILD triggers: their images are pulled (BuildKit resolveStages)', () => {
+    const text = [
+      'ARG BASE=base',
+      'FROM alpine AS base',
+      'ONBUILD COPY --from=nginx:1 /a /b',
+      'ONBUILD RUN --mount=type=bind,from=busybox:1,target=/b true',
+      'FROM base AS app',
+      'FROM golang AS other',
+      'FROM app',
+    ].join('\n');
+    const uses = resolve(text);
+    assert.deepEqual(
+      uses.map((u) => [u.line, u.instruction, u.ref, u.stage]),
+      [
+        [2, 'FROM', 'docker.io/library/alpine:latest', 'base'],
+        [3, 'COPY', 'docker.io/library/nginx:1', 'app'],
+        [4, 'RUN', 'docker.io/library/busybox:1', 'app'],
+        [6, 'FROM', 'docker.io/library/golang:latest', 'other'],
+      ],
+    );
+    assert.deepEqual(uses[1]?.range, range(2, 20, 2, 27));
+    // FROM app: app's own triggers (none), not base's; a trigger fires one stage down only.
+    // A FROM naming the stage through an ARG runs them too, in the stage it starts.
+    assert.deepEqual(
+      resolve(`${text}\nFROM \${BASE} AS again\n`).map((u) => [u.line, u.stage]),
+      [
+        [2, 'base'],
+        [3, 'app'],
+        [3, 'again'],
+        [4, 'app'],
+        [4, 'again'],
+        [6, 'other'],
+      ],
+    );
+  });
 });
 
 describe('resolveDockerfile: escape directive and line continuations', () => {

@@ -129,16 +129,23 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   };
   for (const i of meta) if (keyword(i) === 'ARG') declareMetaArgs(ctx, i);
 
-  // FROM <name> refers to a stage only when the name was defined above it.
-  const definedAbove = new Set<string>();
+  // FROM <name> refers to a stage only when the name was defined above it: the stages so far,
+  // each with its ONBUILD instructions.
+  const triggers = new Map<string, Instruction[]>();
   let stage: Stage | undefined;
   for (const instruction of body) {
     const kw = keyword(instruction);
     if (kw === 'FROM') {
       stage = stages.find((s) => s.from === instruction);
-      const use = resolveFrom(ctx, instruction, stage?.name ?? null, definedAbove);
-      if (use) uses.push(use);
-      if (stage?.name) definedAbove.add(stage.name);
+      const from = resolveFrom(ctx, instruction, stage?.name ?? null, triggers);
+      if (from && 'use' in from) uses.push(from.use);
+      // A stage built on another runs that stage's ONBUILD triggers (BuildKit's resolveStages).
+      if (from && 'base' in from) {
+        for (const trigger of triggers.get(from.base) ?? []) uses.push(...triggerUses(ctx, trigger, stage));
+      }
+      if (stage?.name) triggers.set(stage.name, []);
+    } else if (kw === 'ONBUILD') {
+      if (stage?.name) triggers.get(stage.name)?.push(instruction);
     } else if (kw === 'COPY') {
       const use = resolveCopyFrom(ctx, instruction, stage?.name ?? null);
       if (use) uses.push(use);
@@ -146,7 +153,22 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
       uses.push(...resolveMountsFrom(ctx, instruction, stage?.name ?? null));
     }
   }
-  return uses;
+  // Triggers are listed where they are written, among the other uses.
+  return uses.sort((a, b) => a.line - b.line);
+}
+
+/** The images an ONBUILD COPY --from or RUN --mount from= pulls when it fires in `stage`. */
+function triggerUses(ctx: Context, onbuild: Instruction, stage: Stage | undefined): ImageUse[] {
+  const trigger = (
+    onbuild as Instruction & { getTriggerInstruction?: () => Instruction | null }
+  ).getTriggerInstruction?.();
+  if (!trigger) return [];
+  const kw = keyword(trigger);
+  if (kw === 'COPY') {
+    const use = resolveCopyFrom(ctx, trigger, stage?.name ?? null);
+    return use ? [use] : [];
+  }
+  return kw === 'RUN' ? resolveMountsFrom(ctx, trigger, stage?.name ?? null) : [];
 }
 
 /** An ImageUse error without its "Line N: " prefix, for places that already show the position. */
@@ -456,28 +478,31 @@ function fromPlatform(ctx: Context, from: Instruction, line: number): { platform
   }
 }
 
+/** The image a FROM pulls, or the stage above it that it builds on (undefined for scratch). */
 function resolveFrom(
   ctx: Context,
   from: Instruction,
   stage: string | null,
-  definedAbove: ReadonlySet<string>,
-): ImageUse | undefined {
+  definedAbove: ReadonlyMap<string, unknown>,
+): { use: ImageUse } | { base: string } | undefined {
   const line = from.getRange().start.line + 1;
   const args = argumentsOf(from);
   const first = args[0];
   if (!first) {
     const end = from.getInstructionRange().end;
     const range = { start: { ...end }, end: { ...end } };
-    return failed(
-      line,
-      range,
-      'FROM',
-      '',
-      '',
-      formatPlatform(ctx.target),
-      null,
-      why(line, 'FROM names no image'),
-    );
+    return {
+      use: failed(
+        line,
+        range,
+        'FROM',
+        '',
+        '',
+        formatPlatform(ctx.target),
+        null,
+        why(line, 'FROM names no image'),
+      ),
+    };
   }
   const raw = first.getValue();
   const range = rangeOf(first.getRange());
@@ -487,45 +512,53 @@ function resolveFrom(
     const comment = args.some((a) => a.getValue().startsWith('#'))
       ? '; comments must be on lines of their own'
       : '';
-    return failed(
-      line,
-      range,
-      'FROM',
-      raw,
-      raw,
-      platform,
-      stage,
-      why(line, `FROM takes an image and optionally "AS name", not ${args.length} words${comment}`),
-    );
+    return {
+      use: failed(
+        line,
+        range,
+        'FROM',
+        raw,
+        raw,
+        platform,
+        stage,
+        why(line, `FROM takes an image and optionally "AS name", not ${args.length} words${comment}`),
+      ),
+    };
   }
 
   const expansion = expandWord(raw, ctx.globals, ctx.escapeToken);
   const expanded = expansion.result;
   if (expansion.error)
-    return failed(
-      line,
-      range,
-      'FROM',
-      raw,
-      expanded,
-      platform,
-      stage,
-      why(line, `cannot expand "${raw}": ${expansion.error}`),
-    );
+    return {
+      use: failed(
+        line,
+        range,
+        'FROM',
+        raw,
+        expanded,
+        platform,
+        stage,
+        why(line, `cannot expand "${raw}": ${expansion.error}`),
+      ),
+    };
   if (!expanded) {
-    return failed(
-      line,
-      range,
-      'FROM',
-      raw,
-      expanded,
-      platform,
-      stage,
-      why(line, `"${raw}" expands to an empty image name`, variableReasons(ctx, expansion)),
-    );
+    return {
+      use: failed(
+        line,
+        range,
+        'FROM',
+        raw,
+        expanded,
+        platform,
+        stage,
+        why(line, `"${raw}" expands to an empty image name`, variableReasons(ctx, expansion)),
+      ),
+    };
   }
-  if (expanded === 'scratch' || definedAbove.has(expanded)) return undefined;
-  if (platformError) return failed(line, range, 'FROM', raw, expanded, platform, stage, platformError);
+  if (definedAbove.has(expanded)) return { base: expanded };
+  if (expanded === 'scratch') return undefined;
+  if (platformError)
+    return { use: failed(line, range, 'FROM', raw, expanded, platform, stage, platformError) };
 
   const reasons = variableReasons(ctx, expansion);
   const lower = expanded.toLowerCase();
@@ -533,10 +566,16 @@ function resolveFrom(
   else if (definedAbove.has(lower))
     reasons.push(`FROM finds a stage only by its lower-case name: write FROM ${lower}`);
   const shown = expanded === raw ? `"${raw}" is` : `"${raw}" expands to "${expanded}", which is`;
-  return imageUse(line, range, 'FROM', raw, expanded, platform, stage, (reason, hint) =>
-    // The hint on how to write a name helps less than the ARG that made it wrong.
-    why(line, `${shown} not a valid image reference: ${reason}`, reasons.length || !hint ? reasons : [hint]),
-  );
+  return {
+    use: imageUse(line, range, 'FROM', raw, expanded, platform, stage, (reason, hint) =>
+      // The hint on how to write a name helps less than the ARG that made it wrong.
+      why(
+        line,
+        `${shown} not a valid image reference: ${reason}`,
+        reasons.length || !hint ? reasons : [hint],
+      ),
+    ),
+  };
 }
 
 function resolveCopyFrom(ctx: Context, copy: Instruction, stage: string | null): ImageUse | undefined {
