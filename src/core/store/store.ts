@@ -468,9 +468,10 @@ export class Store {
       for (const d of await this.leasedDigests()) keep.add(d);
       let removedBlobs = 0;
       let freedBytes = 0;
-      for (const { digest, path } of await this.listBlobs()) {
+      for (const { digest, path } of await this.listBlobs({ own: true })) {
         if (keep.has(digest)) continue;
-        const st = await fs.stat(path).catch(() => undefined);
+        // Never a symlink: what it points to is not the cache's to delete.
+        const st = await fs.lstat(path).catch(() => undefined);
         if (!st?.isFile()) continue;
         if (process.platform === 'win32') await fs.chmod(path, FILE_MODE).catch(() => {});
         await fs.rm(path, { force: true });
@@ -533,10 +534,18 @@ export class Store {
     return out;
   }
 
-  private async listBlobs(): Promise<{ digest: Digest; path: string }[]> {
+  /**
+   * The blob files, by digest. `own`: only those in folders of the cache itself, not through a
+   * symlinked blobs/ or blobs/<alg>/ (a blob pool shared with other layouts, whose blobs this
+   * index does not account for).
+   */
+  private async listBlobs(options: { own?: boolean } = {}): Promise<{ digest: Digest; path: string }[]> {
     const out: { digest: Digest; path: string }[] = [];
+    const realDir = async (p: string) => (await fs.lstat(p).catch(() => undefined))?.isDirectory();
+    if (options.own && !(await realDir(join(this.dir, 'blobs')))) return out;
     for (const algorithm of ['sha256', 'sha512']) {
       const dir = join(this.dir, 'blobs', algorithm);
+      if (options.own && !(await realDir(dir))) continue;
       for (const hex of await readdirOrEmpty(dir)) {
         const digest = `${algorithm}:${hex}`;
         try {
