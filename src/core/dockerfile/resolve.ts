@@ -491,74 +491,36 @@ function resolveFrom(
   if (!first) {
     const end = from.getInstructionRange().end;
     const range = { start: { ...end }, end: { ...end } };
-    return {
-      use: failed(
-        line,
-        range,
-        'FROM',
-        '',
-        '',
-        formatPlatform(ctx.target),
-        null,
-        why(line, 'FROM names no image'),
-      ),
-    };
+    const platform = formatPlatform(ctx.target);
+    return { use: failed(line, range, 'FROM', '', '', platform, null, why(line, 'FROM names no image')) };
   }
   const raw = first.getValue();
   const range = rangeOf(first.getRange());
   const { platform, error: platformError } = fromPlatform(ctx, from, line);
+  const fail = (expanded: string, error: string) => ({
+    use: failed(line, range, 'FROM', raw, expanded, platform, stage, error),
+  });
   const shapeOk = args.length === 1 || (args.length === 3 && args[1]?.getValue().toLowerCase() === 'as');
   if (!shapeOk) {
     const comment = args.some((a) => a.getValue().startsWith('#'))
       ? '; comments must be on lines of their own'
       : '';
-    return {
-      use: failed(
-        line,
-        range,
-        'FROM',
-        raw,
-        raw,
-        platform,
-        stage,
-        why(line, `FROM takes an image and optionally "AS name", not ${args.length} words${comment}`),
-      ),
-    };
+    return fail(
+      raw,
+      why(line, `FROM takes an image and optionally "AS name", not ${args.length} words${comment}`),
+    );
   }
 
   const expansion = expandWord(raw, ctx.globals, ctx.escapeToken);
   const expanded = expansion.result;
-  if (expansion.error)
-    return {
-      use: failed(
-        line,
-        range,
-        'FROM',
-        raw,
-        expanded,
-        platform,
-        stage,
-        why(line, `cannot expand "${raw}": ${expansion.error}`),
-      ),
-    };
+  if (expansion.error) return fail(expanded, why(line, `cannot expand "${raw}": ${expansion.error}`));
   if (!expanded) {
-    return {
-      use: failed(
-        line,
-        range,
-        'FROM',
-        raw,
-        expanded,
-        platform,
-        stage,
-        why(line, `"${raw}" expands to an empty image name`, variableReasons(ctx, expansion)),
-      ),
-    };
+    const reasons = variableReasons(ctx, expansion);
+    return fail(expanded, why(line, `"${raw}" expands to an empty image name`, reasons));
   }
   if (definedAbove.has(expanded)) return { base: expanded };
   if (expanded === 'scratch') return undefined;
-  if (platformError)
-    return { use: failed(line, range, 'FROM', raw, expanded, platform, stage, platformError) };
+  if (platformError) return fail(expanded, platformError);
 
   const reasons = variableReasons(ctx, expansion);
   const lower = expanded.toLowerCase();
