@@ -485,6 +485,37 @@ describe('Store references', () => {
     );
   });
 
+  test('a damaged index.json (another tool killed mid-write): the error names the copy of the last index written, which brings the names back', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const indexPath = join(store.dir, 'index.json');
+    await store.setReference('a:1', { mediaType: 'x', digest: sha256('1'), size: 1 });
+    await store.setReference('b:2', { mediaType: 'x', digest: sha256('2'), size: 2 });
+    const good = await fs.readFile(indexPath, 'utf8');
+    for (const damaged of ['', good.slice(0, 40), 'null']) {
+      await fs.writeFile(indexPath, damaged);
+      const error = await store.listReferences().then(
+        () => assert.fail('a damaged index is refused'),
+        (e: unknown) => e,
+      );
+      assert.ok(isStowageError(error, 'CACHE_CORRUPT'));
+      assert.match(error.hint ?? '', /2 images/);
+      const copy = /(\S+index\.json)\b.*over/.exec(error.hint ?? '')?.[1];
+      assert.ok(copy && copy !== indexPath, `the hint names the copy: ${error.hint}`);
+      await fs.copyFile(copy, indexPath);
+      assert.deepEqual(
+        (await store.listReferences()).map((r) => r.name),
+        ['a:1', 'b:2'],
+      );
+    }
+    // Without a copy (a layout another tool wrote), the hint warns that gc would empty the cache.
+    await fs.rm(join(store.dir, '.stowage', 'index.json'));
+    await fs.writeFile(indexPath, '{');
+    await assert.rejects(
+      store.listReferences(),
+      (e: unknown) => isStowageError(e, 'CACHE_CORRUPT') && /gc/.test(e.hint ?? ''),
+    );
+  });
+
   test('a stale layout lock of a dead process, or an unrefreshed one from another host, is recovered', async (t) => {
     const store = await Store.open(await tempDir(t));
     const lock = join(store.dir, '.stowage', 'layout.lock');

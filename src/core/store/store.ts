@@ -12,6 +12,7 @@ import {
   FILE_MODE,
   placeNoReplace,
   syncDir,
+  tempName,
   writeTemp,
 } from './fsutil';
 import { BlobIngest, type Ingest, PresentIngest, removePartial } from './ingest';
@@ -116,6 +117,10 @@ export class Store {
   }
   private get indexPath(): string {
     return join(this.dir, 'index.json');
+  }
+  /** The index as Stowage last wrote it, to put back if index.json is damaged (see readIndex). */
+  private get indexCopyPath(): string {
+    return join(this.privateDir, 'index.json');
   }
 
   /** `<dir>/blobs/<alg>/<hex>`; throws INVALID_DIGEST for anything but a strict digest. */
@@ -367,21 +372,18 @@ export class Store {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
       throw e;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    const index = parsed as IndexFile | undefined;
-    if (typeof index !== 'object' || index === null || !Array.isArray(index.manifests)) {
-      throw new StowageError(
-        'CACHE_CORRUPT',
-        `The cache index ${this.indexPath} is not a valid OCI image index.`,
-        'Move it away; pulling again records images anew (blobs already cached are reused).',
-      );
-    }
-    return index;
+    const index = parseIndex(text);
+    if (index) return index;
+    // Damaged: a tool that rewrites it in place (skopeo) was killed, or the disk filled meanwhile.
+    const copy = parseIndex(await fs.readFile(this.indexCopyPath, 'utf8').catch(() => ''));
+    const names = copy?.manifests.filter((m) => entryName(m) !== undefined).length ?? 0;
+    throw new StowageError(
+      'CACHE_CORRUPT',
+      `The cache index ${this.indexPath} is not a valid OCI image index.`,
+      copy
+        ? `Stowage kept a copy of the index it last wrote (${names === 1 ? '1 image' : `${names} images`}): copy ${this.indexCopyPath} over ${this.indexPath} to get them back (images other tools recorded since are not in it).`
+        : 'Move it away and pull your images again (their blobs are reused); run no gc before that: with an empty index, gc deletes every blob.',
+    );
   }
 
   private async writeIndex(index: IndexFile): Promise<void> {
@@ -389,6 +391,13 @@ export class Store {
     await atomicWrite(this.indexPath, this.dir, this.tmpDir, bytes).catch((e) => {
       throw cacheWriteError(e, this.dir, 'the cache index');
     });
+    // A copy of its own (not a link: a tool rewriting index.json in place would damage both).
+    // Not synced: it is checked before it is offered.
+    const tmp = tempName(this.tmpDir, 'index-copy');
+    await fs
+      .writeFile(tmp, bytes, { flag: 'wx', mode: FILE_MODE })
+      .then(() => fs.rename(tmp, this.indexCopyPath))
+      .catch(() => fs.rm(tmp, { force: true }));
   }
 
   // ---- locking and leases ----
@@ -665,6 +674,17 @@ function descriptorsIn(doc: unknown): { mediaType?: unknown; digest?: unknown }[
       for (const one of list) if (typeof one === 'object' && one !== null) out.push(one);
   }
   return out;
+}
+
+/** index.json's text as an index, or undefined when it is not one (empty, cut short, not JSON). */
+function parseIndex(text: string): IndexFile | undefined {
+  try {
+    const index = JSON.parse(text) as IndexFile | null;
+    if (typeof index === 'object' && index !== null && Array.isArray(index.manifests)) return index;
+  } catch {
+    // Not JSON.
+  }
+  return undefined;
 }
 
 function emptyIndex(): IndexFile {
