@@ -134,13 +134,18 @@ describe('a full disk', () => {
     });
   });
 
-  test('gc frees space on a disk already full (it could not take its lock there)', async (t) => {
+  test('on a disk already full, a pull says so and gc frees space (it could not take its lock there)', async (t) => {
     const disk = await smallDisk(t, 1024);
     if (!disk) return;
     const store = await Store.open(join(disk, 'cache'));
     await pullInto(store);
     assert.equal(await store.removeReference(ref), true);
     await fillDisk(disk);
+    // A pull there stops at its first write (the lease that keeps its blobs from gc), saying why.
+    await assert.rejects(
+      pullInto(store),
+      (e: unknown) => isStowageError(e, 'CACHE_WRITE') && /full/.test(e.message),
+    );
 
     const r = await store.gc();
     assert.equal(r.removedBlobs, 4);

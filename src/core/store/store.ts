@@ -439,7 +439,7 @@ export class Store {
       fs.writeFile(path, JSON.stringify({ ...owner, digests }), { flag: 'wx', mode: 0o600 }),
     ).catch((e) => {
       forgetOwner(owner.token);
-      throw e;
+      throw cacheWriteError(e, this.dir, 'the lease of this pull (what gc must keep)');
     });
     const timer = setInterval(
       () => {
