@@ -17,6 +17,12 @@ function expand(word: string, escapeToken = '\\'): string {
 }
 
 describe('expandWord', () => {
+  test('blank: the variables put in as they are while unset or empty, not those given a fallback', () => {
+    const e = expandWord('$UNSET${EMPTY-x}${V}${NONE:-x}${GONE-y}${NIL#a}${VOID/a/b}${NO+z}${EMPTY:+w}', env);
+    assert.deepEqual([...e.blank].sort(), ['EMPTY', 'NIL', 'UNSET', 'VOID']);
+    assert.deepEqual(expandWord('${EMPTY?}${V:?}', env).blank, ['EMPTY']);
+  });
+
   const cases: [string, string][] = [
     ['$V', 'value'],
     ['${V}', 'value'],

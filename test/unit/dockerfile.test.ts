@@ -904,6 +904,23 @@ describe('missingBuildArgs: which build arguments would resolve a use', () => {
     assert.deepEqual(missingBuildArgs(errorOf('FROM Upper/Case')), []);
   });
 
+  test("an ARG without a value that another ARG's default reads is named too, through several", () => {
+    const text = 'ARG VERSION\nARG BASE=node:${VERSION}-alpine\nFROM ${BASE}\n';
+    const error = errorOf(text);
+    assert.match(error, /ARG VERSION has no value \(the default of ARG BASE reads it\)/);
+    assert.deepEqual(missingBuildArgs(error), ['VERSION']);
+    assert.deepEqual(refs(text, { buildArgs: { VERSION: '22' } }), ['docker.io/library/node:22-alpine']);
+    const chain = 'ARG REG=\nARG REPO=${REG}/app\nARG IMAGE=${REPO}:1\nFROM ${IMAGE}\n';
+    assert.match(errorOf(chain), /ARG REG is empty \(the default of ARG REPO reads it\)/);
+    assert.deepEqual(missingBuildArgs(errorOf(chain)), ['REG']);
+    // Declared after the default that reads it: a build argument would not reach that default.
+    assert.deepEqual(missingBuildArgs(errorOf('ARG IMAGE=alpine:${TAG}\nARG TAG\nFROM ${IMAGE}\n')), []);
+    // Read with a fallback (${V:-3}): V is not what went wrong, and the name's own hint stays.
+    const fallback = errorOf('ARG V\nARG T=${V:-3}\nFROM Alpine:$T\n');
+    assert.deepEqual(missingBuildArgs(fallback), []);
+    assert.match(fallback, /Try "alpine:3"/);
+  });
+
   test('giving those build arguments resolves the use', () => {
     const text = 'ARG REG\nARG TAG\nFROM ${REG}/app:${TAG}';
     const names = missingBuildArgs(errorOf(text));

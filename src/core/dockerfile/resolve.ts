@@ -76,6 +76,8 @@ interface Context {
   readonly metaNoValue: Set<string>;
   /** Meta ARGs whose default failed to expand, with why. */
   readonly metaErrors: Map<string, string>;
+  /** Meta ARGs whose default read ARGs without a value or empty (at any depth), with why. */
+  readonly metaDefaultReasons: Map<string, string[]>;
   /** ARGs declared inside stages (invisible in FROM). */
   readonly stageArgs: Set<string>;
   /** Every named stage, lower-case (COPY --from and RUN --mount from= may refer forward). */
@@ -123,6 +125,7 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
     globals: automaticArgs(build, target, stages.at(-1)?.name ?? null, buildArgs),
     metaNoValue: new Set(),
     metaErrors: new Map(),
+    metaDefaultReasons: new Map(),
     stageArgs,
     stageNames: new Set(stages.flatMap((s) => (s.name ? [s.name] : []))),
     stageCount: stages.length,
@@ -309,6 +312,9 @@ function declareMetaArgs(ctx: Context, instruction: Instruction): void {
         continue;
       }
       result = expansion.result;
+      ctx.metaDefaultReasons.set(name, defaultReasons(ctx, name, expansion));
+    } else if (result !== undefined) {
+      ctx.metaDefaultReasons.delete(name);
     }
     if (result === undefined) {
       ctx.metaNoValue.add(name);
@@ -340,6 +346,23 @@ function why(line: number, message: string, reasons: string[] = []): string {
 }
 
 /** Why the variables an expansion read may have made it empty or wrong. */
+/**
+ * Why a meta ARG's default may be wrong: the ARGs it put in that had no value or were empty when
+ * it was declared (a build argument for them would reach it), and those of the ARGs it read.
+ */
+function defaultReasons(ctx: Context, name: string, expansion: Expansion): string[] {
+  const reasons: string[] = [];
+  const reads = `(the default of ARG ${name} reads it)`;
+  // Only ARGs put in as they are: one read as ${V:-x} was given a value there.
+  for (const dep of expansion.blank) {
+    if (dep !== name && ctx.metaNoValue.has(dep) && !ctx.globals.has(dep)) {
+      reasons.push(`ARG ${dep} has no value ${reads}: give it a default or pass --build-arg ${dep}=…`);
+    } else if (ctx.globals.get(dep) === '') reasons.push(`ARG ${dep} is empty ${reads}`);
+  }
+  for (const dep of expansion.used) reasons.push(...(ctx.metaDefaultReasons.get(dep) ?? []));
+  return reasons;
+}
+
 function variableReasons(ctx: Context, expansion: Expansion): string[] {
   const reasons: string[] = [];
   for (const name of expansion.unset) {
@@ -357,8 +380,11 @@ function variableReasons(ctx: Context, expansion: Expansion): string[] {
       reasons.push(`ARG ${name} is not set: declare it before the first FROM`);
     }
   }
-  for (const name of expansion.used) if (ctx.globals.get(name) === '') reasons.push(`ARG ${name} is empty`);
-  return reasons;
+  for (const name of expansion.used) {
+    if (ctx.globals.get(name) === '') reasons.push(`ARG ${name} is empty`);
+    reasons.push(...(ctx.metaDefaultReasons.get(name) ?? []));
+  }
+  return [...new Set(reasons)];
 }
 
 function rangeOf(r: { start: Position; end: Position }): Range {

@@ -10,6 +10,8 @@ export interface Expansion {
   readonly unset: readonly string[];
   /** Variables read while set, whatever their value. */
   readonly used: readonly string[];
+  /** Variables put in as they are while unset or empty (`$V`, `${V}`, `${V#p}`; not `${V:-x}`). */
+  readonly blank: readonly string[];
   /** A syntax error (BuildKit fails the build on it); `result` is then empty. */
   readonly error?: string;
 }
@@ -38,6 +40,7 @@ class Lexer {
   private pos = 0;
   readonly unset = new Set<string>();
   readonly used = new Set<string>();
+  readonly blank = new Set<string>();
 
   constructor(
     private readonly src: string,
@@ -51,6 +54,13 @@ class Lexer {
 
   private next(): string | undefined {
     return this.src[this.pos++];
+  }
+
+  /** The value put in as it is. */
+  private substitute(name: string): string {
+    const { value } = this.getEnv(name);
+    if (!value) this.blank.add(name);
+    return value;
   }
 
   private getEnv(name: string): { value: string; set: boolean } {
@@ -161,7 +171,7 @@ class Lexer {
     this.pos++;
     if (this.peek() !== '{') {
       const name = this.processName();
-      return name ? this.getEnv(name).value : '$';
+      return name ? this.substitute(name) : '$';
     }
     this.pos++;
     const first = this.peek();
@@ -171,7 +181,7 @@ class Lexer {
     let ch = this.next();
     if (ch === undefined) throw new LexError("syntax error: missing '}'");
     let modifier = ch;
-    if (ch === '}') return this.getEnv(name).value;
+    if (ch === '}') return this.substitute(name);
     let nullIsUnset = false;
     if (ch === ':') {
       nullIsUnset = true;
@@ -194,6 +204,8 @@ class Lexer {
     }
     const { value, set } = this.getEnv(name);
     const missing = !set || (nullIsUnset && value === '');
+    // The value goes in as it is unless ${V-x} gives x or ${V+x} gives x or nothing.
+    if (!value && ch !== '+' && !(ch === '-' && missing)) this.blank.add(name);
     switch (ch) {
       case '-':
         return missing ? word : value;
@@ -230,7 +242,7 @@ class Lexer {
       if (this.peek() === undefined) throw new LexError("syntax error: missing '}'");
       throw e;
     }
-    const { value } = this.getEnv(name);
+    const value = this.substitute(name);
     return replaceGlob(compileGlob(pattern), value, replacement, all);
   }
 }
@@ -347,10 +359,11 @@ export function expandWord(word: string, env: ReadonlyMap<string, string>, escap
   const lexer = new Lexer(word, env, escapeToken);
   try {
     const result = lexer.processStopOn(undefined, false);
-    return { result, unset: [...lexer.unset], used: [...lexer.used] };
+    return { result, unset: [...lexer.unset], used: [...lexer.used], blank: [...lexer.blank] };
   } catch (e) {
     if (!(e instanceof LexError) && !(e instanceof SyntaxError)) throw e;
-    return { result: '', unset: [...lexer.unset], used: [...lexer.used], error: e.message };
+    const { unset, used, blank } = lexer;
+    return { result: '', unset: [...unset], used: [...used], blank: [...blank], error: e.message };
   }
 }
 
