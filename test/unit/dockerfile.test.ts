@@ -577,15 +577,24 @@ describe('resolveDockerfile: COPY --from', () => {
     );
     assert.deepEqual(uses[1]?.range, range(2, 20, 2, 27));
     // FROM app: app's own triggers (none), not base's; a trigger fires one stage down only.
-    // A FROM naming the stage through an ARG runs them too, in the stage it starts.
+    // A FROM naming the stage through an ARG runs them too; what they pull is listed once.
     assert.deepEqual(
       resolve(`${text}\nFROM \${BASE} AS again\n`).map((u) => [u.line, u.stage]),
       [
         [2, 'base'],
         [3, 'app'],
-        [3, 'again'],
         [4, 'app'],
+        [6, 'other'],
+      ],
+    );
+    const viaArg = `${text.replace('FROM base AS app', 'FROM golang AS app')}\nFROM \${BASE} AS again\n`;
+    assert.deepEqual(
+      resolve(viaArg).map((u) => [u.line, u.stage]),
+      [
+        [2, 'base'],
+        [3, 'again'],
         [4, 'again'],
+        [5, 'app'],
         [6, 'other'],
       ],
     );

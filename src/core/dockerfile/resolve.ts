@@ -135,6 +135,7 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   // FROM <name> refers to a stage only when the name was defined above it: the stages so far,
   // each with its ONBUILD instructions.
   const triggers = new Map<string, Instruction[]>();
+  const fired = new Set<Instruction>();
   let stage: Stage | undefined;
   for (const instruction of body) {
     const kw = keyword(instruction);
@@ -142,9 +143,13 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
       stage = stages.find((s) => s.from === instruction);
       const from = resolveFrom(ctx, instruction, stage?.name ?? null, triggers);
       if (from && 'use' in from) uses.push(from.use);
-      // A stage built on another runs that stage's ONBUILD triggers (BuildKit's resolveStages).
+      // A stage built on another runs that stage's ONBUILD triggers (BuildKit's resolveStages);
+      // what a trigger pulls is the same in every stage it fires in: listed once.
       if (from && 'base' in from) {
-        for (const trigger of triggers.get(from.base) ?? []) uses.push(...triggerUses(ctx, trigger, stage));
+        for (const trigger of triggers.get(from.base) ?? []) {
+          if (!fired.has(trigger)) uses.push(...triggerUses(ctx, trigger, stage));
+          fired.add(trigger);
+        }
       }
       if (stage?.name) triggers.set(stage.name, []);
     } else if (kw === 'ONBUILD') {
