@@ -513,6 +513,19 @@ describe('resolveDockerfile: RUN --mount', () => {
     assert.equal(u?.expanded, 'busybox:1.36');
   });
 
+  test('of several from= in one mount the last counts, its text is the range; a quoted from= is found', () => {
+    const uses = resolve(
+      'FROM a\nRUN --mount=from=nginx,FROM=busybox:1,target=/b --mount=type=bind,"from=node:22" x\n',
+    );
+    assert.deepEqual(
+      uses.slice(1).map((u) => [u.raw, u.ref, u.range]),
+      [
+        ['busybox:1', 'docker.io/library/busybox:1', range(1, 28, 1, 37)],
+        ['node:22"', 'docker.io/library/node:22', range(1, 72, 1, 80)],
+      ],
+    );
+  });
+
   test('variables are not expanded in a mount from (BuildKit refuses them)', () => {
     const uses = resolve('ARG IMG=busybox\nFROM a\nRUN --mount=from=$IMG,target=/x true\n');
     assert.equal(uses[1]?.ref, null);

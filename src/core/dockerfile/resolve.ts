@@ -668,7 +668,11 @@ function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null)
       if (eq >= 0 && field.slice(0, eq).toLowerCase() === 'from') from = field.slice(eq + 1);
     }
     if (!from) continue;
-    const option = flag.getOptions().find((o) => o.getName().toLowerCase() === 'from');
+    // The last from= wins, as in BuildKit's parseMount; a quote may open the field ("from=…").
+    const option = flag
+      .getOptions()
+      .filter((o) => o.getName().replace(/^["']/, '').toLowerCase() === 'from')
+      .at(-1);
     const range = rangeOf(option?.getValueRange() ?? valueRange);
     const written = option?.getValue() ?? from;
     const dollar = from.indexOf('$');
