@@ -86,8 +86,8 @@ function defuseEscapedEscape(out: string[], line: number, ends: boolean, escapeT
 
 /** BuildKit's canContainHeredoc: ADD, COPY, RUN (also under ONBUILD), not in JSON form. */
 function takesHeredocs(logical: string, escapeToken: string): boolean {
-  const [keyword = '', rest = ''] = splitKeyword(logical);
-  if (keyword.toLowerCase() === 'onbuild') return takesHeredocs(rest, escapeToken);
+  let [keyword = '', rest = ''] = splitKeyword(logical);
+  if (keyword.toLowerCase() === 'onbuild') [keyword = '', rest = ''] = splitKeyword(rest);
   return HEREDOC_KEYWORDS.has(keyword.toLowerCase()) && !isJsonArray(afterFlags(rest, escapeToken));
 }
 

@@ -113,6 +113,7 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   const stages: Stage[] = body
     .filter((i) => keyword(i) === 'FROM')
     .map((from) => ({ from, name: stageName(from) }));
+  const stageOf = new Map(stages.map((s) => [s.from, s]));
   const stageArgs = new Set<string>();
   for (const i of body)
     if (keyword(i) === 'ARG') for (const p of argProperties(i, escapeToken)) stageArgs.add(p.name);
@@ -140,7 +141,7 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   for (const instruction of body) {
     const kw = keyword(instruction);
     if (kw === 'FROM') {
-      stage = stages.find((s) => s.from === instruction);
+      stage = stageOf.get(instruction);
       const from = resolveFrom(ctx, instruction, stage?.name ?? null, triggers);
       if (from && 'use' in from) uses.push(from.use);
       // A stage built on another runs that stage's ONBUILD triggers (BuildKit's resolveStages);
