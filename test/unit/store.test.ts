@@ -405,6 +405,34 @@ describe('Store ingest', () => {
     assert.equal(await store.verifyBlob(d), true);
   });
 
+  test('four ingests of one blob in one process, 100 times over: each commits it or finds it present', async (t) => {
+    // A waiter that looked at a lock while its holder was releasing it took it for an earlier
+    // process's with this pid, and failed breaking it in a folder already removed (ENOENT).
+    const store = await Store.open(await tempDir(t));
+    const outcomes: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const data = randomBytes(1000);
+      const one = async () => {
+        const ing = await store.ingest(sha256(data), data.length);
+        try {
+          if (ing.present) return 'present';
+          await ing.write(data);
+          await ing.commit();
+          return 'committed';
+        } finally {
+          await ing.close();
+        }
+      };
+      const results = await Promise.allSettled([one(), one(), one(), one()]);
+      for (const r of results) outcomes.push(r.status === 'fulfilled' ? r.value : String(r.reason));
+    }
+    assert.deepEqual(
+      outcomes.filter((o) => o !== 'present' && o !== 'committed'),
+      [],
+    );
+    assert.equal(outcomes.filter((o) => o === 'committed').length, 100);
+  });
+
   test('a lock held by a live process makes a waiter time out (LOCK_TIMEOUT) or abort (ABORTED)', async (t) => {
     const store = await Store.open(await tempDir(t));
     const data = Buffer.from('contended');

@@ -124,7 +124,6 @@ export class FileLock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
-    forgetOwner(this.token);
     const ours =
       this.bareIno === undefined
         ? (await readOwner(this.path))?.token === this.token
@@ -132,7 +131,12 @@ export class FileLock {
             (st) => st.ino === this.bareIno && st.size === 0,
             () => false,
           );
-    if (ours) await fs.rm(this.path, { force: true });
+    try {
+      if (ours) await fs.rm(this.path, { force: true });
+    } finally {
+      // Only once the file is gone: until then a waiter here must still see it as held.
+      forgetOwner(this.token);
+    }
   }
 }
 
@@ -258,6 +262,8 @@ async function breakIfStale(path: string, staleMs: number): Promise<boolean> {
     // Empty: only its age is read, and it must be possible on a full disk.
     await fs.writeFile(breaker, '', { flag: 'wx', mode: 0o600 });
   } catch (e) {
+    // Its folder is gone (a finished ingest cleans up), and the lock with it: try again.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     // Breaking takes milliseconds; a breaker left behind by a killed process ages out quickly.
     const age = await fs.stat(breaker).then(

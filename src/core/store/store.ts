@@ -455,8 +455,8 @@ export class Store {
         if (released) return;
         released = true;
         clearInterval(timer);
-        forgetOwner(owner.token);
         await fs.rm(path, { force: true });
+        forgetOwner(owner.token);
       },
     };
   }
