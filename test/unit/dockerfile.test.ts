@@ -654,6 +654,15 @@ describe('resolveDockerfile: escape directive and line continuations', () => {
     ]);
   });
 
+  test('# escape= after a # syntax= with arguments is honoured (dockerfile-ast missed it)', () => {
+    const text = '# syntax=docker/dockerfile:1 foo=bar\n# escape=`\nFROM alp`\nine\nRUN dir c:\\\nFROM b\n';
+    assert.deepEqual(refs(text), [
+      'docker.io/docker/dockerfile:1',
+      'docker.io/library/alpine:latest',
+      'docker.io/library/b:latest',
+    ]);
+  });
+
   test('# escape= is ignored after a blank line, a comment, or an unknown directive', () => {
     for (const before of ['\n', '# note\n', '# foo=bar\n']) {
       const uses = resolve(`${before}# escape=\`\nFROM alp\`\nine\n`);

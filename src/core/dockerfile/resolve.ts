@@ -8,7 +8,7 @@ import {
 import { isStowageError } from '../errors';
 import { formatPlatform, hostPlatform, type Platform, parsePlatform } from '../platform';
 import { formatReference, isScratch, parseReference, type Reference } from '../reference';
-import { escapeDirective, syntaxDirective } from './directives';
+import { type Directive, escapeDirective, syntaxDirective } from './directives';
 import { linesForDockerfileAst } from './lines';
 import { type Expansion, expandWord, unquoteFlagValue } from './shell';
 
@@ -101,8 +101,9 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   const syntax = resolveSyntax(lines, formatPlatform(build), buildArgs);
   if (syntax) uses.push(syntax);
 
-  const escapeToken = escapeDirective(lines)?.value ?? '\\';
-  const dockerfile = parse(linesForDockerfileAst(lines, escapeToken), escapeToken);
+  const escape = escapeDirective(lines);
+  const escapeToken = escape?.value ?? '\\';
+  const dockerfile = parse(linesForDockerfileAst(lines, escapeToken), escape);
   if (!dockerfile) return uses;
   const instructions = dockerfile.getInstructions();
 
@@ -211,21 +212,25 @@ function contains(r: Range, line: number, character: number): boolean {
   return afterStart && beforeEnd;
 }
 
-function parse(lines: string[], escapeToken: string): Dockerfile | undefined {
+function parse(lines: string[], escape: Directive | undefined): Dockerfile | undefined {
   try {
-    let dockerfile = DockerfileParser.parse(lines.join('\n'));
-    if (dockerfile.getEscapeCharacter() !== escapeToken && escapeToken === '\\') {
+    const dockerfile = DockerfileParser.parse(lines.join('\n'));
+    if (dockerfile.getEscapeCharacter() === (escape?.value ?? '\\')) return dockerfile;
+    const copy = [...lines];
+    if (escape) {
+      // dockerfile-ast missed an `# escape=` BuildKit honours (after `# syntax=image args`): the
+      // directives are comments to it; it finds this one first.
+      copy[escape.line] = '#';
+      copy[0] = `# escape=${escape.value}`;
+    } else {
       // dockerfile-ast honours an `# escape=` that BuildKit ignores (after an unknown directive):
       // blank that comment out, keeping every offset, and parse again.
       const directive = dockerfile.getDirectives().find((d) => d.getName().toLowerCase() === 'escape');
-      if (directive) {
-        const n = directive.getRange().start.line;
-        const copy = [...lines];
-        copy[n] = `#${' '.repeat(Math.max(0, (copy[n] as string).length - 1))}`;
-        dockerfile = DockerfileParser.parse(copy.join('\n'));
-      }
+      if (!directive) return dockerfile;
+      const n = directive.getRange().start.line;
+      copy[n] = `#${' '.repeat(Math.max(0, (copy[n] as string).length - 1))}`;
     }
-    return dockerfile;
+    return DockerfileParser.parse(copy.join('\n'));
   } catch {
     // dockerfile-ast is not ours; whatever it trips over must not break an editor.
     return undefined;
