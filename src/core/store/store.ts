@@ -75,7 +75,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  * OCI-typed entries: images published in Docker's format keep their media types). Stowage's private state lives
  * in `.stowage/`: `layout.lock` (guards index.json), `ingest/<alg>-<hex>/{data,meta.json,lock}`
  * (resumable partial downloads), `tmp/` (temp files renamed into place), `leases/` (blobs a pull
- * in progress has committed but not yet referenced, which gc must keep).
+ * in progress has committed but not yet referenced, which gc must keep), `index.json` (a copy of
+ * the index as last written here, offered when index.json is found damaged).
  */
 export class Store {
   private readonly staleMs: number;
