@@ -1,4 +1,5 @@
 export { type Directive, escapeDirective, syntaxDirective } from './directives';
+export { parseDockerfile } from './parse';
 export {
   errorReason,
   type ImageInstruction,

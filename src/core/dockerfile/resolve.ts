@@ -1,15 +1,9 @@
-import {
-  type Argument,
-  type Dockerfile,
-  DockerfileParser,
-  type Flag,
-  type Instruction,
-} from 'dockerfile-ast';
+import { type Argument, DockerfileParser, type Flag, type Instruction } from 'dockerfile-ast';
 import { isStowageError } from '../errors';
 import { formatPlatform, hostPlatform, type Platform, parsePlatform } from '../platform';
 import { formatReference, isScratch, parseReference, type Reference } from '../reference';
-import { type Directive, escapeDirective, syntaxDirective } from './directives';
-import { linesForDockerfileAst } from './lines';
+import { syntaxDirective } from './directives';
+import { parseLines } from './parse';
 import { type Expansion, expandWord, unquoteFlagValue } from './shell';
 
 /** A 0-based editor position. */
@@ -101,9 +95,7 @@ export function resolveDockerfile(text: string, options: ResolveOptions = {}): I
   const syntax = resolveSyntax(lines, formatPlatform(build), buildArgs);
   if (syntax) uses.push(syntax);
 
-  const escape = escapeDirective(lines);
-  const escapeToken = escape?.value ?? '\\';
-  const dockerfile = parse(linesForDockerfileAst(lines, escapeToken), escape);
+  const { dockerfile, escapeToken } = parseLines(lines);
   if (!dockerfile) return uses;
   const instructions = dockerfile.getInstructions();
 
@@ -210,31 +202,6 @@ function contains(r: Range, line: number, character: number): boolean {
   const afterStart = line > r.start.line || (line === r.start.line && character >= r.start.character);
   const beforeEnd = line < r.end.line || (line === r.end.line && character <= r.end.character);
   return afterStart && beforeEnd;
-}
-
-function parse(lines: string[], escape: Directive | undefined): Dockerfile | undefined {
-  try {
-    const dockerfile = DockerfileParser.parse(lines.join('\n'));
-    if (dockerfile.getEscapeCharacter() === (escape?.value ?? '\\')) return dockerfile;
-    const copy = [...lines];
-    if (escape) {
-      // dockerfile-ast missed an `# escape=` BuildKit honours (after `# syntax=image args`): the
-      // directives are comments to it; it finds this one first.
-      copy[escape.line] = '#';
-      copy[0] = `# escape=${escape.value}`;
-    } else {
-      // dockerfile-ast honours an `# escape=` that BuildKit ignores (after an unknown directive):
-      // blank that comment out, keeping every offset, and parse again.
-      const directive = dockerfile.getDirectives().find((d) => d.getName().toLowerCase() === 'escape');
-      if (!directive) return dockerfile;
-      const n = directive.getRange().start.line;
-      copy[n] = `#${' '.repeat(Math.max(0, (copy[n] as string).length - 1))}`;
-    }
-    return DockerfileParser.parse(copy.join('\n'));
-  } catch {
-    // dockerfile-ast is not ours; whatever it trips over must not break an editor.
-    return undefined;
-  }
 }
 
 /** dockerfile-ast recomputes arguments on every call, and that is most of the cost: keep them. */
