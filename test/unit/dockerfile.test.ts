@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import {
   type ImageUse,
   missingBuildArgs,
+  parseDockerfile,
   type ResolveOptions,
   resolveDockerfile,
   useAt,
@@ -900,6 +901,21 @@ describe('resolveDockerfile: errors', () => {
     ]) {
       assert.doesNotThrow(() => resolve(text), JSON.stringify(text));
     }
+  });
+});
+
+describe('parseDockerfile', () => {
+  test("dockerfile-ast's instructions are BuildKit's, at the positions of the text", () => {
+    const text =
+      '# syntax=x/y:1 a=b\n# escape=`\nFROM a AS one\nRUN cat << EOF\nFROM evil\nEOF\nCOPY C:\\\\ D:\\\\\nFROM one\n';
+    const froms = parseDockerfile(text)?.getFROMs() ?? [];
+    assert.deepEqual(
+      froms.map((f) => [f.getRange().start.line, f.getImage(), f.getBuildStage()]),
+      [
+        [2, 'a', 'one'],
+        [7, 'one', null],
+      ],
+    );
   });
 });
 
