@@ -250,13 +250,15 @@ async function fromCache(
   platforms: readonly Platform[],
   allPlatforms: boolean | undefined,
 ): Promise<PullResult | undefined> {
-  let descriptor = await store.getReference(name);
+  const recorded = await store.getReference(name);
+  let descriptor = recorded;
   if (!descriptor && ref.digest && (await store.has(ref.digest))) {
     descriptor = (await store.listReferences()).find((r) => r.descriptor.digest === ref.digest)?.descriptor;
   }
   if (!descriptor) return undefined;
   try {
-    const walk = await walkImage(store, descriptor, allPlatforms ? {} : { platforms });
+    const selection = allPlatforms ? {} : { platforms };
+    const walk = await walkImage(store, descriptor, selection);
     if (walk.missing.length > 0) return undefined;
     // The walk selects as the download does (selectManifests), and nothing it chose is missing;
     // an index must still have had something for the wanted platforms.
@@ -264,8 +266,16 @@ async function fromCache(
       return undefined;
     }
     if (ref.digest && descriptor.digest !== ref.digest) return undefined;
-    if (!(await store.getReference(name))) {
-      await store.setReference(name, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: name } });
+    if (!recorded) {
+      // Named after another reference's blobs: a gc (after an rm of that name) must not take them
+      // before this name holds them. Leased, then checked again: gone meanwhile → pull.
+      const lease = await store.lease(walk.blobs.map((b) => b.digest));
+      try {
+        if ((await walkImage(store, descriptor, selection)).missing.length > 0) return undefined;
+        await store.setReference(name, { ...descriptor, annotations: { [REF_NAME_ANNOTATION]: name } });
+      } finally {
+        await lease.release();
+      }
     }
     const single =
       walk.platforms.length || isIndexMediaType(descriptor.mediaType)
