@@ -45,7 +45,8 @@ const held = new Set<string>();
 export async function newOwner(): Promise<LockOwner> {
   const token = randomBytes(12).toString('hex');
   held.add(token);
-  const start = await processStart(process.pid);
+  ownStart ??= processStart(process.pid);
+  const start = await ownStart;
   return {
     pid: process.pid,
     hostname: hostname(),
@@ -177,7 +178,8 @@ export async function isStale(path: string, staleMs: number): Promise<boolean> {
   if (Date.now() - mtimeMs > staleMs) return true;
   const owner = await readOwner(path);
   // Ownerless (empty: written by an older version, or where hard links are missing, and killed
-  // mid-create): nobody refreshes it, and it is never that old while being written.
+  // mid-create): nobody refreshes it, and it is never that old while being written. One created
+  // empty on a full disk is refreshed more often than that while held.
   if (!owner) return Date.now() - mtimeMs > Math.min(staleMs, ORPHAN_MS);
   if (owner.hostname !== hostname()) return false;
   if (owner.pid === process.pid) return !held.has(owner.token);
@@ -191,6 +193,7 @@ export async function isStale(path: string, staleMs: number): Promise<boolean> {
 const ORPHAN_MS = 10_000;
 
 let bootId: Promise<string> | undefined;
+let ownStart: Promise<string | undefined> | undefined;
 
 /**
  * What tells a process from a later one with the same pid: on Linux the boot id and the start
