@@ -241,7 +241,9 @@ function argProperties(i: Instruction, escapeToken: string): ArgProperty[] {
   if (words.length < 2 || words[0]?.getValue().includes('=')) return propertiesOf(i);
   const directive = escapeToken === '\\' ? '' : `# escape=${escapeToken}\n`;
   return words.flatMap((w) => {
-    const [one] = DockerfileParser.parse(`${directive}ARG ${w.getValue()}`).getInstructions();
+    const word = w.getValue();
+    if (/^[A-Za-z0-9_]+$/.test(word)) return [{ name: word, value: null }];
+    const [one] = DockerfileParser.parse(`${directive}ARG ${word}`).getInstructions();
     return one ? propertiesOf(one) : [];
   });
 }
