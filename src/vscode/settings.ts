@@ -3,6 +3,12 @@ import * as vscode from 'vscode';
 import { defaultCacheDir } from '../core/cache-dir';
 import { hostPlatform, type Platform, parsePlatform } from '../core/platform';
 import type { ClientOptions } from '../core/registry/client';
+import {
+  CA_FILES_SETTING,
+  OLD_CA_FILES_SETTING,
+  renamedSettingValue,
+  type ScopedValues,
+} from './setting-names';
 
 /** Stowage's settings, read fresh from the configuration (cheap; never cached across changes). */
 export interface StowageSettings {
@@ -12,6 +18,7 @@ export interface StowageSettings {
   targetPlatform: Platform;
   insecureRegistries: string[];
   registryMirrors: Record<string, string[]>;
+  /** PEM files of extra CAs: stowage.certificateAuthorityFiles, else the old stowage.caCertificates. */
   caCertificates: string[];
   maxConcurrentDownloads: number;
   checkForNewerImages: 'off' | 'daily' | 'hourly';
@@ -39,7 +46,11 @@ export function readSettings(): StowageSettings {
     targetPlatform: platforms[0] ?? hostPlatform(),
     insecureRegistries: c.get<string[]>('insecureRegistries', []),
     registryMirrors: c.get<Record<string, string[]>>('registryMirrors', {}),
-    caCertificates: c.get<string[]>('caCertificates', []),
+    caCertificates: renamedSettingValue(
+      restrictedValues<string[]>(CA_FILES_SETTING),
+      restrictedValues<string[]>(OLD_CA_FILES_SETTING),
+      [],
+    ),
     maxConcurrentDownloads: Math.max(1, Math.min(16, c.get<number>('maxConcurrentDownloads', 4))),
     checkForNewerImages: c.get<'off' | 'daily' | 'hourly'>('checkForNewerImages', 'daily'),
     codeLens: c.get<boolean>('codeLens', true),
@@ -49,6 +60,15 @@ export function readSettings(): StowageSettings {
     repositories: c.get<string[]>('repositories', []),
     buildArgs: c.get<Record<string, string>>('buildArgs', {}),
   };
+}
+
+/**
+ * A restricted setting's values per scope: an untrusted workspace's own values are left out, as
+ * `get()` leaves them out (see capabilities.untrustedWorkspaces in package.json).
+ */
+function restrictedValues<T>(key: string): ScopedValues<T> | undefined {
+  const values = vscode.workspace.getConfiguration().inspect<T>(key);
+  return values && !vscode.workspace.isTrusted ? { globalValue: values.globalValue } : values;
 }
 
 /**

@@ -6,6 +6,7 @@ import { chainCredentials, DockerConfigCredentials } from '../core/registry/cred
 import { describeReason } from '../core/registry/errors';
 import { Store } from '../core/store';
 import { SecretCredentials } from './credentials';
+import { CA_FILES_SETTING } from './setting-names';
 import { proxySettings, readCaCertificates, readSettings, type StowageSettings } from './settings';
 
 /**
@@ -26,7 +27,7 @@ export class Stowage implements vscode.Disposable {
   private watchTimer?: NodeJS.Timeout;
   private client?: RegistryClient;
   private caCertificates: Buffer[] = [];
-  /** The stowage.caCertificates paths `caCertificates` was read from. */
+  /** The CA file paths (stowage.certificateAuthorityFiles) `caCertificates` was read from. */
   private caLoadedFor?: string;
 
   constructor(
@@ -117,7 +118,7 @@ export class Stowage implements vscode.Disposable {
       // Only a client built with other CAs is dropped: one in use by a pull keeps running otherwise.
       this.resetClient();
     } catch (e) {
-      this.log.error(`Cannot read a CA certificate from stowage.caCertificates: ${(e as Error).message}`);
+      this.log.error(`Cannot read a CA certificate from ${CA_FILES_SETTING}: ${(e as Error).message}`);
     }
   }
 

@@ -15,7 +15,11 @@ describe('Stowage in the VS Code UI', () => {
   before(async () => {
     const vsix = await buildVsix();
     workspace = await copyWorkspace();
-    server = await startCodeServer({ vsix });
+    // The CA files setting under its old name, as a user who set it before the rename has it.
+    server = await startCodeServer({
+      vsix,
+      settings: { 'stowage.caCertificates': ['/etc/stowage/team-ca.pem'] },
+    });
     wb = await Workbench.open(server, server.workbenchUrl(workspace), { name: 'ui' });
     workbenchAt = Date.now();
   });
@@ -64,6 +68,38 @@ describe('Stowage in the VS Code UI', () => {
     assert.equal(line.replace(/\u00a0/g, ' ').trim(), 'FROM alpine:3.20');
     const mode = wb.page.locator('.statusbar-item[id="status.editor.mode"]');
     assert.equal((await mode.textContent())?.trim(), 'Docker');
+  });
+
+  test('Settings: the CA files setting is titled "Certificate Authority Files"; the old name says where it went', async () => {
+    const editor = wb.page.locator('.settings-editor');
+    const item = (label: RegExp) =>
+      editor.locator('.setting-item-contents', {
+        has: wb.page.locator('.setting-item-label', { hasText: label }),
+      });
+    await wb.step('Settings editor: certificate', async () => {
+      await wb.runCommand('Preferences: Open Settings (UI)');
+      await editor.locator('.settings-header .suggest-input-container').click();
+      await wb.page.keyboard.type('@ext:stowage.stowage certificate');
+      await item(/^Certificate Authority Files$/).waitFor({ timeout: 15_000 });
+      await item(/^Ca Certificates$/).waitFor({ timeout: 15_000 });
+    });
+    const current = item(/^Certificate Authority Files$/);
+    assert.match((await current.locator('.setting-item-category').textContent()) ?? '', /^Stowage:/);
+    assert.match(
+      (await current.locator('.setting-item-description').textContent()) ?? '',
+      /PEM files with extra certificate authorities/,
+    );
+    // Shown only because it is set, with the deprecation warning naming the new setting.
+    const old = item(/^Ca Certificates$/);
+    assert.match(
+      (await old.locator('.setting-item-deprecation-message').textContent()) ?? '',
+      /Renamed to Stowage: Certificate Authority Files\. This name is still read where the new one is not set\./,
+    );
+    // The Settings editor opens over the workbench here; Escape closes it.
+    await wb.step('close Settings', async () => {
+      for (let i = 0; i < 3 && (await editor.isVisible()); i++) await wb.page.keyboard.press('Escape');
+      await editor.waitFor({ state: 'hidden', timeout: 5_000 });
+    });
   });
 
   test('nothing in the session reached beyond this machine', () => {

@@ -264,6 +264,21 @@ describe('workbench in the extension host', function () {
     await rm(cacheDir, { recursive: true, force: true });
   });
 
+  it('CA files: stowage.certificateAuthorityFiles, else the old stowage.caCertificates (still read)', async () => {
+    const root = () => vscode.workspace.getConfiguration();
+    const here = vscode.ConfigurationTarget.Workspace;
+    try {
+      await root().update('stowage.caCertificates', ['/old/ca.pem'], here);
+      assert.deepEqual(f.stowage.settings().caCertificates, ['/old/ca.pem']);
+      await root().update('stowage.certificateAuthorityFiles', ['/new/ca.pem'], here);
+      assert.deepEqual(f.stowage.settings().caCertificates, ['/new/ca.pem']);
+    } finally {
+      await root().update('stowage.caCertificates', undefined, here);
+      await root().update('stowage.certificateAuthorityFiles', undefined, here);
+    }
+    assert.deepEqual(f.stowage.settings().caCertificates, []);
+  });
+
   it('registers every command the manifest contributes', async () => {
     const ext = vscode.extensions.getExtension('stowage.stowage')!;
     const contributed: string[] = ext.packageJSON.contributes.commands.map(
