@@ -16,6 +16,7 @@ export interface FeatureContext {
 /**
  * Arguments `stowage.pullImage` accepts from other features (hover links, CodeLens, trees):
  * a reference and optionally the platform; without them it pulls the reference under the cursor.
+ * A list of them pulls each (a failed batch's Retry).
  */
 export interface PullImageArgs {
   reference: string;

@@ -1,5 +1,5 @@
 // A pull from a registry that needs a password (Bearer token auth, the Docker Hub flow, with no
-// anonymous access): it fails with a "Sign In" action; a wrong password is refused before anything is saved; after signing
+// anonymous access): it fails with a "Sign In…" action; a wrong password is refused before anything is saved; after signing
 // in through the command the pull succeeds. Real Distribution registry, real VS Code.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -73,17 +73,17 @@ describe('Stowage workbench: signing in to a registry that requires it', () => {
     const creds = registry.credentials!;
     await wb.step('open Dockerfile', () => wb.openFile('Dockerfile'));
     await wb.step('Pull Image', () => wb.editorContextMenu('private/app:1.0', 'Pull Image'));
-    const failure = await wb.step('failure with Sign In', () =>
+    const failure = await wb.step('failure with Sign In…', () =>
       wb.notification(`Could not pull ${registry.host}/private/app:1.0`, 30_000),
     );
     const buttons = await failure.locator('.monaco-button').allTextContents();
     assert.deepEqual(
       buttons.map((b) => b.trim()),
-      ['Sign In', 'Show Log'],
+      ['Sign In…', 'Show Log'],
     );
 
-    await wb.step('Sign In with a wrong password', async () => {
-      await failure.locator('.monaco-button', { hasText: 'Sign In' }).click();
+    await wb.step('Sign In… with a wrong password', async () => {
+      await failure.locator('.monaco-button', { hasText: 'Sign In…' }).click();
       // The registry of the failed pull is filled in.
       const input = wb.page.locator('.quick-input-widget .quick-input-box input');
       await wb.page.locator('.quick-input-widget .quick-input-title', { hasText: '(1/3)' }).waitFor();

@@ -355,6 +355,38 @@ describe('Stowage workbench: pulls, views and progress in the VS Code UI', () =>
     );
   });
 
+  test('a pull the registry fails (5xx after the retries) offers Retry, which pulls it once the registry is back', async () => {
+    // Every manifest request of many:v007 fails with 500/502/503 until the plan is lifted.
+    const path = '/v2/many/manifests/v007';
+    proxy.configure({ bytesPerSecond: undefined, plan: (r) => (r.path === path ? 'burst5xx' : undefined) });
+    await writeFile(join(workspace, 'retry.Dockerfile'), `FROM ${host}/many:v007\n`);
+    await wb.runCommand('Notifications: Clear All Notifications');
+    await wb.step('open retry.Dockerfile', () => wb.openFile('retry.Dockerfile'));
+    await wb.step('Pull Image', () => wb.editorContextMenu('many:v007', 'Pull Image'));
+    const failure = await wb.step('the failure, with Retry', () =>
+      wb.notification(`Could not pull ${host}/many:v007`, 30_000),
+    );
+    const message = (await failure.locator('.notification-list-item-message').textContent()) ?? '';
+    assert.match(message, /HTTP 50[023]/);
+    const buttons = await failure.locator('.monaco-button').allTextContents();
+    assert.deepEqual(
+      buttons.map((b) => b.trim()),
+      ['Retry', 'Show Log'],
+    );
+    const failed = proxy.requests.filter((r) => r.path === path).length;
+    assert.ok(failed >= 2, `the client tried more than once before giving up (${failed} requests)`);
+    proxy.configure({ plan: undefined });
+    await wb.step('click Retry', () => failure.locator('.monaco-button', { hasText: 'Retry' }).click());
+    const done = await wb.step('pulled on Retry', () =>
+      wb.waitForNotification(/Pulled .*many:v007|many:v007 is already cached/, 30_000),
+    );
+    assert.match(done, /^(Pulled|127\.0\.0\.1:\d+\/many:v007 is already cached)/);
+    assert.ok(
+      proxy.requests.filter((r) => r.path === path && r.status === 200).length > 0,
+      'Retry asked the registry again',
+    );
+  });
+
   test('nothing in the session reached beyond this machine', () => {
     assert.deepEqual(wb.blocked, []);
   });

@@ -17,7 +17,7 @@ import { pinToDigest } from '../editor';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
-import { errorText, failureActions } from './failure';
+import { errorText, type FailureContext, failureActions } from './failure';
 import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
 import {
@@ -105,8 +105,8 @@ function reportUnresolved(uses: readonly { ref: string | null; error?: string }[
     });
 }
 
-function showError(e: unknown): void {
-  const actions = failureActions(e, undefined, vscode.workspace.isTrusted);
+function showError(e: unknown, context: Omit<FailureContext, 'trusted'> = {}): void {
+  const actions = failureActions(e, { ...context, trusted: vscode.workspace.isTrusted });
   void vscode.window.showErrorMessage(errorText(e), ...actions.map((a) => a.title)).then((picked) => {
     const a = actions.find((x) => x.title === picked);
     if (a) void vscode.commands.executeCommand(a.command, ...(a.args ?? []));
@@ -200,6 +200,8 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
   const reg = (id: string, fn: (...args: never[]) => unknown) => vscode.commands.registerCommand(id, fn);
 
   const pullImage = safe(async (arg?: unknown) => {
+    // A list (a failed batch's Retry): those images, under one notification.
+    if (Array.isArray(arg)) return runner.pull(arg.flatMap((a) => targetOf(a) ?? []));
     let target = targetOf(arg);
     if (!target) {
       // From the editor's context menu (it passes the document's URI; the right-click has moved
@@ -439,7 +441,10 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
       } catch (e) {
         if (!controller.signal.aborted) {
           qp.hide();
-          showError(e);
+          showError(e, {
+            registry: ref.registry,
+            retry: { command: 'stowage.browseTags', args: [repo] },
+          });
         }
       } finally {
         qp.busy = false;

@@ -1,4 +1,6 @@
 import { isStowageError } from '../../core/errors';
+import { answeredPlainHttp } from '../../core/registry/errors';
+import { CA_FILES_SETTING } from '../setting-names';
 
 /** A button on an error message: its title and the command it runs. */
 export interface FailureAction {
@@ -7,69 +9,91 @@ export interface FailureAction {
   args?: unknown[];
 }
 
-/**
- * The buttons an error message about `registry` offers, chosen by the cause: sign in where
- * credentials are missing or refused, the settings where TLS, a proxy or an insecure registry is
- * the problem, workspace trust where trust blocks the network, the repository's tags where the tag
- * does not exist, and always the log.
- */
-export function failureActions(
-  error: unknown,
-  registry: string | undefined,
-  trusted: boolean,
+/** What the buttons of an error message may refer to. */
+export interface FailureContext {
+  /** The registry the failure concerns (Sign In… fills it in). */
+  registry?: string;
+  /** Whether the workspace is trusted (untrusted: trust is what blocks the network). */
+  trusted: boolean;
   /** The image that failed, for actions about its repository. */
-  reference?: string,
-): FailureAction[] {
+  reference?: string;
+  /** How to do it again, offered as "Retry" when the cause may pass (network, rate limit, busy cache). */
+  retry?: Omit<FailureAction, 'title'>;
+}
+
+/**
+ * The buttons an error message offers, chosen by the cause: sign in where credentials are missing
+ * or refused, the setting to change where TLS, a proxy or an insecure registry is the problem,
+ * workspace trust where trust blocks the network, the repository's tags where the tag does not
+ * exist, Retry where trying again may work, and always the log.
+ */
+export function failureActions(error: unknown, context: FailureContext): FailureAction[] {
+  const { registry, trusted, reference, retry } = context;
   const out: FailureAction[] = [];
+  const settings = (key: string) => ({
+    title: 'Open Settings',
+    command: 'workbench.action.openSettings',
+    args: [key],
+  });
   const code = isStowageError(error) ? error.code : undefined;
   switch (code) {
     case 'UNAUTHORIZED':
     case 'DENIED':
     case 'TOO_MANY_REQUESTS':
     case 'CREDENTIALS':
-      out.push({ title: 'Sign In', command: 'stowage.signIn', args: registry ? [registry] : [] });
+      // The ellipsis: it asks for the registry, user name and password.
+      out.push({ title: 'Sign In…', command: 'stowage.signIn', args: registry ? [registry] : [] });
       break;
     case 'TLS':
-      out.push({
-        title: 'Open Settings',
-        command: 'workbench.action.openSettings',
-        args: ['stowage.caCertificates'],
-      });
+      // A server that answered in plain HTTP needs listing as insecure, not another CA.
+      out.push(
+        settings(answeredPlainHttp((error as Error).cause) ? 'stowage.insecureRegistries' : CA_FILES_SETTING),
+      );
       break;
     case 'PROXY':
       // http.proxy, http.noProxy and http.proxyAuthorization sit together there.
-      out.push({ title: 'Open Settings', command: 'workbench.action.openSettings', args: ['http.proxy'] });
+      out.push(settings('http.proxy'));
       break;
     case 'INSECURE_REFUSED':
-      out.push({
-        title: 'Open Settings',
-        command: 'workbench.action.openSettings',
-        args: ['stowage.insecureRegistries'],
-      });
+      out.push(settings('stowage.insecureRegistries'));
       break;
     case 'OFFLINE':
-      if (!trusted) out.push({ title: 'Manage Workspace Trust', command: 'workbench.trust.manage' });
-      else
-        out.push({
-          title: 'Open Settings',
-          command: 'workbench.action.openSettings',
-          args: ['stowage.offline'],
-        });
+      out.push(
+        trusted
+          ? settings('stowage.offline')
+          : { title: 'Manage Workspace Trust', command: 'workbench.trust.manage' },
+      );
       break;
     case 'NOT_FOUND':
       // Most often a mistyped or retired tag: show the ones that exist.
       if (reference) out.push({ title: 'Browse Tags…', command: 'stowage.browseTags', args: [reference] });
       break;
     case 'NO_MATCHING_PLATFORM':
-      out.push({
-        title: 'Open Settings',
-        command: 'workbench.action.openSettings',
-        args: ['stowage.platforms'],
-      });
+      out.push(settings('stowage.platforms'));
       break;
   }
+  if (retry && mayPass(error)) out.push({ title: 'Retry', ...retry });
   out.push({ title: 'Show Log', command: 'stowage.showLog' });
   return out;
+}
+
+/**
+ * Whether the same request may succeed a little later: the network or the transfer failed, the
+ * registry rate-limited or failed on its side (5xx), another process held the cache's lock.
+ */
+export function mayPass(error: unknown): boolean {
+  if (!isStowageError(error)) return false;
+  switch (error.code) {
+    case 'NETWORK':
+    case 'STALLED':
+    case 'TOO_MANY_REQUESTS':
+    case 'LOCK_TIMEOUT':
+      return true;
+    case 'REGISTRY_ERROR':
+      return ((error as { status?: number }).status ?? 0) >= 500;
+    default:
+      return false;
+  }
 }
 
 /** The message text of an error: the StowageError's message and hint, else the error's message. */

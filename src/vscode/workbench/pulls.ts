@@ -9,7 +9,7 @@ import {
   parseReference,
   type Reference,
 } from '../../core/reference';
-import type { FeatureContext } from '../feature';
+import type { FeatureContext, PullImageArgs } from '../feature';
 import { errorText, failureActions, isCancellation } from './failure';
 import { formatBytePair, formatRate, progressMessage, RateMeter } from './progress-text';
 
@@ -196,8 +196,10 @@ export class PullRunner implements vscode.Disposable {
     } catch {
       registry = undefined;
     }
+    // Retry pulls again what failed (stowage.pullImage takes a list), not what was pulled.
+    const retry = { command: 'stowage.pullImage', args: [failed.map((o) => pullArgs(o.target))] };
     const actions = first
-      ? failureActions(first.error, registry, trusted, first.target.reference)
+      ? failureActions(first.error, { registry, trusted, reference: first.target.reference, retry })
       : [{ title: 'Show Log', command: 'stowage.showLog' }];
     if (skipped.length) {
       actions.splice(actions.length - 1, 0, {
@@ -238,6 +240,15 @@ export class PullRunner implements vscode.Disposable {
     this.subscription.dispose();
     this.status.dispose();
   }
+}
+
+/** A target as stowage.pullImage takes it. */
+function pullArgs(target: PullTarget): PullImageArgs {
+  return {
+    reference: target.reference,
+    ...(target.platform ? { platform: target.platform } : {}),
+    ...(target.always ? { always: true } : {}),
+  };
 }
 
 function dedupe(targets: readonly PullTarget[]): PullTarget[] {
