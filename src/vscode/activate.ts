@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import { VERSION } from '../core/version';
 import { CacheFacts } from './cache-facts';
 import { registerEditorFeatures } from './editor';
+import { Freshness } from './editor/freshness';
+import { FreshnessStore } from './editor/freshness-store';
 import type { FeatureContext } from './feature';
 import { Stowage } from './stowage';
 import { registerWorkbench } from './workbench';
@@ -13,6 +15,7 @@ export interface StowageApi {
   readonly stowage: Stowage;
   readonly index: WorkspaceIndex;
   readonly facts: CacheFacts;
+  readonly freshness: Freshness;
 }
 
 /**
@@ -24,8 +27,9 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
   const stowage = new Stowage(context, log);
   const index = new WorkspaceIndex(() => stowage.settings());
   const facts = new CacheFacts(stowage);
-  context.subscriptions.push(log, stowage, index, facts);
-  const features: FeatureContext = { extension: context, stowage, index, facts, log };
+  const freshness = new Freshness(stowage, facts, new FreshnessStore(context.globalStorageUri.fsPath), log);
+  context.subscriptions.push(log, stowage, index, facts, freshness);
+  const features: FeatureContext = { extension: context, stowage, index, facts, freshness, log };
   context.subscriptions.push(
     vscode.commands.registerCommand('stowage.showVersion', () => {
       const text = `Stowage ${VERSION}`;
@@ -38,5 +42,5 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
     ...registerEditorFeatures(features),
   );
   log.info(`Stowage ${VERSION} activated`);
-  return { version: VERSION, stowage, index, facts };
+  return { version: VERSION, stowage, index, facts, freshness };
 }

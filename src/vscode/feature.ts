@@ -1,5 +1,6 @@
 import type * as vscode from 'vscode';
 import type { CacheFacts } from './cache-facts';
+import type { Freshness } from './editor/freshness';
 import type { Stowage } from './stowage';
 import type { WorkspaceIndex } from './workspace-index';
 
@@ -10,6 +11,8 @@ export interface FeatureContext {
   readonly index: WorkspaceIndex;
   /** What the cache holds per image use, memoised until the cache changes (hover, CodeLens, trees). */
   readonly facts: CacheFacts;
+  /** What the newer-image check learned of the workspace's tags (moved on, or unknown to the registry). */
+  readonly freshness: Freshness;
   readonly log: vscode.LogOutputChannel;
 }
 

@@ -57,20 +57,17 @@ describe('Dockerfile editor features in the VS Code UI', () => {
       seed: 'e2e-editor-other',
     });
     otherDigest = await pushLayout(other.layoutDir, 'latest', registry, 'fixture/other:1.0');
-    const fresh1 = await buildImage(join(tmp, 'fresh1'), { platforms: ['linux/amd64'], seed: 'e2e-fresh-1' });
-    await pushLayout(fresh1.layoutDir, 'latest', registry, 'fixture/fresh:1.0');
-
     const cacheDir = join(tmp, 'cache');
     const store = await Store.open(cacheDir);
     const { client } = clientFor(registry);
     try {
       await pull(store, client, `${registry.host}/fixture/app:1.0`, { platforms: amd64 });
-      await pull(store, client, `${registry.host}/fixture/fresh:1.0`, { platforms: amd64 });
     } finally {
       await client.close();
     }
-    const fresh2 = await buildImage(join(tmp, 'fresh2'), { platforms: ['linux/amd64'], seed: 'e2e-fresh-2' });
-    freshNewDigest = await pushLayout(fresh2.layoutDir, 'latest', registry, 'fixture/fresh:1.0');
+    freshNewDigest = await cacheThenMove(tmp, registry, store, 'fixture/fresh:1.0');
+    // moved: the same, for the views; fixture/app:9.9 never exists.
+    await cacheThenMove(tmp, registry, store, 'fixture/moved:1.0');
 
     workspace = join(tmp, 'workspace');
     await mkdir(join(workspace, '.vscode'), { recursive: true });
@@ -83,6 +80,17 @@ describe('Dockerfile editor features in the VS Code UI', () => {
       '',
     ].join('\n');
     await writeFile(join(workspace, 'Dockerfile'), dockerfile);
+    await writeFile(
+      join(workspace, 'stages.Dockerfile'),
+      [
+        `FROM ${registry.host}/fixture/app:1.0 AS build`,
+        'RUN echo build',
+        `FROM ${registry.host}/fixture/moved:1.0`,
+        'COPY --from=build /x /x',
+        `FROM ${registry.host}/fixture/app:9.9`,
+        '',
+      ].join('\n'),
+    );
     await writeFile(
       join(workspace, 'args.Dockerfile'),
       `ARG TAG\nFROM ${registry.host}/fixture/other:$\{TAG}\n`,
@@ -137,16 +145,9 @@ describe('Dockerfile editor features in the VS Code UI', () => {
   });
 
   test('a tag that moved on shows "A newer image is available" in Problems', async () => {
-    const problem = await wb.step('problems show the newer image', async () => {
-      await wb.page.keyboard.press('Escape');
-      await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
-      const row = wb.page
-        .locator('.markers-panel .monaco-list-row', { hasText: 'A newer image is available' })
-        .first();
-      await row.waitFor({ state: 'visible', timeout: 30_000 });
-      // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
-      return row.innerText();
-    });
+    const problem = await wb.step('problems show the newer image', () =>
+      waitForProblem(wb, 'A newer image is available'),
+    );
     assert.ok(problem.includes(`${registry.host}/fixture/fresh:1.0`), problem);
     assert.ok(problem.includes(freshNewDigest.slice(0, 19)), problem);
     const warnings = await wb.page
@@ -267,6 +268,87 @@ describe('Dockerfile editor features in the VS Code UI', () => {
     assert.ok(after.includes(`${registry.host}/fixture/other:1.0`), after);
   });
 
+  test('a tag the registry does not have is a Problem on its FROM, with "Browse Tags…" to pick one it has', async () => {
+    await wb.step('stages.Dockerfile open', () => wb.openFile('stages.Dockerfile'));
+    const problem = await wb.step('problems show the unknown tag', () =>
+      waitForProblem(wb, 'The registry does not have'),
+    );
+    assert.ok(
+      problem.includes(
+        `The registry does not have ${registry.host}/fixture/app:9.9: ${registry.host} answered 404 Not Found for that tag`,
+      ),
+      problem,
+    );
+    assert.equal(
+      await wb.page.locator('.markers-panel .monaco-list-row', { hasText: 'fixture/app:1.0' }).count(),
+      0,
+      'a tag the registry has is no problem',
+    );
+    const offered = await pickQuickFix(wb, 'app:9.9', 'Browse Tags…');
+    assert.ok(
+      !offered.includes('Pin to digest'),
+      `no digest to pin for a tag the registry lacks: ${offered}`,
+    );
+    const tags = await wb.step('the tags it has', async () => {
+      const widget = wb.page.locator('.quick-input-widget');
+      await widget.locator('.quick-input-title', { hasText: 'Tags of' }).waitFor({ timeout: 15_000 });
+      const labels = widget.locator('.quick-input-list .monaco-list-row .label-name');
+      await labels.first().waitFor({ timeout: 15_000 });
+      return labels.allInnerTexts();
+    });
+    assert.deepEqual(
+      tags.map((t) => t.trim()),
+      ['1.0'],
+    );
+    await wb.page.keyboard.press('Escape');
+  });
+
+  test('the views mark a moved tag "newer on registry"; Pull the Newer Image from the Cache view fetches it', async () => {
+    await wb.step('Stowage views, wider', async () => {
+      await wb.openViewContainer('Stowage');
+      // Wide enough for the rows' descriptions to be read in the screenshots: drag its edge.
+      const box = await wb.page.locator('.part.sidebar').boundingBox();
+      assert.ok(box);
+      const edge = { x: box.x + box.width + 1, y: box.y + box.height / 2 };
+      await wb.page.mouse.move(edge.x, edge.y);
+      await wb.page.mouse.down();
+      await wb.page.mouse.move(edge.x + 260, edge.y, { steps: 5 });
+      await wb.page.mouse.up();
+    });
+    const moved = `${registry.host}/fixture/moved:1.0`;
+    const row = wb.treeItem('Workspace Images', moved);
+    const missing = wb.treeItem('Workspace Images', `${registry.host}/fixture/app:9.9`);
+    await wb.step('Workspace Images: newer on registry, tag not on registry', async () => {
+      await row.filter({ hasText: 'newer on registry' }).waitFor({ timeout: 20_000 });
+      await missing.filter({ hasText: 'tag not on registry' }).waitFor({ timeout: 20_000 });
+      // Scrolled so that both rows are in the screenshot.
+      await row.hover();
+      await wb.page.mouse.wheel(0, 200);
+    });
+    assert.match((await row.textContent()) ?? '', /cached · [\d.]+ kB · newer on registry/);
+    assert.equal(await row.locator('.custom-view-tree-node-item-icon.codicon-arrow-circle-up').count(), 1);
+    const cached = wb.treeItem('Cache', moved);
+    await wb.step('Cache: newer on registry', () =>
+      cached.filter({ hasText: 'newer on registry' }).waitFor({ timeout: 20_000 }),
+    );
+    const menu = await wb.step('right-click the cached image', async () => {
+      await cached.click({ button: 'right' });
+      const items = wb.page.locator('.monaco-menu .action-label');
+      await items.first().waitFor();
+      return items.allInnerTexts();
+    });
+    assert.equal(menu.map((m) => m.trim())[0], 'Pull the Newer Image', `menu: ${menu}`);
+    await wb.step('Pull the Newer Image', () => wb.pickMenuItem('Pull the Newer Image'));
+    const done = await wb.step('the newer image is pulled', () =>
+      wb.waitForNotification(/Pulled .*fixture\/moved:1\.0/, 30_000),
+    );
+    assert.match(done, /^Pulled 127\.0\.0\.1:\d+\/fixture\/moved:1\.0 · /);
+    await wb.step('no longer marked', async () => {
+      await cached.filter({ hasNotText: 'newer on registry' }).waitFor({ timeout: 20_000 });
+      await row.filter({ hasNotText: 'newer on registry' }).waitFor({ timeout: 20_000 });
+    });
+  });
+
   test('nothing in the session reached beyond this machine', () => {
     assert.deepEqual(wb.blocked, []);
   });
@@ -285,18 +367,9 @@ describe('Dockerfile editor features in an untrusted workspace', () => {
     // Every request the extension could make goes through this recording proxy.
     proxy = await startProxy(registry.url);
     const vsix = buildVsix();
-    const v1 = await buildImage(join(tmp, 'v1'), { platforms: ['linux/amd64'], seed: 'e2e-untrusted-1' });
-    await pushLayout(v1.layoutDir, 'latest', registry, 'fixture/moving:1.0');
     const cacheDir = join(tmp, 'cache');
     const store = await Store.open(cacheDir);
-    const { client } = clientFor(registry);
-    try {
-      await pull(store, client, `${proxy.host}/fixture/moving:1.0`, { platforms: amd64 });
-    } finally {
-      await client.close();
-    }
-    const v2 = await buildImage(join(tmp, 'v2'), { platforms: ['linux/amd64'], seed: 'e2e-untrusted-2' });
-    await pushLayout(v2.layoutDir, 'latest', registry, 'fixture/moving:1.0');
+    await cacheThenMove(tmp, registry, store, 'fixture/moving:1.0', proxy.host);
     proxy.requests.length = 0;
 
     const workspace = join(tmp, 'workspace');
@@ -348,6 +421,45 @@ describe('Dockerfile editor features in an untrusted workspace', () => {
   });
 });
 
+/**
+ * A tag that moved on: pushes an image to `repoTag`, pulls it into `store` (through `host`, the
+ * registry's or a proxy's), then pushes another image to the same tag. Returns the new digest.
+ */
+async function cacheThenMove(
+  dir: string,
+  registry: RunningRegistry,
+  store: Store,
+  repoTag: string,
+  host = registry.host,
+): Promise<string> {
+  const [before, after] = await Promise.all(
+    ['1', '2'].map((n) =>
+      buildImage(join(dir, `${repoTag.replace(/\W/g, '-')}-${n}`), {
+        platforms: ['linux/amd64'],
+        seed: `e2e-${repoTag}-${n}`,
+      }),
+    ),
+  );
+  await pushLayout(before!.layoutDir, 'latest', registry, repoTag);
+  const { client } = clientFor(registry);
+  try {
+    await pull(store, client, `${host}/${repoTag}`, { platforms: amd64 });
+  } finally {
+    await client.close();
+  }
+  return pushLayout(after!.layoutDir, 'latest', registry, repoTag);
+}
+
+/** Shows the Problems panel and waits for a problem whose row has `text`; returns the row's text. */
+async function waitForProblem(wb: Workbench, text: string): Promise<string> {
+  await wb.page.keyboard.press('Escape');
+  await wb.runCommand('View: Focus Problems (Errors, Warnings, Infos)');
+  const row = wb.page.locator('.markers-panel .monaco-list-row', { hasText: text }).first();
+  await row.waitFor({ state: 'visible', timeout: 30_000 });
+  // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
+  return row.innerText();
+}
+
 /** Hovers `text` until the hover's text satisfies `ok` (the cache is read on first hover). */
 async function waitForHover(wb: Workbench, text: string, ok: (t: string) => boolean): Promise<string> {
   const deadline = Date.now() + 30_000;
@@ -363,7 +475,7 @@ async function waitForHover(wb: Workbench, text: string, ok: (t: string) => bool
  * Puts the cursor on `text`, opens the code action menu with Ctrl+. and picks `title`. Retries:
  * on a busy machine a keypress can land before the editor has focus or its actions are computed.
  */
-async function pickQuickFix(wb: Workbench, text: string, title: string): Promise<void> {
+async function pickQuickFix(wb: Workbench, text: string, title: string): Promise<string[]> {
   const row = wb.page.locator('.action-widget .monaco-list-row', { hasText: title }).first();
   await wb.step(`light bulb menu on ${text}`, async () => {
     const deadline = Date.now() + 45_000;
@@ -379,7 +491,9 @@ async function pickQuickFix(wb: Workbench, text: string, title: string): Promise
       }
     }
   });
+  const offered = await wb.page.locator('.action-widget .monaco-list-row').allInnerTexts();
   await row.click();
+  return offered.map((t) => t.trim()).filter(Boolean);
 }
 
 async function waitForLine(wb: Workbench, text: string, ok: (line: string) => boolean): Promise<string> {

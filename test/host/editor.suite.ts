@@ -16,6 +16,7 @@ import { DocumentUses } from '../../src/vscode/editor/documents';
 import type { Freshness } from '../../src/vscode/editor/freshness';
 import { pinToDigest } from '../../src/vscode/editor/pin';
 import { type BuiltImage, buildImage } from '../support/fixtures';
+import { featuresOf, quickFixes, until } from './helpers';
 
 // Nothing listens here: a request to it would fail, and none is expected (hover is cache-only).
 const REGISTRY = '127.0.0.1:9';
@@ -92,20 +93,6 @@ async function seedCache(): Promise<Seeded> {
     return { dir, app, partial };
   } finally {
     await rm(layouts, { recursive: true, force: true });
-  }
-}
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -341,21 +328,11 @@ describe('editor features', function () {
         vscode.languages.getDiagnostics(uri).find((d) => d.range.start.line === 1 && d.source === 'stowage'),
       );
       assert.match(warning.message, /ARG TAG has no value/);
-      const fixes = await vscode.commands.executeCommand<vscode.CodeAction[]>(
-        'vscode.executeCodeActionProvider',
-        uri,
-        warning.range,
-        vscode.CodeActionKind.QuickFix.value,
-      );
+      const fixes = await quickFixes(uri, warning.range);
       const fix = fixes.find((a) => a.title === 'Set build argument TAG…');
       assert.ok(fix?.command, `offered: ${fixes.map((a) => a.title)}`);
       assert.deepEqual(fix.command.arguments, ['TAG']);
-      const undeclared = await vscode.commands.executeCommand<vscode.CodeAction[]>(
-        'vscode.executeCodeActionProvider',
-        uri,
-        new vscode.Range(2, 6, 2, 6),
-        vscode.CodeActionKind.QuickFix.value,
-      );
+      const undeclared = await quickFixes(uri, new vscode.Range(2, 6, 2, 6));
       assert.ok(!undeclared.some((a) => /build argument/.test(a.title)), 'an undeclared ARG gets no fix');
       const hovered = hoverText(
         await vscode.commands.executeCommand<vscode.Hover[]>(
@@ -409,6 +386,7 @@ describe('editor features', function () {
               pinned: false,
             }
           : undefined,
+      unknownTag: async () => undefined,
     } as unknown as Freshness;
     try {
       const provider = new PinCodeActions(new DocumentUses(api.index), api.stowage, moved, log);
@@ -483,13 +461,7 @@ describe('editor features', function () {
   it('pinToDigest (for stowage.pinDigest) pins the reference at a position, and explains refusals', async () => {
     const api = vscode.extensions.getExtension('stowage.stowage')!.exports as StowageApi;
     const log = vscode.window.createOutputChannel('Stowage editor suite', { log: true });
-    const features = {
-      extension: undefined as never,
-      stowage: api.stowage,
-      index: api.index,
-      facts: api.facts,
-      log,
-    };
+    const features = featuresOf(api, log);
     try {
       const text = await pinToDigest(features, doc, new vscode.Position(6, 3));
       assert.equal(text, `${CACHED}@${seeded.app.digest}`);

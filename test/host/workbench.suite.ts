@@ -22,6 +22,7 @@ import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbe
 import { buildImage } from '../support/fixtures';
 import { startRegistry } from '../support/registry';
 import { startTinyproxy } from '../support/tinyproxy';
+import { featuresOf, quickFixes, until } from './helpers';
 
 const CACHED = 'example.test/team/app:1.0';
 
@@ -29,8 +30,7 @@ async function features(): Promise<FeatureContext> {
   const ext = vscode.extensions.getExtension<StowageApi>('stowage.stowage');
   assert.ok(ext);
   const api = await ext.activate();
-  const log = vscode.window.createOutputChannel('Stowage workbench test', { log: true });
-  return { extension: undefined as never, stowage: api.stowage, index: api.index, facts: api.facts, log };
+  return featuresOf(api, vscode.window.createOutputChannel('Stowage workbench test', { log: true }));
 }
 
 /** What a pull of alpine:3.20 that moved `bytes` returns (fromCache is set by each test). */
@@ -382,15 +382,18 @@ describe('workbench in the extension host', function () {
     }
   });
 
-  it('Check for Newer Images Now finds a tag that moved since it was cached, whatever the check interval', async () => {
+  it('Check for Newer Images Now: a moved tag is "newer on registry" in the views, with Pull the Newer Image; a tag the registry lacks is a Problem with Browse Tags…', async () => {
     const registry = await startRegistry();
     const ws = vscode.workspace.workspaceFolders?.[0];
     assert.ok(ws, 'a workspace folder is open');
     const dockerfile = vscode.Uri.joinPath(ws.uri, 'newer-check', 'Dockerfile');
     const layouts = await mkdtemp(join(tmpdir(), 'stowage-newer-'));
+    const workspaceTree = new WorkspaceImagesTree(f);
+    const cacheTree = new CacheTree(f);
+    const tag = `${registry.host}/moved/app:1.0`;
+    const absent = `${registry.host}/moved/app:nope`;
     try {
       // The cache holds moved/app:1.0 as it was; then the registry's tag moves to another image.
-      const tag = `${registry.host}/moved/app:1.0`;
       await vscode.commands.executeCommand('stowage.pushImage', { reference: CACHED }, tag);
       const store = await f.stowage.getStore();
       await store.setReference(tag, (await store.getReference(CACHED))!);
@@ -418,20 +421,118 @@ describe('workbench in the extension host', function () {
         { reference: 'example.test/team/other:1' },
         tag,
       );
-      await vscode.workspace.fs.writeFile(dockerfile, new TextEncoder().encode(`FROM ${tag}\n`));
+      await vscode.workspace.fs.writeFile(
+        dockerfile,
+        new TextEncoder().encode(`FROM ${tag}\nFROM ${absent}\n`),
+      );
       await vscode.commands.executeCommand('stowage.refresh');
+
+      // Offline, the command asks nothing.
+      await config().update('offline', true, vscode.ConfigurationTarget.Workspace);
+      try {
+        assert.equal(await vscode.commands.executeCommand('stowage.checkForNewerImages'), undefined);
+      } finally {
+        await config().update('offline', undefined, vscode.ConfigurationTarget.Workspace);
+      }
       // The setting says daily (or off): the command checks now all the same.
       const result = (await vscode.commands.executeCommand('stowage.checkForNewerImages')) as
-        | { checked: number; newer: string[] }
+        | { checked: number; newer: string[]; unknown: string[] }
         | undefined;
       assert.ok(result, 'the check ran');
-      assert.ok(result.checked >= 1);
+      assert.ok(result.checked >= 2);
       assert.deepEqual(result.newer, [tag]);
+      assert.deepEqual(
+        result.unknown,
+        [absent],
+        'the tag the registry does not have, though nothing is cached',
+      );
+
+      // Workspace Images: the moved tag is still cached, and says it is newer on the registry.
+      const root = (await workspaceTree.getChildren()).find(
+        (n) => n.kind === 'dockerfile' && n.entry.uri.path.endsWith('/newer-check/Dockerfile'),
+      );
+      assert.ok(root);
+      const [moved, missing] = (await workspaceTree.getChildren(root)).map((n) =>
+        workspaceTree.getTreeItem(n),
+      );
+      assert.ok(moved && missing);
+      assert.match(String(moved.description), /^cached · \d+\.\d kB · newer on registry$/);
+      assert.equal(moved.contextValue, 'image.cached.newer');
+      assert.equal((moved.iconPath as vscode.ThemeIcon).id, 'arrow-circle-up');
+      assert.match((moved.tooltip as vscode.MarkdownString).value, /A newer image is available/);
+      assert.equal(missing.description, 'not cached · tag not on registry');
+      assert.equal((missing.iconPath as vscode.ThemeIcon).id, 'warning');
+
+      // Cache: the same image, marked, with Pull the Newer Image in its context menu.
+      const cachedNode = (await cacheTree.getChildren()).find((n) => n.kind === 'image' && n.name === tag);
+      assert.ok(cachedNode);
+      const cachedItem = cacheTree.getTreeItem(cachedNode);
+      assert.match(String(cachedItem.description), / · newer on registry$/);
+      assert.equal(cachedItem.contextValue, 'cachedImage.newer');
+      assert.match(String(cachedItem.tooltip), /A newer image is available: .* now points to sha256:/);
+      const menus = vscode.extensions.getExtension('stowage.stowage')!.packageJSON.contributes.menus[
+        'view/item/context'
+      ] as { command: string; when: string; group: string }[];
+      const pullNewer = menus.filter((m) => m.command === 'stowage.pullNewerImage').map((m) => m.when);
+      assert.ok(pullNewer.includes('view == stowage.cache && viewItem == cachedImage.newer'), `${pullNewer}`);
+      assert.ok(pullNewer.includes('view == stowage.workspaceImages && viewItem == image.cached.newer'));
+      // Remove, Inspect, Export… still apply to a marked image.
+      const remove = menus.find((m) => m.command === 'stowage.removeImage' && m.group.startsWith('9_'));
+      assert.ok(remove && /cachedImage\//.test(remove.when), remove?.when);
+
+      // The editor: the unknown tag is a warning on its reference, with Browse Tags… to fix it.
+      const doc = await vscode.workspace.openTextDocument(dockerfile);
+      await vscode.window.showTextDocument(doc);
+      const warning = await until('the unknown-tag warning', () =>
+        vscode.languages.getDiagnostics(dockerfile).find((d) => d.code === 'unknown-tag'),
+      );
+      assert.equal(warning.severity, vscode.DiagnosticSeverity.Warning);
+      assert.equal(doc.getText(warning.range), absent);
+      assert.equal(
+        warning.message,
+        `The registry does not have ${absent}: ${registry.host} answered 404 Not Found for that tag when last checked.`,
+      );
+      const fixes = await quickFixes(dockerfile, warning.range);
+      const browse = fixes.find((a) => a.title === 'Browse Tags…');
+      assert.ok(browse?.command, `offered: ${fixes.map((a) => a.title)}`);
+      assert.equal(browse.command.command, 'stowage.browseTags');
+      assert.deepEqual(browse.command.arguments, [absent]);
+      assert.ok(
+        !(await quickFixes(dockerfile, new vscode.Range(0, 8, 0, 8))).some((a) => a.title === 'Browse Tags…'),
+        'no Browse Tags… on a tag the registry has',
+      );
+
+      // Pull the Newer Image from the Cache view fetches it (the cache alone called its copy complete).
+      const outcomes = (await vscode.commands.executeCommand('stowage.pullNewerImage', cachedNode)) as {
+        ok: boolean;
+      }[];
+      assert.deepEqual(
+        outcomes.map((o) => o.ok),
+        [true],
+      );
+      assert.equal((await store.getReference(tag))?.digest, other.digest, 'the newer image is cached');
+      const after = (await cacheTree.getChildren()).find((n) => n.kind === 'image' && n.name === tag);
+      assert.ok(after);
+      assert.equal(cacheTree.getTreeItem(after).contextValue, 'cachedImage');
+
+      // The tag appears on the registry: the next check clears the warning.
+      await vscode.commands.executeCommand('stowage.pushImage', { reference: CACHED }, absent);
+      const again = (await vscode.commands.executeCommand('stowage.checkForNewerImages')) as {
+        unknown: string[];
+      };
+      assert.deepEqual(again.unknown, []);
+      await until('the warning gone', () =>
+        vscode.languages.getDiagnostics(dockerfile).some((d) => d.code === 'unknown-tag') ? undefined : true,
+      );
+      await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
     } finally {
+      workspaceTree.dispose();
+      cacheTree.dispose();
       // The suite's cache holds one image for the tests after this one.
       const store = await f.stowage.getStore();
-      await store.removeReference(`${registry.host}/moved/app:1.0`);
+      await store.removeReference(tag);
       await store.removeReference('example.test/team/other:1');
+      await store.gc();
       await vscode.workspace.fs.delete(vscode.Uri.joinPath(ws.uri, 'newer-check'), { recursive: true });
       await rm(layouts, { recursive: true, force: true });
       await registry.stop();
@@ -551,7 +652,10 @@ describe('workbench in the extension host', function () {
             !m.group.startsWith('inline'),
         );
       assert.equal(onImage('stowage.removeImage').length, 1, 'Remove Image in the context menu');
-      assert.match(onImage('stowage.copyDigest')[0]?.when ?? '', /cachedImage\|cachedPlatform\|layer/);
+      assert.match(
+        onImage('stowage.copyDigest')[0]?.when ?? '',
+        /cachedImage\(\\\.newer\)\?\|cachedPlatform\|layer/,
+      );
 
       const removed = await vscode.commands.executeCommand('stowage.removeImage', { reference: CACHED });
       assert.equal(removed, 1);

@@ -53,7 +53,9 @@ export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeActi
       (d) => d.code === NEWER_IMAGE && d.range.intersection(toRange(use.range)),
     );
     const out: vscode.CodeAction[] = [];
-    if (rewritable && !ref.digest && ref.tag) {
+    // A tag the registry did not have has no digest to pin: Browse Tags… is the fix there.
+    const unknown = await this.freshness.unknownTag(use).catch(() => undefined);
+    if (rewritable && !ref.digest && ref.tag && !unknown) {
       const digest = await cachedTagDigest(this.stowage, use).catch(() => undefined);
       const action = digest
         ? withEdit(new vscode.CodeAction('Pin to digest', kind), pinEdit(document, use, digest))

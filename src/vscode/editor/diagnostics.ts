@@ -1,45 +1,47 @@
 import * as vscode from 'vscode';
 import { errorReason, type ImageUse } from '../../core/dockerfile';
 import { type DocumentUses, isDockerfileDocument, toRange } from './documents';
-import type { Freshness, Newer } from './freshness';
+import type { Freshness } from './freshness';
+import { type Newer, newerText, type UnknownTag, unknownTagText } from './verdicts';
 
 export const UNRESOLVABLE = 'unresolvable-image';
 export const NEWER_IMAGE = 'newer-image';
+export const UNKNOWN_TAG = 'unknown-tag';
 
 const EDIT_DELAY_MS = 300;
 /** After a document opens, let the window settle before any background request. */
 const CHECK_DELAY_MS = 1500;
 
-function short(digest: string): string {
-  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1…');
+function diagnostic(
+  use: ImageUse,
+  message: string,
+  severity: vscode.DiagnosticSeverity,
+  code: string,
+): vscode.Diagnostic {
+  const d = new vscode.Diagnostic(toRange(use.range), message, severity);
+  d.source = 'stowage';
+  d.code = code;
+  return d;
 }
 
 export function unresolvableDiagnostic(use: ImageUse): vscode.Diagnostic {
-  const d = new vscode.Diagnostic(
-    toRange(use.range),
-    use.error ? errorReason(use.error) : `"${use.raw}" is not a valid image reference.`,
-    vscode.DiagnosticSeverity.Warning,
-  );
-  d.source = 'stowage';
-  d.code = UNRESOLVABLE;
-  return d;
+  const message = use.error ? errorReason(use.error) : `"${use.raw}" is not a valid image reference.`;
+  return diagnostic(use, message, vscode.DiagnosticSeverity.Warning, UNRESOLVABLE);
 }
 
 export function newerDiagnostic(use: ImageUse, newer: Newer): vscode.Diagnostic {
-  const what = newer.pinned ? 'the pinned' : 'the cached';
-  const d = new vscode.Diagnostic(
-    toRange(use.range),
-    `A newer image is available: ${newer.tag} now points to ${short(newer.current)} (${what} one is ${short(newer.known)}).`,
-    vscode.DiagnosticSeverity.Information,
-  );
-  d.source = 'stowage';
-  d.code = NEWER_IMAGE;
-  return d;
+  return diagnostic(use, newerText(newer), vscode.DiagnosticSeverity.Information, NEWER_IMAGE);
+}
+
+/** A tag the registry did not have: the build would fail to pull it (Browse Tags… fixes it). */
+export function unknownTagDiagnostic(use: ImageUse, unknown: UnknownTag): vscode.Diagnostic {
+  return diagnostic(use, unknownTagText(unknown), vscode.DiagnosticSeverity.Warning, UNKNOWN_TAG);
 }
 
 /**
- * The "stowage" diagnostics: a warning on every reference that cannot be resolved, and an
- * information when a tag is known to point at a newer image. Computing them never touches the
+ * The "stowage" diagnostics: a warning on every reference that cannot be resolved or whose tag
+ * the registry did not have when last checked, and an information when a tag is known to point
+ * at a newer image. Computing them never touches the
  * network; the freshness check runs in the background after a document opens or is saved.
  */
 export class ImageDiagnostics implements vscode.Disposable {
@@ -90,8 +92,12 @@ export class ImageDiagnostics implements vscode.Disposable {
         out.push(unresolvableDiagnostic(use));
         continue;
       }
-      const newer = await this.freshness.newer(use).catch(() => undefined);
+      const [newer, unknown] = await Promise.all([
+        this.freshness.newer(use).catch(() => undefined),
+        this.freshness.unknownTag(use).catch(() => undefined),
+      ]);
       if (newer) out.push(newerDiagnostic(use, newer));
+      if (unknown) out.push(unknownTagDiagnostic(use, unknown));
     }
     // A later update (newer text) wins over a slower earlier one.
     if (this.generation.get(key) === gen && !document.isClosed) this.collection.set(document.uri, out);

@@ -1,10 +1,32 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-/** The last check of one tag: when, and the digest the registry answered. */
-export interface FreshnessRecord {
-  checkedAt: number;
-  digest: string;
+/**
+ * The last check of one tag: when, and the digest the registry answered, or that it answered
+ * 404 (it has no such tag, or no such repository).
+ */
+export type FreshnessRecord = { checkedAt: number; digest: string } | { checkedAt: number; unknown: true };
+
+/** What the remembered check says of a tag, against the digest pinned or cached for it. */
+export type TagVerdict =
+  | { kind: 'newer'; tag: string; current: string; known: string; pinned: boolean }
+  | { kind: 'unknown'; tag: string; checkedAt: number };
+
+/**
+ * The verdict on `tag` from its last check and the digest known for it (pinned, else cached):
+ * newer when the registry's digest differs from that one; unknown when the registry did not have
+ * the tag and nothing is known for it (a pinned digest is pulled without the tag; a cached copy
+ * is used without asking); else nothing to say.
+ */
+export function tagVerdict(
+  tag: string,
+  record: FreshnessRecord | undefined,
+  known: { digest: string; pinned: boolean } | undefined,
+): TagVerdict | undefined {
+  if (!record) return undefined;
+  if ('unknown' in record) return known ? undefined : { kind: 'unknown', tag, checkedAt: record.checkedAt };
+  if (!known || known.digest === record.digest) return undefined;
+  return { kind: 'newer', tag, current: record.digest, known: known.digest, pinned: known.pinned };
 }
 
 const FILE = 'freshness.json';
@@ -57,10 +79,10 @@ function parseRecords(text: string): Map<string, FreshnessRecord> {
     const json = JSON.parse(text) as unknown;
     if (!json || typeof json !== 'object') return out;
     for (const [name, v] of Object.entries(json as Record<string, unknown>)) {
-      const r = v as Partial<FreshnessRecord> | null;
-      if (r && typeof r.checkedAt === 'number' && typeof r.digest === 'string') {
-        out.set(name, { checkedAt: r.checkedAt, digest: r.digest });
-      }
+      const r = v as { checkedAt?: unknown; digest?: unknown; unknown?: unknown } | null;
+      if (!r || typeof r.checkedAt !== 'number') continue;
+      if (typeof r.digest === 'string') out.set(name, { checkedAt: r.checkedAt, digest: r.digest });
+      else if (r.unknown === true) out.set(name, { checkedAt: r.checkedAt, unknown: true });
     }
   } catch {
     // A damaged file only costs one more check per tag.

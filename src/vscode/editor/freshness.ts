@@ -1,28 +1,23 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
+import { isStowageError } from '../../core/errors';
 import type { Reference } from '../../core/reference';
+import { MANIFEST_ACCEPT } from '../../core/store/media-types';
 import { type CacheFacts, tagName } from '../cache-facts';
 import type { Stowage } from '../stowage';
-import { checkInterval, type FreshnessStore } from './freshness-store';
+import { checkInterval, type FreshnessStore, type TagVerdict, tagVerdict } from './freshness-store';
+import type { Newer, UnknownTag } from './verdicts';
 
-/** A newer digest for a tag than the one pinned or cached. */
-export interface Newer {
-  /** `registry/repository:tag` */
-  tag: string;
-  /** What the tag points at now (as last checked). */
-  current: string;
-  /** The pinned digest, else the cached one. */
-  known: string;
-  pinned: boolean;
-}
+export type { Newer, UnknownTag } from './verdicts';
 
 const RETRY_AFTER_FAILURE_MS = 10 * 60 * 1000;
 const PARALLEL_CHECKS = 4;
 
 /**
  * Checks in the background, with a manifest HEAD (no pull quota on Docker Hub), whether a tag now
- * points at another image than the one pinned or cached. Throttled per tag by the setting and
- * remembered on disk; never in untrusted workspaces, offline, or for digest-only references.
+ * points at another image than the one pinned or cached, or is not on the registry at all.
+ * Throttled per tag by the setting and remembered on disk; never in untrusted workspaces, offline,
+ * or for digest-only references.
  */
 export class Freshness implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
@@ -47,15 +42,24 @@ export class Freshness implements vscode.Disposable {
   }
 
   /** What is known to be newer, from the remembered checks only (no network). */
-  async newer(use: ImageUse): Promise<Newer | undefined> {
-    const ref = use.reference;
+  async newer(use: Pick<ImageUse, 'reference'>): Promise<Newer | undefined> {
+    const v = await this.verdict(use.reference);
+    return v?.kind === 'newer'
+      ? { tag: v.tag, current: v.current, known: v.known, pinned: v.pinned }
+      : undefined;
+  }
+
+  /** Whether the registry lacked this use's tag when last checked (no network). */
+  async unknownTag(use: Pick<ImageUse, 'reference'>): Promise<UnknownTag | undefined> {
+    const v = await this.verdict(use.reference);
+    return v?.kind === 'unknown' ? { tag: v.tag, checkedAt: v.checkedAt } : undefined;
+  }
+
+  private async verdict(ref: Reference | undefined): Promise<TagVerdict | undefined> {
     const tag = ref && tagName(ref);
     if (!ref || !tag) return undefined;
     const record = await this.store.get(tag);
-    if (!record) return undefined;
-    const known = await this.knownDigest(ref);
-    if (!known || known.digest === record.digest) return undefined;
-    return { tag, current: record.digest, known: known.digest, pinned: known.pinned };
+    return record && tagVerdict(tag, record, await this.knownDigest(ref));
   }
 
   /** Whether a background check may run at all now. */
@@ -86,8 +90,7 @@ export class Freshness implements vscode.Disposable {
       const record = await this.store.get(tag);
       if (record && this.now() - record.checkedAt < interval) continue;
       if (!force && this.now() - (this.failedAt.get(tag) ?? 0) < RETRY_AFTER_FAILURE_MS) continue;
-      // Nothing pinned or cached: nothing to compare with, so no request.
-      if (!(await this.knownDigest(ref))) continue;
+      // Also when nothing is pinned or cached: the answer says whether the registry has the tag.
       due.push(ref);
     }
     if (!due.length) return 0;
@@ -104,7 +107,11 @@ export class Freshness implements vscode.Disposable {
     return due.length;
   }
 
-  /** One HEAD, shared by concurrent callers; true when the remembered digest changed. */
+  /**
+   * One HEAD, shared by concurrent callers; true when the remembered answer changed. A HEAD that
+   * gives no digest is asked of the registry itself once more, for its status: 404 means it has
+   * no such tag (client.head() does not tell a 404 from a registry that does not answer HEAD).
+   */
   private async checkOne(ref: Reference): Promise<boolean> {
     const tag = tagName(ref) as string;
     let changed = false;
@@ -114,15 +121,19 @@ export class Freshness implements vscode.Disposable {
         const bare = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
         try {
           const head = await this.stowage.getClient().head(bare);
-          if (!head) {
+          const before = await this.store.get(tag);
+          if (head) {
+            await this.store.set(tag, { checkedAt: this.now(), digest: head.digest });
+            changed = !before || !('digest' in before) || before.digest !== head.digest;
+            this.log.debug(`Newer-image check of ${tag}: ${head.digest}`);
+          } else if (await this.registryLacks(bare)) {
+            await this.store.set(tag, { checkedAt: this.now(), unknown: true });
+            changed = !before || !('unknown' in before);
+            this.log.debug(`Newer-image check of ${tag}: the registry has no such tag (HTTP 404)`);
+          } else {
             this.failedAt.set(tag, this.now());
             this.log.debug(`Newer-image check of ${tag}: the registry gave no digest for a HEAD`);
-            return;
           }
-          const before = await this.store.get(tag);
-          await this.store.set(tag, { checkedAt: this.now(), digest: head.digest });
-          changed = before?.digest !== head.digest;
-          this.log.debug(`Newer-image check of ${tag}: ${head.digest}`);
         } catch (e) {
           this.failedAt.set(tag, this.now());
           this.log.debug(`Newer-image check of ${tag} failed: ${(e as Error).message}`);
@@ -134,6 +145,28 @@ export class Freshness implements vscode.Disposable {
     }
     await run;
     return false;
+  }
+
+  /** Whether the registry itself answers a manifest HEAD for `ref` with 404. */
+  private async registryLacks(ref: Reference): Promise<boolean> {
+    const ident = ref.tag as string;
+    try {
+      const res = await this.stowage.getClient().request({
+        registry: ref.registry,
+        repository: ref.repository,
+        what: `manifest ${ident}`,
+        scope: `repository:${ref.repository}:pull`,
+        method: 'HEAD',
+        path: `/v2/${ref.repository}/manifests/${ident}`,
+        // Without the index types, Distribution answers 404 for a multi-platform tag.
+        headers: { accept: MANIFEST_ACCEPT.join(', ') },
+      });
+      await res.body.dump();
+      return false;
+    } catch (e) {
+      if (isStowageError(e, 'NOT_FOUND')) return true;
+      throw e;
+    }
   }
 
   dispose(): void {

@@ -7,7 +7,7 @@ import type { CacheFacts, ImageFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
 import { SET_BUILD_ARG, setBuildArgLink } from './build-args';
 import { type DocumentUses, useUnder } from './documents';
-import type { Newer } from './freshness';
+import { type Newer, shortDigest } from './verdicts';
 
 const MAX_LAYERS = 12;
 const MAX_LABELS = 4;
@@ -30,10 +30,6 @@ function code(text: string): string {
 
 function escapeMd(text: string): string {
   return text.replace(/[\\`*_[\]|<>$]/g, '\\$&');
-}
-
-function short(digest: string): string {
-  return digest.replace(/^(sha256:[0-9a-f]{12})[0-9a-f]+$/, '$1…');
 }
 
 /** The hover's Markdown for one use and what the cache holds for it (pure: no I/O). */
@@ -75,7 +71,7 @@ export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newe
     const pull = newer.pinned ? '' : ` · [$(cloud-download) Pull it](${pullLink(use, true)})`;
     out.push(
       '',
-      `$(info) A newer image is available: the tag now points to ${code(short(newer.current))}${pull}`,
+      `$(info) A newer image is available: the tag now points to ${code(shortDigest(newer.current))}${pull}`,
     );
   }
   if (facts?.inspection) out.push('', ...details(facts));
@@ -131,7 +127,9 @@ function platformDetails(p: PlatformInspection): string[] {
   if (p.layers.length) {
     out.push('', '| Layer | Size | |', '|---|--:|:-:|');
     for (const [i, l] of p.layers.slice(0, MAX_LAYERS).entries()) {
-      out.push(`| ${i + 1} ${code(short(l.digest))} | ${formatBytes(l.size)} | ${l.present ? '✓' : '—'} |`);
+      out.push(
+        `| ${i + 1} ${code(shortDigest(l.digest))} | ${formatBytes(l.size)} | ${l.present ? '✓' : '—'} |`,
+      );
     }
     if (p.layers.length > MAX_LAYERS) {
       const rest = p.layers.slice(MAX_LAYERS);

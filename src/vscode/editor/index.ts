@@ -1,25 +1,25 @@
 import * as vscode from 'vscode';
+import type { ImageUse } from '../../core/dockerfile';
 import type { FeatureContext } from '../feature';
+import { BrowseTagsCodeActions } from './browse-tags';
 import { BuildArgCodeActions, SET_BUILD_ARG, setBuildArg } from './build-args';
 import { PinCodeActions } from './code-actions';
 import { ImageCodeLenses } from './code-lens';
 import { ImageDiagnostics } from './diagnostics';
 import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
-import { Freshness } from './freshness';
-import { FreshnessStore } from './freshness-store';
+import type { Freshness } from './freshness';
 import { ImageHoverProvider } from './hover';
+import { checkSummary } from './verdicts';
 
 export { pinEdit, pinToDigest, unpinEdit } from './pin';
 
 /** Hover, CodeLens, diagnostics and code actions on Dockerfiles. */
 export function registerEditorFeatures(features: FeatureContext): vscode.Disposable[] {
-  const { stowage, index, log, extension, facts } = features;
+  const { stowage, index, log, facts, freshness } = features;
   const uses = new DocumentUses(index);
-  const freshness = new Freshness(stowage, facts, new FreshnessStore(extension.globalStorageUri.fsPath), log);
   const diagnostics = new ImageDiagnostics(uses, freshness, log);
   const lenses = new ImageCodeLenses(uses, facts, stowage);
   return [
-    freshness,
     diagnostics,
     lenses,
     stowage.onDidChangeCache(() => diagnostics.refreshAll()),
@@ -41,6 +41,11 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
     vscode.languages.registerCodeActionsProvider(DOCKERFILE_SELECTOR, new BuildArgCodeActions(uses), {
       providedCodeActionKinds: BuildArgCodeActions.kinds,
     }),
+    vscode.languages.registerCodeActionsProvider(
+      DOCKERFILE_SELECTOR,
+      new BrowseTagsCodeActions(uses, freshness),
+      { providedCodeActionKinds: BrowseTagsCodeActions.kinds },
+    ),
     vscode.commands.registerCommand(SET_BUILD_ARG, setBuildArg),
     vscode.commands.registerCommand(CHECK_NEWER, () => checkNow(features, freshness, diagnostics)),
     vscode.languages.registerCodeLensProvider(DOCKERFILE_SELECTOR, lenses),
@@ -51,13 +56,14 @@ const CHECK_NEWER = 'stowage.checkForNewerImages';
 
 /**
  * The newer-image check of every workspace Dockerfile's tags, now, whatever the setting's
- * interval (a tag that moved an hour ago should not wait a day to show). Returns what it found.
+ * interval (a tag that moved an hour ago should not wait a day to show). Returns what it found:
+ * tags that moved, and tags the registry does not have.
  */
 async function checkNow(
   features: FeatureContext,
   freshness: Freshness,
   diagnostics: ImageDiagnostics,
-): Promise<{ checked: number; newer: string[] } | undefined> {
+): Promise<{ checked: number; newer: string[]; unknown: string[] } | undefined> {
   const { stowage, index } = features;
   if (!vscode.workspace.isTrusted || !stowage.mayUseNetwork) {
     void vscode.window.showInformationMessage(
@@ -70,14 +76,13 @@ async function checkNow(
     { location: vscode.ProgressLocation.Notification, title: 'Stowage: checking for newer images…' },
     () => freshness.check(uses, { force: true }),
   );
-  const found = await Promise.all(uses.map((use) => freshness.newer(use).catch(() => undefined)));
-  const newer = [...new Set(found.flatMap((n) => (n ? [n.tag] : [])))];
+  const tags = async (verdict: (use: ImageUse) => Promise<{ tag: string } | undefined>) => {
+    const found = await Promise.all(uses.map((use) => verdict(use).catch(() => undefined)));
+    return [...new Set(found.flatMap((n) => (n ? [n.tag] : [])))];
+  };
+  const newer = await tags((use) => freshness.newer(use));
+  const unknown = await tags((use) => freshness.unknownTag(use));
   diagnostics.refreshAll();
-  const tags = `${checked} tag${checked === 1 ? '' : 's'}`;
-  void vscode.window.showInformationMessage(
-    newer.length
-      ? `A newer image is in the registry for ${newer.join(', ')} (${tags} checked). "Pull the newer image" is offered on their FROM lines.`
-      : `Checked ${tags}: the cached and pinned images are current.`,
-  );
-  return { checked, newer };
+  void vscode.window.showInformationMessage(checkSummary(checked, newer, unknown));
+  return { checked, newer, unknown };
 }

@@ -3,10 +3,18 @@ import { formatBytes } from '../../core/format';
 import { formatPlatform } from '../../core/platform';
 import { familiarReference, parseReference } from '../../core/reference';
 import { type ImageInspection, inspectImage, type PlatformInspection } from '../../core/store';
+import { type Newer, newerText } from '../editor/verdicts';
 import type { FeatureContext } from '../feature';
 
 export type CacheNode =
-  | { kind: 'image'; name: string; inspection?: ImageInspection; error?: string }
+  | {
+      kind: 'image';
+      name: string;
+      inspection?: ImageInspection;
+      error?: string;
+      /** The last newer-image check found this tag pointing at another image on the registry. */
+      newer?: Newer;
+    }
   | { kind: 'platform'; name: string; platform: PlatformInspection }
   | { kind: 'layer'; layer: PlatformInspection['layers'][number] };
 
@@ -18,7 +26,10 @@ export class CacheTree implements vscode.TreeDataProvider<CacheNode>, vscode.Dis
   view?: vscode.TreeView<CacheNode>;
 
   constructor(private readonly f: FeatureContext) {
-    this.disposables.push(f.stowage.onDidChangeCache(() => this.refresh()));
+    this.disposables.push(
+      f.stowage.onDidChangeCache(() => this.refresh()),
+      f.freshness.onDidChange(() => this.refresh()),
+    );
   }
 
   refresh(): void {
@@ -56,20 +67,33 @@ export class CacheTree implements vscode.TreeDataProvider<CacheNode>, vscode.Dis
     const refs = (await store.listReferences()).sort((a, b) => a.name.localeCompare(b.name));
     return Promise.all(
       refs.map(async ({ name }): Promise<CacheNode> => {
+        const newer = await this.newer(name);
         try {
-          return { kind: 'image', name, inspection: await inspectImage(store, name) };
+          return { kind: 'image', name, inspection: await inspectImage(store, name), ...newer };
         } catch (e) {
-          return { kind: 'image', name, error: (e as Error).message };
+          return { kind: 'image', name, error: (e as Error).message, ...newer };
         }
       }),
     );
+  }
+
+  /** What the newer-image check knows of a cached name's tag (from disk; no network). */
+  private async newer(name: string): Promise<{ newer?: Newer }> {
+    try {
+      const newer = await this.f.freshness.newer({ reference: parseReference(name) });
+      return newer ? { newer } : {};
+    } catch {
+      // A name recorded verbatim (an imported archive's) that does not parse: nothing to check.
+      return {};
+    }
   }
 
   getTreeItem(node: CacheNode): vscode.TreeItem {
     if (node.kind === 'image') {
       const item = new vscode.TreeItem(shortName(node.name), vscode.TreeItemCollapsibleState.Collapsed);
       item.id = `cached:${node.name}`;
-      item.contextValue = 'cachedImage';
+      // cachedImage.newer adds "Pull the Newer Image" to the context menu.
+      item.contextValue = node.newer ? 'cachedImage.newer' : 'cachedImage';
       const i = node.inspection;
       const complete = i?.platforms.filter((p) => p.complete) ?? [];
       const bytes = complete.reduce((n, p) => n + p.compressedSize, 0);
@@ -78,8 +102,9 @@ export class CacheTree implements vscode.TreeDataProvider<CacheNode>, vscode.Dis
         : complete.length
           ? `${formatBytes(bytes)} · ${complete.map((p) => (p.platform ? formatPlatform(p.platform) : '?')).join(', ')}`
           : 'incomplete';
+      if (node.newer) item.description += ' · newer on registry';
       item.iconPath = new vscode.ThemeIcon(complete.length ? 'package' : 'warning');
-      item.tooltip = `${node.name}${i ? `\n${i.digest}` : ''}`;
+      item.tooltip = [node.name, i?.digest, node.newer && newerText(node.newer)].filter(Boolean).join('\n');
       return item;
     }
     if (node.kind === 'platform') {

@@ -227,6 +227,19 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     return runner.pull([target]);
   });
 
+  // A tag that moved on: the cache alone would call its copy complete, so the registry is asked.
+  const pullNewerImage = safe(async (arg?: unknown) => {
+    const target = targetOf(arg);
+    if (!target) {
+      throw new StowageError(
+        'USAGE',
+        'Pick an image marked "newer on registry" in Workspace Images or the Cache view.',
+        'In a Dockerfile, the quick fix "Pull the newer image" on its FROM line does the same.',
+      );
+    }
+    return runner.pull([{ ...target, always: true }]);
+  });
+
   const dockerfileUses = async (
     arg?: unknown,
   ): Promise<{ uri: vscode.Uri; uses: ImageUse[] } | undefined> => {
@@ -687,6 +700,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     inspectDocuments,
     vscode.workspace.registerTextDocumentContentProvider(INSPECT_SCHEME, inspectDocuments),
     reg('stowage.pullImage', pullImage),
+    reg('stowage.pullNewerImage', pullNewerImage),
     reg(
       'stowage.pullDockerfile',
       safe(async (arg?: unknown) => {

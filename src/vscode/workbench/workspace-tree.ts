@@ -2,12 +2,23 @@ import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
 import { formatBytes } from '../../core/format';
 import type { ImageStatus } from '../../core/store';
+import { type Newer, newerText, type UnknownTag } from '../editor/verdicts';
 import type { FeatureContext } from '../feature';
 import type { DockerfileEntry } from '../workspace-index';
 
 export type WorkspaceNode =
   | { kind: 'dockerfile'; entry: DockerfileEntry }
-  | { kind: 'image'; uri: vscode.Uri; use: ImageUse; status?: ImageStatus; pulling: boolean };
+  | {
+      kind: 'image';
+      uri: vscode.Uri;
+      use: ImageUse;
+      status?: ImageStatus;
+      pulling: boolean;
+      /** The last newer-image check found the tag pointing at another image than the cached one. */
+      newer?: Newer;
+      /** The last check found the registry without the tag (and nothing is cached for it). */
+      unknown?: UnknownTag;
+    };
 
 /** Dockerfiles → the images they pull, with what the cache holds for each (no network). */
 export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNode>, vscode.Disposable {
@@ -21,9 +32,12 @@ export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNod
       if (e.type === 'started') refresh();
       if (e.type === 'finished') setTimeout(refresh, 0);
     });
-    this.disposables.push(f.index.onDidChange(refresh), f.stowage.onDidChangeCache(refresh), {
-      dispose: () => sub.dispose(),
-    });
+    this.disposables.push(
+      f.index.onDidChange(refresh),
+      f.stowage.onDidChangeCache(refresh),
+      f.freshness.onDidChange(refresh),
+      { dispose: () => sub.dispose() },
+    );
   }
 
   refresh(): void {
@@ -40,8 +54,20 @@ export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNod
     return Promise.all(
       node.entry.uses.map(async (use): Promise<WorkspaceNode> => {
         // The same facts as hovers and CodeLens: a pinned `name:tag@digest` counts as cached too.
-        const status = (await this.f.facts.forUse(use)?.catch(() => undefined))?.status;
-        return { kind: 'image', uri: node.entry.uri, use, status, pulling: !!use.ref && active.has(use.ref) };
+        const [facts, newer, unknown] = await Promise.all([
+          this.f.facts.forUse(use)?.catch(() => undefined),
+          this.f.freshness.newer(use).catch(() => undefined),
+          this.f.freshness.unknownTag(use).catch(() => undefined),
+        ]);
+        return {
+          kind: 'image',
+          uri: node.entry.uri,
+          use,
+          status: facts?.status,
+          pulling: !!use.ref && active.has(use.ref),
+          ...(newer ? { newer } : {}),
+          ...(unknown ? { unknown } : {}),
+        };
       }),
     );
   }
@@ -69,6 +95,7 @@ export class WorkspaceImagesTree implements vscode.TreeDataProvider<WorkspaceNod
     if (use.ref) tip.appendMarkdown(`\`${use.ref}\` for ${use.platform}\n\n`);
     tip.appendMarkdown(shown.description);
     if (status?.descriptor) tip.appendMarkdown(`\n\n\`${status.descriptor.digest}\``);
+    if (node.newer) tip.appendMarkdown(`\n\n${newerText(node.newer)}`);
     item.tooltip = tip;
     item.command = {
       command: 'stowage.openReference',
@@ -101,11 +128,21 @@ export function imageState(node: Extract<WorkspaceNode, { kind: 'image' }>): {
     return { icon: new vscode.ThemeIcon('sync~spin'), description: 'pulling…', context: 'image.pulling' };
   switch (status?.state) {
     case 'cached':
-      return {
-        icon: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
-        description: `cached · ${formatBytes(status.bytes)}`,
-        context: 'image.cached',
-      };
+      // A tag that moved on: still cached, but "Pull the Newer Image" is what to do next.
+      return node.newer
+        ? {
+            icon: new vscode.ThemeIcon(
+              'arrow-circle-up',
+              new vscode.ThemeColor('problemsInfoIcon.foreground'),
+            ),
+            description: `cached · ${formatBytes(status.bytes)} · newer on registry`,
+            context: 'image.cached.newer',
+          }
+        : {
+            icon: new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed')),
+            description: `cached · ${formatBytes(status.bytes)}`,
+            context: 'image.cached',
+          };
     case 'partial':
       return {
         icon: new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground')),
@@ -113,11 +150,17 @@ export function imageState(node: Extract<WorkspaceNode, { kind: 'image' }>): {
         context: 'image.partial',
       };
     case 'missing':
-      return {
-        icon: new vscode.ThemeIcon('cloud-download'),
-        description: 'not cached',
-        context: 'image.missing',
-      };
+      return node.unknown
+        ? {
+            icon: new vscode.ThemeIcon('warning', new vscode.ThemeColor('problemsWarningIcon.foreground')),
+            description: 'not cached · tag not on registry',
+            context: 'image.missing',
+          }
+        : {
+            icon: new vscode.ThemeIcon('cloud-download'),
+            description: 'not cached',
+            context: 'image.missing',
+          };
     default:
       return {
         icon: new vscode.ThemeIcon('question'),
