@@ -268,6 +268,17 @@ describe('Dockerfile editor features in the VS Code UI', () => {
     assert.ok(after.includes(`${registry.host}/fixture/other:1.0`), after);
   });
 
+  test('hover over a stage name says which stage it is, where and from which image', async () => {
+    await wb.step('open stages.Dockerfile', () => wb.openFile('stages.Dockerfile'));
+    const text = await wb.step('hover COPY --from=build', () =>
+      waitForHover(wb, 'build /x', (t) => /build stage 0/.test(t)),
+    );
+    assert.match(
+      text,
+      /^build · build stage 0\s+Defined on line 1, from 127\.0\.0\.1:\d+\/fixture\/app:1\.0\.$/,
+    );
+  });
+
   test('a tag the registry does not have is a Problem on its FROM, with "Browse Tags…" to pick one it has', async () => {
     await wb.step('stages.Dockerfile open', () => wb.openFile('stages.Dockerfile'));
     const problem = await wb.step('problems show the unknown tag', () =>

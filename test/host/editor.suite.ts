@@ -233,6 +233,51 @@ describe('editor features', function () {
     assert.equal((await hover(new vscode.Position(1, 1))).length, 0, 'no hover over the FROM keyword');
   });
 
+  it('hover over a stage name (FROM stage, COPY --from=stage, AS name) says which stage and from which image', async () => {
+    const uri = vscode.Uri.joinPath(folder, 'stages.Dockerfile');
+    await vscode.workspace.fs.writeFile(
+      uri,
+      new TextEncoder().encode(
+        [
+          'ARG BASE=127.0.0.1:9/fixture/app',
+          'FROM ${BASE}:1.0 AS build',
+          'FROM build AS test',
+          'COPY --from=build /a /b',
+          'COPY --from=0 /a /b',
+          '',
+        ].join('\n'),
+      ),
+    );
+    const stages = await vscode.workspace.openTextDocument(uri);
+    const hoverAt = async (pos: vscode.Position) =>
+      hoverText(
+        await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, pos),
+      );
+    const from = await until(
+      'a hover on FROM build',
+      async () => (await hoverAt(at(2, 'build', stages))) || undefined,
+    );
+    assert.equal(
+      from,
+      [
+        '**`build`** · build stage 0',
+        '',
+        'Defined on line 2, from `${BASE}:1.0` → `127.0.0.1:9/fixture/app:1.0`.',
+      ].join('\n'),
+    );
+    assert.match(
+      await hoverAt(at(3, 'build', stages)),
+      /^\*\*`build`\*\* · build stage 0\n\nDefined on line 2/,
+    );
+    // COPY --from=0: the stage by its index.
+    assert.match(await hoverAt(new vscode.Position(4, 12)), /Defined on line 2, from/);
+    const definition = await hoverAt(at(1, 'build', stages));
+    assert.match(definition, /Defined here, on line 2/);
+    assert.match(definition, /Used on lines 3, 4, 5\./);
+    // The stage's image keeps its own (image) hover.
+    assert.match(await hoverAt(at(1, 'BASE', stages)), /Cached/);
+  });
+
   it('a warm hover is served from memory (timing reported, not asserted)', async () => {
     const pos = at(1, 'fixture/app', doc);
     const times: number[] = [];

@@ -9,6 +9,7 @@ import { ImageDiagnostics } from './diagnostics';
 import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
 import type { Freshness } from './freshness';
 import { ImageHoverProvider } from './hover';
+import { StageHoverProvider } from './stage-hover';
 import { checkSummary } from './verdicts';
 
 export { pinEdit, pinToDigest, unpinEdit } from './pin';
@@ -33,6 +34,7 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
       DOCKERFILE_SELECTOR,
       new ImageHoverProvider(uses, facts, (use) => freshness.newer(use)),
     ),
+    vscode.languages.registerHoverProvider(DOCKERFILE_SELECTOR, new StageHoverProvider(uses)),
     vscode.languages.registerCodeActionsProvider(
       DOCKERFILE_SELECTOR,
       new PinCodeActions(uses, stowage, freshness, log),
