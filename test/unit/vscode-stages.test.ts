@@ -61,6 +61,24 @@ test('a stage is used by COPY --from before its FROM; FROM finds only stages def
   assert.equal(stageAt('FROM alpine AS build\nFROM Build\n', 1, 6), undefined);
 });
 
+test('stages are read as the resolver reads the file: a heredoc body is not a stage use, # escape= counts', () => {
+  const heredoc = ['FROM alpine AS build', 'RUN cat << EOF', 'FROM build', 'EOF', 'FROM build', ''].join(
+    '\n',
+  );
+  assert.equal(stageAt(heredoc, 2, 6), undefined, 'inside the heredoc body');
+  assert.deepEqual(stageAt(heredoc, 0, 16)?.usedOn, [5]);
+  // dockerfile-ast misses an escape directive after a # syntax= with arguments; BuildKit does not.
+  const backtick = [
+    '# syntax=docker/dockerfile:1 x=y',
+    '# escape=`',
+    'FROM alpine AS b`',
+    'uild',
+    'FROM build',
+    '',
+  ];
+  assert.equal(stageAt(backtick.join('\n'), 4, 6)?.stage.line, 3);
+});
+
 test('AS name: the definition, with the lines that use it', () => {
   const m = at(1, 'Build');
   assert.ok(m?.definition);

@@ -9,6 +9,7 @@ export {
   type Range,
   type ResolveOptions,
   resolveDockerfile,
+  stageName,
   useAt,
 } from './resolve';
 export { type Expansion, expandWord, unquoteFlagValue } from './shell';

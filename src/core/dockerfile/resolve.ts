@@ -306,7 +306,8 @@ function declareMetaArgs(ctx: Context, instruction: Instruction): void {
   }
 }
 
-function stageName(from: Instruction): string | null {
+/** The lower-case name of `FROM image AS name` (line continuations joined), else null. */
+export function stageName(from: Instruction): string | null {
   const args = argumentsOf(from);
   if (args.length === 3 && args[1]?.getValue().toLowerCase() === 'as')
     return (args[2] as Argument).getValue().toLowerCase();

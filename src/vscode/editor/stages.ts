@@ -1,7 +1,7 @@
 // Build stages of a Dockerfile and the places that name them (FROM stage, COPY --from=stage,
 // RUN --mount=from=stage), for hovers. No vscode import: unit-tested.
-import { type Dockerfile, DockerfileParser, type Flag, type Instruction } from 'dockerfile-ast';
-import { type Range, unquoteFlagValue } from '../../core/dockerfile';
+import type { Flag, Instruction } from 'dockerfile-ast';
+import { parseDockerfile, type Range, stageName, unquoteFlagValue } from '../../core/dockerfile';
 
 /** One `FROM`: a build stage, named or not. */
 export interface Stage {
@@ -60,18 +60,14 @@ export function stageAt(text: string, line: number, character: number): StageMen
 
 /** Every mention of a stage, in file order; as BuildKit resolves them (see core/dockerfile/resolve.ts). */
 export function stageMentions(text: string): Mentions {
-  let dockerfile: Dockerfile;
-  try {
-    dockerfile = DockerfileParser.parse(text);
-  } catch {
-    // dockerfile-ast is not ours; whatever it trips over must not break an editor.
-    return { mentions: [], stages: 0 };
-  }
+  // As the resolver reads it (BuildKit's heredocs, line ends and escape); undefined if it threw.
+  const dockerfile = parseDockerfile(text);
+  if (!dockerfile) return { mentions: [], stages: 0 };
   const escapeToken = dockerfile.getEscapeCharacter();
   const froms = dockerfile.getFROMs();
   const all: Stage[] = froms.map((f, index) => ({
     index,
-    name: f.getBuildStage()?.toLowerCase() ?? null,
+    name: stageName(f),
     line: f.getRange().start.line + 1,
     image: f.getImage() ?? '',
   }));
