@@ -131,6 +131,22 @@ test('tags of a real repository', async () => {
   await client.close();
 });
 
+test('lookup: a HEAD tells a tag the registry has, one it lacks (404), and says nothing when HEAD is refused', async () => {
+  const client = new RegistryClient();
+  const found = await client.lookup(parseReference(`${reg.host}/a/one:v1`));
+  assert.ok(found && found !== 'not-found' && /^sha256:[0-9a-f]{64}$/.test(found.digest), `${found}`);
+  assert.equal(await client.lookup(parseReference(`${reg.host}/a/one:nope`)), 'not-found');
+  assert.equal(await client.lookup(parseReference(`${reg.host}/no/such:v1`)), 'not-found');
+  assert.equal(await client.head(parseReference(`${reg.host}/a/one:nope`)), undefined, 'head: the GET tells');
+  // A registry that does not answer HEAD on manifests: no verdict (a GET would tell).
+  const noHead = await startProxy(reg.url, (req) =>
+    req.method === 'HEAD' ? { respond: { status: 405, body: '' } } : undefined,
+  );
+  stops.push(noHead.stop);
+  assert.equal(await client.lookup(parseReference(`${noHead.host}/a/one:nope`)), undefined);
+  await client.close();
+});
+
 test('a registry that takes connections and never answers: one retry, told about, then a clear error', async () => {
   // TLS hellos are dropped at once (as a plain-HTTP server would refuse them); plain requests are
   // read and never answered.

@@ -235,6 +235,20 @@ export class RegistryClient {
     /** Direct connections to open alongside, for the manifest and blob GETs that follow. */
     warm?: number,
   ): Promise<ManifestDescriptor | undefined> {
+    const found = await this.lookup(ref, signal, warm);
+    return found === 'not-found' ? undefined : found;
+  }
+
+  /**
+   * What a manifest HEAD says of a tag (or digest): its descriptor; 'not-found' when the registry
+   * answered 404 (no such tag or repository); undefined when the HEAD told nothing usable (a
+   * registry that does not answer HEAD on manifests, no digest header): a GET would tell.
+   */
+  async lookup(
+    ref: Reference,
+    signal?: AbortSignal,
+    warm?: number,
+  ): Promise<ManifestDescriptor | 'not-found' | undefined> {
     const ident = manifestIdentifier(ref);
     try {
       const res = await this.call(
@@ -265,12 +279,9 @@ export class RegistryClient {
       // tag is unknown. A server error that outlasted the retries would only be retried again by
       // that GET; a token service's failure would only fail again.
       const status = (e as { status?: number }).status ?? 0;
-      if (
-        e instanceof StowageError &&
-        !(e instanceof TokenServiceError) &&
-        (e.code === 'NOT_FOUND' || (e.code === 'REGISTRY_ERROR' && (status < 500 || status === 501)))
-      ) {
-        return undefined;
+      if (e instanceof StowageError && !(e instanceof TokenServiceError)) {
+        if (e.code === 'NOT_FOUND') return 'not-found';
+        if (e.code === 'REGISTRY_ERROR' && (status < 500 || status === 501)) return undefined;
       }
       throw e;
     }

@@ -1,8 +1,6 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
-import { isStowageError } from '../../core/errors';
 import type { Reference } from '../../core/reference';
-import { MANIFEST_ACCEPT } from '../../core/store/media-types';
 import { type CacheFacts, tagName } from '../cache-facts';
 import type { Stowage } from '../stowage';
 import { checkInterval, type FreshnessStore, type TagVerdict, tagVerdict } from './freshness-store';
@@ -107,11 +105,7 @@ export class Freshness implements vscode.Disposable {
     return due.length;
   }
 
-  /**
-   * One HEAD, shared by concurrent callers; true when the remembered answer changed. A HEAD that
-   * gives no digest is asked of the registry itself once more, for its status: 404 means it has
-   * no such tag (client.head() does not tell a 404 from a registry that does not answer HEAD).
-   */
+  /** One HEAD, shared by concurrent callers; true when the remembered answer changed. */
   private async checkOne(ref: Reference): Promise<boolean> {
     const tag = tagName(ref) as string;
     let changed = false;
@@ -120,13 +114,13 @@ export class Freshness implements vscode.Disposable {
       run = (async () => {
         const bare = { registry: ref.registry, repository: ref.repository, tag: ref.tag };
         try {
-          const head = await this.stowage.getClient().head(bare);
+          const head = await this.stowage.getClient().lookup(bare);
           const before = await this.store.get(tag);
-          if (head) {
+          if (head && head !== 'not-found') {
             await this.store.set(tag, { checkedAt: this.now(), digest: head.digest });
             changed = !before || !('digest' in before) || before.digest !== head.digest;
             this.log.debug(`Newer-image check of ${tag}: ${head.digest}`);
-          } else if (await this.registryLacks(bare)) {
+          } else if (head === 'not-found') {
             await this.store.set(tag, { checkedAt: this.now(), unknown: true });
             changed = !before || !('unknown' in before);
             this.log.debug(`Newer-image check of ${tag}: the registry has no such tag (HTTP 404)`);
@@ -145,28 +139,6 @@ export class Freshness implements vscode.Disposable {
     }
     await run;
     return false;
-  }
-
-  /** Whether the registry itself answers a manifest HEAD for `ref` with 404. */
-  private async registryLacks(ref: Reference): Promise<boolean> {
-    const ident = ref.tag as string;
-    try {
-      const res = await this.stowage.getClient().request({
-        registry: ref.registry,
-        repository: ref.repository,
-        what: `manifest ${ident}`,
-        scope: `repository:${ref.repository}:pull`,
-        method: 'HEAD',
-        path: `/v2/${ref.repository}/manifests/${ident}`,
-        // Without the index types, Distribution answers 404 for a multi-platform tag.
-        headers: { accept: MANIFEST_ACCEPT.join(', ') },
-      });
-      await res.body.dump();
-      return false;
-    } catch (e) {
-      if (isStowageError(e, 'NOT_FOUND')) return true;
-      throw e;
-    }
   }
 
   dispose(): void {
