@@ -98,7 +98,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
     return new StowageError(
       'TLS',
       `TLS error on the way to ${url.host} through the proxy ${displayProxy(proxy)} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
-      `If the proxy's certificate is the one (a private CA), trust its CA (stowage.caCertificates / --ca-file, or the system's CA bundle) or turn off http.proxyStrictSSL; if it is the registry's, trust its CA the same way.`,
+      `If the proxy's certificate is the one (a private CA), trust its CA (stowage.certificateAuthorityFiles / --ca-file, or the system's CA bundle) or turn off http.proxyStrictSSL; if it is the registry's, trust its CA the same way.`,
       { cause },
     );
   }
@@ -114,7 +114,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
     return new StowageError(
       'TLS',
       `TLS error talking to ${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
-      `If ${url.host} uses a private CA, add it (stowage.caCertificates / --ca-file, or the system's CA bundle); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
+      `If ${url.host} uses a private CA, add it (stowage.certificateAuthorityFiles / --ca-file, or the system's CA bundle); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
       { cause },
     );
   }

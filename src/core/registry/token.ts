@@ -292,7 +292,7 @@ function connectionError(url: URL, registry: string, cause: unknown): StowageErr
     return new StowageError(
       'TLS',
       `TLS error talking to the token service at ${url.host} (for ${registry}): ${c?.message ?? detail}.`,
-      `If ${url.host} uses a private CA, add it to Stowage's CA certificates (stowage.caCertificates / --ca-file) or the system's CA bundle.`,
+      `If ${url.host} uses a private CA, add it to Stowage's CA certificates (stowage.certificateAuthorityFiles / --ca-file) or the system's CA bundle.`,
       { cause },
     );
   }
