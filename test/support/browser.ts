@@ -158,17 +158,28 @@ export class Workbench {
   /** Opens a workspace file by its relative path through Quick Open (Ctrl+P); returns its editor. */
   async openFile(relativePath: string): Promise<Locator> {
     const { page } = this;
-    await this.focusWorkbench();
-    await page.keyboard.press('Control+P');
-    const input = page.locator('.quick-input-widget .quick-input-box input');
-    await input.waitFor({ state: 'visible' });
-    await input.fill(relativePath);
     const name = basename(relativePath);
-    await page
+    const row = page
       .locator('.quick-input-widget .quick-input-list .monaco-list-row')
       .filter({ has: page.locator('.label-name', { hasText: exactText(name) }) })
-      .first()
-      .click();
+      .first();
+    // A file the test has just written may not be in Quick Open's file search yet ("No matching
+    // results"): open the picker again until it is.
+    for (let attempt = 1; ; attempt++) {
+      await this.focusWorkbench();
+      await page.keyboard.press('Control+P');
+      const input = page.locator('.quick-input-widget .quick-input-box input');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(relativePath);
+      try {
+        await row.waitFor({ timeout: attempt < 6 ? 5_000 : 30_000 });
+        break;
+      } catch (e) {
+        if (attempt >= 6) throw e;
+        await page.keyboard.press('Escape');
+      }
+    }
+    await row.click();
     await page.locator('.tabs-container .tab.active', { hasText: name }).waitFor();
     const editor = page.locator('.part.editor .editor-group-container.active .monaco-editor').first();
     await editor.locator('.view-line').first().waitFor();
