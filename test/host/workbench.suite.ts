@@ -501,6 +501,21 @@ describe('workbench in the extension host', function () {
         !(await quickFixes(dockerfile, new vscode.Range(0, 8, 0, 8))).some((a) => a.title === 'Browse Tags…'),
         'no Browse Tags… on a tag the registry has',
       );
+      // Its CodeLens is Browse Tags…, not a Pull that could only fail.
+      const absentLine = warning.range.start.line;
+      const lenses = await until('the unknown tag’s CodeLens', async () => {
+        const all = await vscode.commands.executeCommand<vscode.CodeLens[]>(
+          'vscode.executeCodeLensProvider',
+          dockerfile,
+          10,
+        );
+        const here = all.filter((l) => l.range.start.line === absentLine && l.command);
+        return here.some((l) => l.command?.command === 'stowage.browseTags') ? here : undefined;
+      });
+      assert.deepEqual(
+        lenses.map((l) => [l.command?.title, l.command?.command, l.command?.arguments]),
+        [['✗ tag not on registry · Browse Tags…', 'stowage.browseTags', [absent]]],
+      );
 
       // Pull the Newer Image from the Cache view fetches it (the cache alone called its copy complete).
       const outcomes = (await vscode.commands.executeCommand('stowage.pullNewerImage', cachedNode)) as {

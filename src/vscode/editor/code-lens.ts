@@ -4,8 +4,13 @@ import type { CacheFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
 import type { Stowage } from '../stowage';
 import type { DocumentUses } from './documents';
+import type { Freshness } from './freshness';
 
-/** Above each image line: `✓ cached · 45.2 MB`, `◐ partly cached · …` with Pull, or `Pull`. */
+/**
+ * Above each image line: `✓ cached · 45.2 MB`, `◐ partly cached · …` with Pull, `Pull`, or, for a
+ * tag the registry answered 404 for at the last check, `✗ tag not on registry` with Browse Tags…
+ * (a Pull would only fail).
+ */
 export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeCodeLenses = this.changed.event;
@@ -15,10 +20,12 @@ export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposab
     private readonly uses: DocumentUses,
     private readonly facts: CacheFacts,
     private readonly stowage: Stowage,
+    private readonly freshness: Pick<Freshness, 'unknownTag' | 'onDidChange'>,
   ) {
     this.disposables = [
       this.changed,
       stowage.onDidChangeCache(() => this.changed.fire()),
+      freshness.onDidChange(() => this.changed.fire()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('stowage')) this.changed.fire();
       }),
@@ -67,6 +74,15 @@ export class ImageCodeLenses implements vscode.CodeLensProvider, vscode.Disposab
               : `Some of ${use.ref} (${use.platform}) is missing from the cache`,
           }),
           new vscode.CodeLens(range, pull),
+        );
+      } else if (use.ref && (await this.freshness.unknownTag(use).catch(() => undefined))) {
+        out.push(
+          new vscode.CodeLens(range, {
+            title: '✗ tag not on registry · Browse Tags…',
+            command: 'stowage.browseTags',
+            arguments: [use.ref],
+            tooltip: `The registry answered 404 for ${use.ref} at the last check: see the tags it has`,
+          }),
         );
       } else {
         out.push(new vscode.CodeLens(range, pull));

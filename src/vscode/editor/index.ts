@@ -19,7 +19,7 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
   const { stowage, index, log, facts, freshness } = features;
   const uses = new DocumentUses(index);
   const diagnostics = new ImageDiagnostics(uses, freshness, log);
-  const lenses = new ImageCodeLenses(uses, facts, stowage);
+  const lenses = new ImageCodeLenses(uses, facts, stowage, freshness);
   return [
     diagnostics,
     lenses,
