@@ -18,6 +18,7 @@ import { failureActions } from '../../src/vscode/workbench/failure';
 import { Pager } from '../../src/vscode/workbench/pager';
 import { formatBytePair, progressMessage } from '../../src/vscode/workbench/progress-text';
 import { problemText, successText } from '../../src/vscode/workbench/pulls';
+import { RegistriesTree } from '../../src/vscode/workbench/registries-tree';
 import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
 import { buildImage } from '../support/fixtures';
 import { startRegistry } from '../support/registry';
@@ -463,6 +464,22 @@ describe('workbench in the extension host', function () {
       assert.equal(missing.description, 'not cached · tag not on registry');
       assert.equal((missing.iconPath as vscode.ThemeIcon).id, 'warning');
 
+      // Registries: its tag is marked too, with Pull the Newer Image instead of Pull.
+      const registriesTree = new RegistriesTree(f);
+      try {
+        const repo = (await registriesTree.getChildren({ kind: 'registry', registry: registry.host })).find(
+          (n) => n.kind === 'repository' && n.repository === 'moved/app',
+        );
+        assert.ok(repo, 'the registry lists moved/app');
+        const tags = (await registriesTree.getChildren(repo)).filter((n) => n.kind === 'tag');
+        const item = registriesTree.getTreeItem(tags.find((n) => n.tag === '1.0')!);
+        assert.equal(item.description, 'cached · newer on registry');
+        assert.equal(item.contextValue, 'tag.newer');
+        assert.equal((item.iconPath as vscode.ThemeIcon).id, 'arrow-circle-up');
+      } finally {
+        registriesTree.dispose();
+      }
+
       // Cache: the same image, marked, with Pull the Newer Image in its context menu.
       const cachedNode = (await cacheTree.getChildren()).find((n) => n.kind === 'image' && n.name === tag);
       assert.ok(cachedNode);
@@ -476,6 +493,7 @@ describe('workbench in the extension host', function () {
       const pullNewer = menus.filter((m) => m.command === 'stowage.pullNewerImage').map((m) => m.when);
       assert.ok(pullNewer.includes('view == stowage.cache && viewItem == cachedImage.newer'), `${pullNewer}`);
       assert.ok(pullNewer.includes('view == stowage.workspaceImages && viewItem == image.cached.newer'));
+      assert.ok(pullNewer.includes('view == stowage.registries && viewItem == tag.newer'));
       // Remove, Inspect, Export… still apply to a marked image.
       const remove = menus.find((m) => m.command === 'stowage.removeImage' && m.group.startsWith('9_'));
       assert.ok(remove && /cachedImage\//.test(remove.when), remove?.when);

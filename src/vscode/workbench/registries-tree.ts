@@ -2,12 +2,23 @@ import * as vscode from 'vscode';
 import { isStowageError } from '../../core/errors';
 import { DOCKER_HUB, familiarReference, parseReference, type Reference } from '../../core/reference';
 import { availablePlatforms } from '../../core/store';
+import { tagName } from '../cache-facts';
 import type { FeatureContext } from '../feature';
 import { errorText } from './failure';
 import { Pager } from './pager';
 
 export const TAG_PAGE = 50;
 const CATALOG_PAGE = 100;
+
+export interface TagNode {
+  kind: 'tag';
+  registry: string;
+  repository: string;
+  tag: string;
+  /** In the cache under this name, as last pulled; and the newer-image check saw it move since. */
+  cached?: boolean;
+  newer?: boolean;
+}
 
 export interface RepositoryNode {
   kind: 'repository';
@@ -21,7 +32,7 @@ export interface RepositoryNode {
 export type RegistryNode =
   | { kind: 'registry'; registry: string }
   | RepositoryNode
-  | { kind: 'tag'; registry: string; repository: string; tag: string }
+  | TagNode
   | { kind: 'more'; repo: RepositoryNode }
   | {
       kind: 'info';
@@ -52,6 +63,9 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
   constructor(private readonly f: FeatureContext) {
     this.disposables.push(
       f.index.onDidChange(() => this.changed.fire(undefined)),
+      // A tag pulled or removed, or seen to move: its cached / newer marks.
+      f.stowage.onDidChangeCache(() => this.changed.fire(undefined)),
+      f.freshness.onDidChange(() => this.changed.fire(undefined)),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('stowage')) this.refresh();
       }),
@@ -200,10 +214,14 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       // still showing these children drops their handles, and expanding a tag then found nothing
       // ("No tree item with id '1/tag:…'"). The "Load more…" row carries the count instead.
     }
-    const out: RegistryNode[] = node.pager
-      .items()
-      .filter(accept)
-      .map((tag) => ({ kind: 'tag', registry: node.registry, repository: node.repository, tag }));
+    const out: RegistryNode[] = await Promise.all(
+      node.pager
+        .items()
+        .filter(accept)
+        .map((tag) =>
+          this.tagNode({ kind: 'tag', registry: node.registry, repository: node.repository, tag }),
+        ),
+    );
     if (node.error) {
       const auth = isStowageError(node.error, 'UNAUTHORIZED') || isStowageError(node.error, 'DENIED');
       out.push({
@@ -225,6 +243,16 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       });
     }
     return out;
+  }
+
+  /** A tag with what the cache and the newer-image check know of it (from disk; no network). */
+  private async tagNode(node: TagNode): Promise<TagNode> {
+    const ref = tagReference(node);
+    const name = tagName(ref);
+    const cached = name ? await this.f.facts.recordedDigest(name).catch(() => undefined) : undefined;
+    if (!cached) return node;
+    const newer = await this.f.freshness.newer({ reference: ref }).catch(() => undefined);
+    return { ...node, cached: true, ...(newer ? { newer: true } : {}) };
   }
 
   /** Loads one more page of a repository's tags. */
@@ -304,9 +332,20 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       case 'tag': {
         const item = new vscode.TreeItem(node.tag, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = `tag:${node.registry}/${node.repository}:${node.tag}`;
-        item.contextValue = 'tag';
+        // tag.newer: "Pull the Newer Image" instead of a Pull the complete cached copy would answer.
+        item.contextValue = node.newer ? 'tag.newer' : 'tag';
         item.iconPath = new vscode.ThemeIcon('tag');
         item.tooltip = familiarReference(tagReference(node));
+        if (node.cached) {
+          item.description = node.newer ? 'cached · newer on registry' : 'cached';
+          // As in Workspace Images.
+          item.iconPath = node.newer
+            ? new vscode.ThemeIcon('arrow-circle-up', new vscode.ThemeColor('problemsInfoIcon.foreground'))
+            : new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed'));
+          item.tooltip += node.newer
+            ? '\nIn the cache; the registry’s tag has moved since (Pull the Newer Image)'
+            : '\nIn the cache';
+        }
         return item;
       }
       case 'more': {
