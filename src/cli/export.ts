@@ -11,7 +11,7 @@ import {
   usageError,
 } from './command';
 import { cacheFolder, ENGINE_OPTIONS, OFFLINE_ACCEPTED, openExistingStore } from './engine';
-import { besideFile, explainPath } from './files';
+import { besideFile, explainPath, FileError } from './files';
 
 const USAGE = 'export [OPTIONS] REF... -o FILE.tar|-';
 
@@ -53,6 +53,14 @@ export const exportCommand: Command = {
     try {
       const r = await exportImages(store, positionals, toStdout ? process.stdout : values.output, {
         signal: interrupt.signal,
+      }).catch((e: unknown) => {
+        // `stowage export … -o - | head`: the reader went away; its own output is what matters.
+        if (toStdout && (e as NodeJS.ErrnoException).code === 'EPIPE') {
+          throw new FileError(
+            'the program reading standard output closed the pipe before the end: the archive it got is incomplete',
+          );
+        }
+        throw e;
       });
       // The archive on stdout: the summary, JSON too, goes to stderr.
       const out = toStdout ? process.stderr : process.stdout;

@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, parseDigest } from '../digest';
-import { StowageError, throwIfAborted } from '../errors';
+import { isStowageError, StowageError, throwIfAborted } from '../errors';
 import { formatPlatform, normalizePlatform } from '../platform';
 import {
   type Descriptor,
@@ -16,6 +16,7 @@ import {
   type Store,
   walkImage,
 } from '../store';
+import { type HeldImage, holdBlobs, removedMeanwhile } from './hold';
 import { BLOCK, END_OF_ARCHIVE, entryHeader, padding } from './tar';
 
 export interface TransferProgress {
@@ -55,6 +56,7 @@ interface Plan {
   images: ExportedImage[];
   entries: { name: string; descriptor: Descriptor }[];
   blobs: Descriptor[];
+  held: HeldImage[];
 }
 
 /**
@@ -67,29 +69,38 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
   const images: ExportedImage[] = [];
   const entries: Plan['entries'] = [];
   const blobs = new Map<Digest, Descriptor>();
+  const held: HeldImage[] = [];
   for (const input of inputs) {
     const { name, descriptor } = await resolveCached(store, input);
     if (entries.some((e) => e.name === name)) continue;
-    const walk = await walkImage(store, descriptor);
-    const missing = new Set(walk.missing.map((d) => d.digest));
+    const image = { name, input, descriptor };
     const chosen: Descriptor[] = [];
     const platforms: string[] = [];
     const missingPlatforms: string[] = [];
-    // Indexes (top and nested) that are present are always kept.
-    for (const b of walk.blobs) {
-      if (isIndexMediaType(b.mediaType) && !missing.has(b.digest)) chosen.push(b);
-    }
-    for (const m of walk.manifests) {
-      const doc = await readManifest(store, m);
-      if (doc.kind !== 'manifest') continue;
-      const label = m.platform ? formatPlatform(normalizePlatform(m.platform)) : 'single-platform';
-      const parts = [doc.config, ...doc.layers];
-      if (parts.some((p) => missing.has(p.digest))) {
-        missingPlatforms.push(label);
-        continue;
+    let walk: Awaited<ReturnType<typeof walkImage>>;
+    try {
+      walk = await walkImage(store, descriptor);
+      const missing = new Set(walk.missing.map((d) => d.digest));
+      // Indexes (top and nested) that are present are always kept.
+      for (const b of walk.blobs) {
+        if (isIndexMediaType(b.mediaType) && !missing.has(b.digest)) chosen.push(b);
       }
-      platforms.push(label);
-      chosen.push(m, ...parts);
+      for (const m of walk.manifests) {
+        const doc = await readManifest(store, m);
+        if (doc.kind !== 'manifest') continue;
+        const label = m.platform ? formatPlatform(normalizePlatform(m.platform)) : 'single-platform';
+        const parts = [doc.config, ...doc.layers];
+        if (parts.some((p) => missing.has(p.digest))) {
+          missingPlatforms.push(label);
+          continue;
+        }
+        platforms.push(label);
+        chosen.push(m, ...parts);
+      }
+    } catch (e) {
+      // A manifest gone while it was read: a gc after an rm of the image, most likely.
+      if (isStowageError(e, 'NOT_CACHED')) throw (await removedMeanwhile(store, [image], 'exported')) ?? e;
+      throw e;
     }
     // Index entries never pulled at all (walk marks them missing).
     for (const d of walk.missing) {
@@ -110,6 +121,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
     }
     for (const d of chosen) if (!blobs.has(d.digest)) blobs.set(d.digest, d);
     entries.push({ name, descriptor });
+    held.push(image);
     images.push({
       name,
       digest: descriptor.digest,
@@ -118,7 +130,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
       missingPlatforms: [...new Set(missingPlatforms)],
     });
   }
-  return { images, entries, blobs: [...blobs.values()] };
+  return { images, entries, blobs: [...blobs.values()], held };
 }
 
 function indexJson(entries: Plan['entries']): Buffer {
@@ -177,9 +189,10 @@ export async function exportImages(
     blobsTotal: plan.blobs.length,
   };
   // Sizes are taken now: the header must be right before the data is read.
-  for (const b of plan.blobs) {
-    const size = await store.blobSize(b.digest);
-    if (size !== b.size) {
+  const checkSizes = async () => {
+    for (const b of plan.blobs) {
+      const size = await store.blobSize(b.digest);
+      if (size === b.size) continue;
       if (size !== undefined && !(await store.verifyBlob(b.digest)))
         throw await store.discardCorrupt(b.digest);
       if (size !== undefined) {
@@ -189,13 +202,9 @@ export async function exportImages(
           'The manifest is inconsistent with its content; ask the image publisher to fix it.',
         );
       }
-      throw new StowageError(
-        'CACHE_CORRUPT',
-        `Cached blob ${b.digest} is missing.`,
-        'Pull the image again to repair the cache.',
-      );
+      throw (await removedMeanwhile(store, plan.held, 'exported')) ?? missingBlob(b.digest);
     }
-  }
+  };
 
   async function* archive(): AsyncGenerator<Buffer> {
     yield entryHeader('blobs/', 0, '5');
@@ -212,18 +221,24 @@ export async function exportImages(
       const { algorithm, hex } = parseDigest(b.digest);
       const hash = createHash(algorithm);
       let read = 0;
-      for await (const chunk of createReadStream(store.blobPath(b.digest), { highWaterMark: 1 << 20 })) {
-        const c = chunk as Buffer;
-        read += c.length;
-        if (read > b.size) break;
-        hash.update(c);
-        progress.bytesDone += c.length;
-        const now = Date.now();
-        if (onProgress && now - lastReport >= 100) {
-          lastReport = now;
-          onProgress({ ...progress });
+      try {
+        for await (const chunk of createReadStream(store.blobPath(b.digest), { highWaterMark: 1 << 20 })) {
+          const c = chunk as Buffer;
+          read += c.length;
+          if (read > b.size) break;
+          hash.update(c);
+          progress.bytesDone += c.length;
+          const now = Date.now();
+          if (onProgress && now - lastReport >= 100) {
+            lastReport = now;
+            onProgress({ ...progress });
+          }
+          yield c;
         }
-        yield c;
+      } catch (e) {
+        // Deleted by hand since the size check (gc keeps off leased blobs).
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missingBlob(b.digest);
+        throw e;
       }
       if (read !== b.size || hash.digest('hex') !== hex) {
         const e = await store.discardCorrupt(b.digest);
@@ -243,26 +258,44 @@ export async function exportImages(
     blobBytes: progress.bytesTotal,
     archiveBytes: archiveSize(plan, index, layout),
   };
-  if (typeof out !== 'string') {
-    await pipeline(Readable.from(archive()), out, { signal });
-    return result;
-  }
-  const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.partial`);
+  // Held from now until the archive is written: a gc meanwhile leaves these blobs alone.
+  const lease = await holdBlobs(
+    store,
+    plan.blobs.map((b) => b.digest),
+  );
   try {
-    await pipeline(Readable.from(archive()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), {
-      signal,
-    });
-    const fh = await fs.open(tmp, 'r+');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+    await checkSizes();
+    if (typeof out !== 'string') {
+      await pipeline(Readable.from(archive()), out, { signal });
+      return result;
     }
-    await fs.rename(tmp, out);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    if (signal?.aborted) throwIfAborted(signal);
-    throw e;
+    const tmp = join(dirname(out), `.${basename(out)}.${randomBytes(6).toString('hex')}.partial`);
+    try {
+      await pipeline(Readable.from(archive()), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), {
+        signal,
+      });
+      const fh = await fs.open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, out);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      if (signal?.aborted) throwIfAborted(signal);
+      throw e;
+    }
+    return result;
+  } finally {
+    await lease.release();
   }
-  return result;
+}
+
+function missingBlob(digest: Digest): StowageError {
+  return new StowageError(
+    'CACHE_CORRUPT',
+    `Cached blob ${digest} is missing.`,
+    'Pull the image again to repair the cache.',
+  );
 }

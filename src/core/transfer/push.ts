@@ -16,9 +16,11 @@ import {
   resolveCached,
   type Store,
   selectManifests,
+  type WalkResult,
   walkImage,
 } from '../store';
 import type { TransferProgress } from './export';
+import { holdBlobs, removedMeanwhile } from './hold';
 
 export interface PushOptions {
   /** Push only this platform's manifest of a multi-platform image (the destination gets its digest). */
@@ -80,9 +82,8 @@ export async function pushImage(
   destinationInput: string,
   options: PushOptions = {},
 ): Promise<PushResult> {
-  const { signal } = options;
   const { name, descriptor: cached } = await resolveCached(store, sourceInput);
-  const dest = parseReference(destinationInput);
+  parseReference(destinationInput); // a bad destination is refused before anything is held
   let source: Reference | undefined;
   try {
     source = parseReference(name);
@@ -106,7 +107,11 @@ export async function pushImage(
       top = hit;
     }
   }
-  const walk = await walkImage(store, top);
+  const walk = await walkImage(store, top).catch(async (e: unknown) => {
+    // A manifest gone while it was read: a gc after an rm of the image, most likely.
+    if (!isStowageError(e, 'NOT_CACHED')) throw e;
+    throw (await removedMeanwhile(store, [{ name, input: sourceInput, descriptor: cached }], 'pushed')) ?? e;
+  });
   if (walk.missing.length > 0) {
     const all = isIndexMediaType(top.mediaType)
       ? availablePlatforms((await readManifest(store, top)) as { manifests: Descriptor[] })
@@ -119,6 +124,43 @@ export async function pushImage(
         : `Pull it again (stowage pull ${sourceInput}).`,
     );
   }
+  // Held until the push is done: an rm + gc meanwhile leaves these blobs alone. One that ran
+  // before the lease took hold is said so (not an ENOENT halfway through an upload).
+  const lease = await holdBlobs(
+    store,
+    walk.blobs.map((b) => b.digest),
+  );
+  try {
+    for (const b of walk.blobs) {
+      if (await store.has(b.digest)) continue;
+      throw (
+        (await removedMeanwhile(store, [{ name, input: sourceInput, descriptor: cached }], 'pushed')) ??
+        new StowageError(
+          'CACHE_CORRUPT',
+          `Cached blob ${b.digest} of ${name} is missing.`,
+          `Pull it again (stowage pull ${sourceInput}) to repair the cache.`,
+        )
+      );
+    }
+    return await pushHeld(store, client, name, source, top, walk, destinationInput, options);
+  } finally {
+    await lease.release();
+  }
+}
+
+/** The push proper, with the image's blobs held (see pushImage). */
+async function pushHeld(
+  store: Store,
+  client: RegistryClient,
+  name: string,
+  source: Reference | undefined,
+  top: Descriptor,
+  walk: WalkResult,
+  destinationInput: string,
+  options: PushOptions,
+): Promise<PushResult> {
+  const { signal } = options;
+  const dest = parseReference(destinationInput);
   if (dest.digest && dest.digest !== top.digest) {
     throw new StowageError(
       'USAGE',
