@@ -1,8 +1,9 @@
+import { stat } from 'node:fs/promises';
 import { formatBytes, formatDuration } from '../core/format';
 import { importArchive } from '../core/transfer/import';
 import { type Command, interruptSignal, parseCommandArgs, plural, usageError, writeJson } from './command';
 import { ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openStore } from './engine';
-import { explainPath } from './files';
+import { explainPath, FileError } from './files';
 
 const USAGE = 'import [OPTIONS] FILE.tar|-';
 
@@ -15,13 +16,19 @@ const OPTIONS = {
 export const importCommand: Command = {
   usage: USAGE,
   description:
-    "Add the images of an OCI layout tarball (stowage export, skopeo's oci-archive) to the cache,\nevery blob verified against its digest first. - reads the archive from stdin. No network.",
+    "Add the images of an OCI layout tarball (stowage export, skopeo's oci-archive, docker save\nfrom Docker 25 on), plain or gzip-compressed, to the cache, every blob verified against its\ndigest first. - reads the archive from stdin. No network.",
   options: OPTIONS,
   async run(args) {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);
     const file = positionals[0]!;
     explainPath(file, `cannot read ${file}`);
+    if (file !== '-' && (await stat(file).catch(() => undefined))?.isDirectory()) {
+      // skopeo's oci:DIR, or an extracted archive: the same bytes as a tar stream.
+      throw new FileError(
+        `${file} is a folder; import reads an archive (an OCI layout folder imports as tar -C ${file} -cf - . | stowage import -)`,
+      );
+    }
     const store = await openStore(values);
     const interrupt = interruptSignal();
     const began = Date.now();

@@ -3,18 +3,23 @@
 // docker-archive, gzip), hostile archives, and a registry's upload quirks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { Digest } from '../../src/core/digest';
 import { isStowageError } from '../../src/core/errors';
 import { pull } from '../../src/core/pull/pull';
 import type { RegistryClient } from '../../src/core/registry/client';
 import { exportImages } from '../../src/core/transfer/export';
+import { importArchive } from '../../src/core/transfer/import';
 import { pushImage } from '../../src/core/transfer/push';
-import { CLI } from '../support/cli';
-import { clientFor, Store } from '../support/engine';
+import { END_OF_ARCHIVE, entryHeader, padding, readTar } from '../../src/core/transfer/tar';
+import { CLI, runCli } from '../support/cli';
+import { blobNames, clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { pushLayout } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
@@ -185,5 +190,246 @@ describe('export to a pipe', () => {
     assert.doesNotMatch(r.stderr, /EPIPE|at .*\.js:\d+/);
     assert.deepEqual(await leases(store), []);
     assert.deepEqual(await readdir(join(store.privateDir, 'tmp')), []);
+  });
+});
+
+/** An archive's entries, read whole (fixtures are small). */
+async function entriesOf(file: string): Promise<{ name: string; type: string; data: Buffer }[]> {
+  const out: { name: string; type: string; data: Buffer }[] = [];
+  for await (const e of readTar(createReadStream(file))) {
+    const parts: Buffer[] = [];
+    for await (const c of e.body) parts.push(c);
+    out.push({ name: e.name, type: e.type, data: Buffer.concat(parts) });
+  }
+  return out;
+}
+
+/** A tar of these entries: files, or a symlink / hard link (`link` is its target). */
+function tarOf(entries: { name: string; data?: Buffer; type?: string; link?: string }[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const { name, data = Buffer.alloc(0), type = '0', link } of entries) {
+    const header = entryHeader(name, type === '0' ? data.length : 0, type === '5' ? '5' : '0');
+    if (type === '1' || type === '2') {
+      // Same header with the link type and target; the checksum is computed again.
+      header.write(type, 156);
+      header.write(link ?? '', 157, 100);
+      header.write('        ', 148);
+      let sum = 0;
+      for (const b of header) sum += b;
+      header.write(`${sum.toString(8).padStart(6, '0')}\0`, 148, 'binary');
+    }
+    parts.push(header);
+    if (type === '0') parts.push(data, padding(data.length));
+  }
+  parts.push(END_OF_ARCHIVE);
+  return Buffer.concat(parts);
+}
+
+const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+/** Everything a failed import may have left: blobs, names, staged data. */
+async function storeState(store: Store) {
+  return {
+    blobs: (await blobNames(store)).size,
+    refs: (await store.listReferences()).length,
+    ingest: (await readdir(join(store.privateDir, 'ingest')).catch(() => [])).length,
+  };
+}
+
+describe('import: archives other tools write', () => {
+  test('docker save (Docker 25+) names an image by io.containerd.image.name, not its bare tag', async () => {
+    // docker save and ctr export put the full name there and only the tag in ref.name.
+    const source = await cacheWith(singleRef);
+    const file = join(work, 'plain.tar');
+    await exportImages(source, [singleRef], file);
+    const entries = (await entriesOf(file)).map((e) => {
+      if (e.name !== 'index.json') return e;
+      const index = JSON.parse(e.data.toString());
+      index.manifests[0].annotations = {
+        'io.containerd.image.name': 'docker.io/library/tool:v2',
+        'org.opencontainers.image.ref.name': 'v2',
+      };
+      return { ...e, data: json(index) };
+    });
+    const saved = join(work, 'docker-save.tar');
+    await writeFile(saved, tarOf(entries));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const r = await importArchive(target, saved);
+    assert.deepEqual(
+      r.images.map((i) => i.name),
+      ['docker.io/library/tool:v2'],
+    );
+    // And it is found as docker finds it.
+    const ls = await runCli(['inspect', 'tool:v2', '--cache', target.dir, '--json']);
+    assert.equal(ls.code, 0, ls.stderr);
+  });
+
+  test("a docker-archive (docker save before Docker 25, skopeo's docker-archive:) says what it is and how to convert it", async () => {
+    const file = join(work, 'skopeo-docker-archive.tar');
+    const copy = spawnSync(
+      'skopeo',
+      ['copy', `oci:${single.layoutDir}:v2`, `docker-archive:${file}:team/tool:v2`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(copy.status, 0, copy.stderr);
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    let hint = '';
+    await assert.rejects(importArchive(target, file), (e: unknown) => {
+      assert.ok(isStowageError(e, 'MANIFEST_INVALID'), String(e));
+      assert.match(e.message, /docker-archive/);
+      hint = e.detail;
+      return true;
+    });
+    assert.deepEqual(await storeState(target), { blobs: 0, refs: 0, ingest: 0 });
+    // The conversion it gives works as written, and the result imports.
+    const command = /Convert it: (skopeo copy \S+ \S+), then/.exec(hint)?.[1];
+    assert.ok(command?.startsWith(`skopeo copy docker-archive:${file} oci-archive:`), hint);
+    const converted = spawnSync('bash', ['-c', command!], { encoding: 'utf8' });
+    assert.equal(converted.status, 0, converted.stderr);
+    const r = await importArchive(target, join(work, 'skopeo-docker-archive-oci.tar'));
+    assert.deepEqual(
+      r.images.map((i) => i.name),
+      ['docker.io/team/tool:v2'],
+    );
+  });
+
+  test('a gzip-compressed archive (docker save | gzip, as docker load takes) is read', async () => {
+    const source = await cacheWith(singleRef);
+    const file = join(work, 'to-gzip.tar');
+    await exportImages(source, [singleRef], file);
+    const gz = join(work, 'to-gzip.tar.gz');
+    await writeFile(gz, gzipSync(await readFile(file), { level: 1 }));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const r = await importArchive(target, gz);
+    assert.equal(r.images[0]!.digest, single.digest);
+    assert.equal(await verifyAllBlobs(target), 4);
+    // From standard input too.
+    const piped = spawnSync(
+      'bash',
+      [
+        '-c',
+        `${process.execPath} ${CLI} import - --cache ${JSON.stringify(await mkdtemp(join(work, 'cache-')))} < ${gz}`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.match(piped.stdout, /imported 1 image/);
+  });
+
+  test('CLI: a folder (an OCI layout, as skopeo oci:DIR writes) is refused with the tar pipe that imports it', async () => {
+    const cache = await mkdtemp(join(work, 'cache-'));
+    const r = await runCli(['import', single.layoutDir, '--cache', cache]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      `stowage import: ${single.layoutDir} is a folder; import reads an archive (an OCI layout folder imports as tar -C ${single.layoutDir} -cf - . | stowage import -)\n`,
+    );
+    const piped = spawnSync(
+      'bash',
+      [
+        '-c',
+        `tar -C ${single.layoutDir} -cf - . | ${process.execPath} ${CLI} import - --cache ${cache} --json`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.equal(JSON.parse(piped.stdout).images[0].digest, single.digest);
+  });
+
+  test('other compressions are named, with what to do', async () => {
+    const file = join(work, 'fake.tar.zst');
+    await writeFile(file, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(4096)]));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    await assert.rejects(importArchive(target, file), (e: unknown) => {
+      assert.ok(isStowageError(e, 'MANIFEST_INVALID'), String(e));
+      assert.match(e.message, /zstd-compressed/);
+      assert.match(e.detail, /zstd -d/);
+      return true;
+    });
+  });
+});
+
+describe('import: hostile archives commit nothing unverified and write nothing outside the cache', () => {
+  /** The single-platform image's archive entries, for tests to rearrange. */
+  async function imageEntries() {
+    const source = await cacheWith(singleRef);
+    const file = join(work, `hostile-${Math.random().toString(36).slice(2)}.tar`);
+    await exportImages(source, [singleRef], file);
+    return entriesOf(file);
+  }
+
+  test('../, absolute and link entries are never followed or written; the image still imports', async () => {
+    const entries = await imageEntries();
+    const outside = await mkdtemp(join(work, 'outside-'));
+    const hostile = [
+      { name: '../escape', data: Buffer.from('x') },
+      { name: `${outside}/abs`, data: Buffer.from('x') },
+      { name: 'blobs/sha256/../../../escape2', data: Buffer.from('x') },
+      { name: 'blobs/sha256/evil', type: '2' as const, link: '/etc/passwd' },
+      { name: 'blobs', type: '2' as const, link: outside },
+      ...entries,
+    ];
+    const file = join(outside, 'a.tar');
+    await writeFile(file, tarOf(hostile));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const r = await importArchive(target, file);
+    assert.equal(r.images[0]!.digest, single.digest);
+    assert.deepEqual(await readdir(outside), ['a.tar'], 'nothing written beside the archive');
+    assert.ok(!(await readdir(work)).includes('escape'));
+    assert.equal(await verifyAllBlobs(target), 4, 'only the image blobs, all verified');
+  });
+
+  test('a blob entry that is a symlink (to /etc/passwd) is not read: the image lacks that blob', async () => {
+    const entries = await imageEntries();
+    const layer = single.platforms[0]!.layers[1]!.digest.slice(7);
+    const hostile = entries.map((e) =>
+      e.name === `blobs/sha256/${layer}` ? { name: e.name, type: '2' as const, link: '/etc/passwd' } : e,
+    );
+    const file = join(work, 'symlink-blob.tar');
+    await writeFile(file, tarOf(hostile));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    await assert.rejects(importArchive(target, file), (e: unknown) => isStowageError(e, 'MANIFEST_INVALID'));
+    assert.deepEqual(await storeState(target), { blobs: 0, refs: 0, ingest: 0 });
+  });
+
+  test('a duplicate blob entry with other content is rejected whole', async () => {
+    const entries = await imageEntries();
+    const layer = single.platforms[0]!.layers[0]!.digest.slice(7);
+    const original = entries.find((e) => e.name === `blobs/sha256/${layer}`)!;
+    const forged = Buffer.from(original.data);
+    forged[100]! ^= 1;
+    const file = join(work, 'duplicate.tar');
+    await writeFile(file, tarOf([...entries, { name: original.name, data: forged }]));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    await assert.rejects(importArchive(target, file), (e: unknown) => isStowageError(e, 'DIGEST_MISMATCH'));
+    assert.deepEqual(await storeState(target), { blobs: 0, refs: 0, ingest: 0 });
+  });
+
+  test('blobs no named image uses are not kept, neither in the cache nor staged', async () => {
+    const entries = await imageEntries();
+    const extra = randomBytes(2_000_000); // over the in-memory size: staged on disk
+    const digest = `sha256:${createHash('sha256').update(extra).digest('hex')}`;
+    const file = join(work, 'extra-blob.tar');
+    await writeFile(file, tarOf([...entries, { name: `blobs/sha256/${digest.slice(7)}`, data: extra }]));
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const r = await importArchive(target, file);
+    assert.equal(r.blobsAdded, 4);
+    assert.deepEqual(await storeState(target), { blobs: 4, refs: 1, ingest: 0 });
+  });
+
+  test('a gzip bomb (a 64 MiB blob entry of zeros in a small .gz) is rejected, nothing staged left', async () => {
+    const entries = await imageEntries();
+    const zeros = Buffer.alloc(64 * 1024 * 1024);
+    const bomb = gzipSync(tarOf([{ name: `blobs/sha256/${'0'.repeat(64)}`, data: zeros }, ...entries]), {
+      level: 9,
+    });
+    assert.ok(bomb.length < zeros.length / 20, 'small beside what it expands to');
+    const file = join(work, 'bomb.tar.gz');
+    await writeFile(file, bomb);
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    await assert.rejects(importArchive(target, file), (e: unknown) => isStowageError(e, 'DIGEST_MISMATCH'));
+    assert.deepEqual(await storeState(target), { blobs: 0, refs: 0, ingest: 0 });
   });
 });

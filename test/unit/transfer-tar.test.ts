@@ -5,7 +5,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { isStowageError } from '../../src/core/errors';
+import { tarBytes } from '../../src/core/transfer/compression';
 import { END_OF_ARCHIVE, entryHeader, padding, readTar } from '../../src/core/transfer/tar';
 
 const dir = mkdtempSync(join(tmpdir(), 'stowage-tar-'));
@@ -129,5 +131,66 @@ describe('tar reader', () => {
     const bad = Buffer.from(buf);
     bad[10] = 'z'.charCodeAt(0);
     await reject(bad, /checksum/);
+  });
+});
+
+describe('compressed archives', () => {
+  const tar = archive([
+    ['index.json', Buffer.from('{}')],
+    ['blob', Buffer.alloc(100_000, 7)],
+  ]);
+  const read = async (source: AsyncIterable<Uint8Array>) => {
+    const out: { name: string; data: Buffer }[] = [];
+    for await (const e of readTar(tarBytes(source))) {
+      const parts: Buffer[] = [];
+      for await (const c of e.body) parts.push(c);
+      out.push({ name: e.name, data: Buffer.concat(parts) });
+    }
+    return out;
+  };
+
+  test('gzip (as GNU tar -z writes it) is read in any chunking; a plain tar passes through', async () => {
+    const gz = gnuTar(['-czf', '-', '-C', dir, '.']).stdout as Buffer;
+    assert.ok(gz[0] === 0x1f && gz[1] === 0x8b);
+    assert.ok((await read(chunks(gz, 3))).length > 0);
+    for (const source of [chunks(gzipSync(tar), 1), chunks(tar, 5)]) {
+      const got = await read(source);
+      assert.deepEqual(
+        got.map((e) => [e.name, e.data.length]),
+        [
+          ['index.json', 2],
+          ['blob', 100_000],
+        ],
+      );
+    }
+  });
+
+  test('gzip cut short is damage, typed; a failing source keeps its own error', async () => {
+    const gz = gzipSync(tar);
+    await assert.rejects(
+      read(chunks(gz.subarray(0, gz.length - 20), 64)),
+      (e: unknown) => isStowageError(e, 'MANIFEST_INVALID') && /gzip-compressed.*cut short/.test(e.message),
+    );
+    async function* failing() {
+      yield gz.subarray(0, 100);
+      throw Object.assign(new Error('disk read failed'), { code: 'EIO' });
+    }
+    await assert.rejects(read(failing()), { code: 'EIO' });
+  });
+
+  test('zstd, xz and bzip2 are named with the command that decompresses them', async () => {
+    for (const [magic, name] of [
+      [[0x28, 0xb5, 0x2f, 0xfd], 'zstd'],
+      [[0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'xz'],
+      [[0x42, 0x5a, 0x68, 0x39], 'bzip2'],
+    ] as const) {
+      await assert.rejects(
+        read(chunks(Buffer.concat([Buffer.from(magic), Buffer.alloc(600)]), 2)),
+        (e: unknown) =>
+          isStowageError(e, 'MANIFEST_INVALID') &&
+          e.message.includes(`${name}-compressed`) &&
+          e.detail.includes(`${name} -d`),
+      );
+    }
   });
 });

@@ -14,6 +14,7 @@ import {
   type Store,
   validateDescriptor,
 } from '../store';
+import { tarBytes } from './compression';
 import type { TransferProgress } from './export';
 import { readTar } from './tar';
 
@@ -99,7 +100,11 @@ export async function importArchive(
     }
   };
 
-  const input = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source;
+  const input = tarBytes(
+    typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : source,
+  );
+  /** A docker-archive's manifest.json, to say what the archive is when it has no OCI layout. */
+  let dockerManifest: Buffer | undefined;
 
   let committed = false;
   try {
@@ -123,6 +128,10 @@ export async function importArchive(
       }
       if (entry.name === 'index.json') {
         indexBytes = await collect(entry.body, MAX_JSON_BLOB);
+        continue;
+      }
+      if (entry.name === 'manifest.json') {
+        dockerManifest = await collect(entry.body, MAX_JSON_BLOB);
         continue;
       }
       const m = /^blobs\/(sha256|sha512)\/([a-f0-9]+)$/.exec(entry.name);
@@ -178,6 +187,9 @@ export async function importArchive(
       report(true);
     }
 
+    if (!layoutSeen && !indexBytes && dockerManifest) {
+      throw dockerArchive(typeof source === 'string' ? source : undefined, dockerManifest);
+    }
     if (!layoutSeen) throw invalid('it has no oci-layout file');
     if (!indexBytes) throw invalid('it has no index.json');
     const { references, unnamed } = parseIndex(indexBytes);
@@ -246,9 +258,9 @@ export async function importArchive(
         throwIfAborted(signal);
         const s = staged.get(digest);
         if (!s || s.kind === 'present') {
-          // Found cached while reading the archive, whose copy was not kept: a gc that ran
-          // before our lease may have removed it since. Never record a reference to it then.
-          if (s && !(await store.has(digest, s.size))) {
+          // Found cached (while reading the archive, or not in it at all), not staged: a gc that
+          // ran before our lease may have removed it since. Never record a reference to it then.
+          if (!(await store.has(digest, s?.size))) {
             throw new StowageError(
               'CACHE_CORRUPT',
               `Blob ${digest} left the cache while the archive was imported (a concurrent stowage gc?); nothing was recorded.`,
@@ -287,6 +299,9 @@ export async function importArchive(
         }
       }
       committed = true;
+      // Staged blobs no named image uses (another tool's unnamed entries, stray files) go.
+      const used = new Set<Digest>(needed);
+      await discard(store, new Map([...staged].filter(([d]) => !used.has(d))));
       const before = new Map((await store.listReferences()).map((r) => [r.name, r.descriptor.digest]));
       const result: ImportedImage[] = [];
       for (const img of images) {
@@ -305,6 +320,12 @@ export async function importArchive(
   }
 }
 
+/**
+ * The name an index.json entry gives its image: containerd's full name where it is set (docker
+ * save and ctr export put only the tag in ref.name there), else ref.name as written.
+ */
+const NAME_ANNOTATIONS = ['io.containerd.image.name', REF_NAME_ANNOTATION];
+
 /** The named entries of an archive's index.json (last one wins for a repeated name). */
 function parseIndex(bytes: Buffer): {
   references: { name: string; descriptor: Descriptor }[];
@@ -322,14 +343,33 @@ function parseIndex(bytes: Buffer): {
   let unnamed = 0;
   for (const [i, m] of manifests.entries()) {
     const descriptor = validateDescriptor(m, 'index.json', `entry ${i}`);
-    const name = descriptor.annotations?.[REF_NAME_ANNOTATION];
-    if (typeof name !== 'string' || !name || name.length > 1024 || /[\s\0]/.test(name)) {
+    const name = NAME_ANNOTATIONS.map((a) => descriptor.annotations?.[a]).find(
+      (n) => typeof n === 'string' && n && n.length <= 1024 && !/[\s\0]/.test(n),
+    );
+    if (!name) {
       unnamed++;
       continue;
     }
     byName.set(name, descriptor);
   }
   return { references: [...byName].map(([name, descriptor]) => ({ name, descriptor })), unnamed };
+}
+
+/** A docker-archive (manifest.json, no OCI layout): what it is and how to convert it. */
+function dockerArchive(file: string | undefined, manifest: Buffer): StowageError {
+  let tag: string | undefined;
+  try {
+    const first = (JSON.parse(manifest.toString('utf8')) as { RepoTags?: unknown[] }[])[0]?.RepoTags?.[0];
+    if (typeof first === 'string' && /^[\w./:@-]{1,256}$/.test(first)) tag = first;
+  } catch {
+    // Named NAME in the hint.
+  }
+  const name = tag ?? 'NAME';
+  return new StowageError(
+    'MANIFEST_INVALID',
+    'The archive is a docker-archive (docker save before Docker 25, or skopeo copy … docker-archive:), not an OCI image layout; Stowage imports OCI layout archives.',
+    `Convert it: skopeo copy docker-archive:${file ?? 'FILE'} oci-archive:${file ? `${file.replace(/\.tar$/, '')}-oci.tar` : 'OUT.tar'}:${name}, then import that (Docker 25 and later save OCI layouts, which import as they are); nothing was imported.`,
+  );
 }
 
 async function collect(body: AsyncIterable<Buffer>, cap: number): Promise<Buffer> {
