@@ -419,6 +419,27 @@ describe('import: hostile archives commit nothing unverified and write nothing o
     assert.deepEqual(await storeState(target), { blobs: 4, refs: 1, ingest: 0 });
   });
 
+  test('a blob the archive leaves out but the cache had: a gc before the lease removed it → nothing recorded', async () => {
+    const entries = await imageEntries();
+    const layer = single.platforms[0]!.layers[0]!.digest as Digest;
+    // The cache holds that layer alone, unnamed (a gc may take it); the archive relies on it.
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    await target.putBlob(entries.find((e) => e.name === `blobs/sha256/${layer.slice(7)}`)!.data, layer);
+    const file = join(work, 'relies-on-cache.tar');
+    await writeFile(file, tarOf(entries.filter((e) => e.name !== `blobs/sha256/${layer.slice(7)}`)));
+    const lease = target.lease.bind(target);
+    target.lease = async (digests) => {
+      await target.gc();
+      return lease(digests);
+    };
+    await assert.rejects(importArchive(target, file), (e: unknown) => {
+      assert.ok(isStowageError(e, 'CACHE_CORRUPT'), String(e));
+      assert.match(e.message, /left the cache while the archive was imported/);
+      return true;
+    });
+    assert.equal(await target.getReference(singleRef), undefined, 'no name for an image missing a layer');
+  });
+
   test('a gzip bomb (a 64 MiB blob entry of zeros in a small .gz) is rejected, nothing staged left', async () => {
     const entries = await imageEntries();
     const zeros = Buffer.alloc(64 * 1024 * 1024);
