@@ -30,7 +30,7 @@ const OPTIONS = {
 export const exportCommand: Command = {
   usage: USAGE,
   description:
-    'Write cached images to an OCI layout tarball, for a machine without network access\n(`stowage import` there, or skopeo copy oci-archive:FILE). Reads the cache only: no network.\nA platform that was not pulled is left out and named in the summary.',
+    "Write cached images to an OCI layout tarball, for a machine without network access\n(`stowage import` there, skopeo copy oci-archive:FILE, or docker load, which takes one platform\nof each image: this machine's when cached). Reads the cache only: no network.\nA platform that was not pulled is left out and named in the summary.",
   options: OPTIONS,
   async run(args) {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
@@ -77,7 +77,10 @@ export const exportCommand: Command = {
           const left = img.missingPlatforms.length
             ? ` (not cached, left out: ${img.missingPlatforms.join(', ')}; for a complete archive pull with --all-platforms first)`
             : '';
-          out.write(`${img.name}@${img.digest} (${img.platforms.join(', ')})${left}\n`);
+          // docker load takes one platform per name: which one, when there is a choice.
+          const docker =
+            img.platforms.length > 1 && img.dockerPlatform ? `; docker load takes ${img.dockerPlatform}` : '';
+          out.write(`${img.name}@${img.digest} (${img.platforms.join(', ')}${docker})${left}\n`);
         }
         out.write(
           `wrote ${values.output}: ${r.images.length} image(s), ${plural(r.blobs, 'blob')}, ${formatBytes(r.archiveBytes)} in ${formatDuration(Date.now() - began)}\n`,

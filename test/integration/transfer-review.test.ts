@@ -9,9 +9,10 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import type { Digest } from '../../src/core/digest';
 import { isStowageError } from '../../src/core/errors';
+import { closestPlatform, hostPlatform, parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import type { RegistryClient } from '../../src/core/registry/client';
 import { exportImages } from '../../src/core/transfer/export';
@@ -29,6 +30,7 @@ let image: BuiltImage;
 let single: BuiltImage;
 let reg: RunningRegistry;
 let singleRef: string;
+let multiRef: string;
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'stowage-transfer-review-'));
@@ -47,6 +49,7 @@ before(async () => {
   await pushLayout(image.layoutDir, 'v1', reg, 'team/app:v1');
   await pushLayout(single.layoutDir, 'v2', reg, 'team/tool:v2');
   singleRef = `${reg.host}/team/tool:v2`;
+  multiRef = `${reg.host}/team/app:v1`;
 });
 
 after(async () => {
@@ -452,5 +455,94 @@ describe('import: hostile archives commit nothing unverified and write nothing o
     const target = await Store.open(await mkdtemp(join(work, 'cache-')));
     await assert.rejects(importArchive(target, file), (e: unknown) => isStowageError(e, 'DIGEST_MISMATCH'));
     assert.deepEqual(await storeState(target), { blobs: 0, refs: 0, ingest: 0 });
+  });
+});
+
+describe('export: archives docker and skopeo read', () => {
+  /** What docker load checks of each manifest.json entry: config, layer count, each layer's diff_id. */
+  function checkAsDockerLoad(entries: { name: string; data: Buffer }[]) {
+    const byName = new Map(entries.map((e) => [e.name, e.data]));
+    const manifest = JSON.parse(byName.get('manifest.json')!.toString()) as {
+      Config: string;
+      RepoTags: string[];
+      Layers: string[];
+    }[];
+    for (const m of manifest) {
+      const config = JSON.parse(byName.get(m.Config)!.toString());
+      assert.equal(m.Layers.length, config.rootfs.diff_ids.length, 'layers length matches the config');
+      m.Layers.forEach((path, i) => {
+        const tar = gunzipSync(byName.get(path)!);
+        assert.equal(`sha256:${createHash('sha256').update(tar).digest('hex')}`, config.rootfs.diff_ids[i]);
+      });
+    }
+    return manifest;
+  }
+
+  test('single platform: docker load and skopeo docker-archive: read it; containerd finds its full name', async () => {
+    const source = await cacheWith(singleRef);
+    const file = join(work, 'for-docker.tar');
+    await exportImages(source, [singleRef], file);
+    const entries = await entriesOf(file);
+    const manifest = checkAsDockerLoad(entries);
+    assert.deepEqual(manifest[0]!.RepoTags, [singleRef]);
+    const index = JSON.parse(entries.find((e) => e.name === 'index.json')!.data.toString());
+    assert.equal(index.manifests[0].annotations['io.containerd.image.name'], singleRef);
+
+    const inspected = spawnSync('skopeo', ['inspect', `docker-archive:${file}`], { encoding: 'utf8' });
+    assert.equal(inspected.status, 0, inspected.stderr);
+    const config = JSON.parse(single.platforms[0]!.configBody);
+    assert.deepEqual(JSON.parse(inspected.stdout).Layers, config.rootfs.diff_ids);
+    const out = join(work, 'from-docker-archive');
+    const copy = spawnSync('skopeo', ['copy', `docker-archive:${file}`, `oci:${out}:x`], {
+      encoding: 'utf8',
+    });
+    assert.equal(copy.status, 0, copy.stderr);
+    // Still an OCI archive as before, and it round-trips under the same name.
+    const target = await Store.open(await mkdtemp(join(work, 'cache-')));
+    assert.deepEqual(
+      (await importArchive(target, file)).images.map((i) => [i.name, i.digest]),
+      [[singleRef, single.digest]],
+    );
+  });
+
+  test('multi-platform: docker load takes this machine’s platform, and the summary says which', async () => {
+    const source = await cacheWith(multiRef);
+    const file = join(work, 'multi-for-docker.tar');
+    const r = await exportImages(source, [multiRef], file);
+    const host = closestPlatform(hostPlatform(), image.platforms, (p) => parsePlatform(p.platform));
+    const expected = host ?? image.platforms[0]!;
+    assert.equal(r.images[0]!.dockerPlatform, expected.platform);
+    const manifest = checkAsDockerLoad(await entriesOf(file));
+    assert.equal(manifest.length, 1, 'one image per name, as docker load keeps one');
+    assert.equal(manifest[0]!.Config, `blobs/sha256/${expected.config.digest.slice(7)}`);
+    const inspected = spawnSync('skopeo', ['inspect', `docker-archive:${file}`], { encoding: 'utf8' });
+    assert.equal(inspected.status, 0, inspected.stderr);
+    assert.equal(JSON.parse(inspected.stdout).Architecture, expected.architecture);
+
+    const cli = await runCli(['export', multiRef, '-o', join(work, 'multi-cli.tar'), '--cache', source.dir]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, new RegExp(`; docker load takes ${expected.platform.replace(/\//g, '\\/')}\\)`));
+  });
+
+  test('buildx attestations go along but are not counted as platforms', async () => {
+    const layout = await buildImage(join(work, 'layout-att'), {
+      tag: 'v3',
+      seed: 'review-att',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      attestations: true,
+    });
+    await pushLayout(layout.layoutDir, 'v3', reg, 'team/att:v3');
+    const ref = `${reg.host}/team/att:v3`;
+    const all = await cacheWith(ref);
+    const r = await exportImages(all, [ref], join(work, 'att.tar'));
+    assert.deepEqual(r.images[0]!.platforms, ['linux/amd64', 'linux/arm64']);
+    assert.deepEqual(r.images[0]!.missingPlatforms, []);
+    const one = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const { client } = clientFor(reg);
+    await pull(one, client, ref, { platforms: [parsePlatform('linux/arm64')] });
+    await client.close();
+    const partial = await exportImages(one, [ref], join(work, 'att-one.tar'));
+    assert.deepEqual(partial.images[0]!.platforms, ['linux/arm64']);
+    assert.deepEqual(partial.images[0]!.missingPlatforms, ['linux/amd64']);
   });
 });

@@ -5,9 +5,12 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, parseDigest } from '../digest';
 import { isStowageError, StowageError, throwIfAborted } from '../errors';
-import { formatPlatform, normalizePlatform } from '../platform';
+import { closestPlatform, formatPlatform, hostPlatform, normalizePlatform } from '../platform';
+import { formatReference, parseReference } from '../reference';
 import {
   type Descriptor,
+  type ImageManifest,
+  isAttestation,
   isIndexMediaType,
   MediaType,
   REF_NAME_ANNOTATION,
@@ -18,6 +21,9 @@ import {
 } from '../store';
 import { type HeldImage, holdBlobs, removedMeanwhile } from './hold';
 import { BLOCK, END_OF_ARCHIVE, entryHeader, padding } from './tar';
+
+/** The full image name containerd (and docker save) writes beside ref.name, which may be a tag. */
+export const CONTAINERD_NAME_ANNOTATION = 'io.containerd.image.name';
 
 export interface TransferProgress {
   bytesDone: number;
@@ -40,6 +46,11 @@ export interface ExportedImage {
   platforms: string[];
   /** Platforms the image's index lists but the cache does not hold completely (left out). */
   missingPlatforms: string[];
+  /**
+   * The platform `docker load` takes (manifest.json names one image per name: this machine's
+   * platform when it is there, else the first); absent when the image is not one docker loads.
+   */
+  dockerPlatform?: string;
 }
 
 export interface ExportResult {
@@ -52,12 +63,23 @@ export interface ExportResult {
   archiveBytes: number;
 }
 
+/** An image as docker load (and skopeo's docker-archive:) reads it from manifest.json. */
+interface DockerEntry {
+  Config: string;
+  RepoTags: string[];
+  Layers: string[];
+}
+
 interface Plan {
   images: ExportedImage[];
   entries: { name: string; descriptor: Descriptor }[];
   blobs: Descriptor[];
   held: HeldImage[];
+  docker: DockerEntry[];
 }
+
+/** Configs docker load takes: an image's (not an artifact's, such as a Helm chart). */
+const IMAGE_CONFIGS: readonly string[] = [MediaType.OCI_CONFIG, MediaType.DOCKER_CONFIG];
 
 /**
  * Decides what an archive of `inputs` holds: each reference's top descriptor, the indexes under
@@ -70,6 +92,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
   const entries: Plan['entries'] = [];
   const blobs = new Map<Digest, Descriptor>();
   const held: HeldImage[] = [];
+  const docker: DockerEntry[] = [];
   for (const input of inputs) {
     const { name, descriptor } = await resolveCached(store, input);
     if (entries.some((e) => e.name === name)) continue;
@@ -77,6 +100,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
     const chosen: Descriptor[] = [];
     const platforms: string[] = [];
     const missingPlatforms: string[] = [];
+    const runnable: { manifest: Descriptor; doc: ImageManifest; label: string }[] = [];
     let walk: Awaited<ReturnType<typeof walkImage>>;
     try {
       walk = await walkImage(store, descriptor);
@@ -90,12 +114,16 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
         if (doc.kind !== 'manifest') continue;
         const label = m.platform ? formatPlatform(normalizePlatform(m.platform)) : 'single-platform';
         const parts = [doc.config, ...doc.layers];
+        // Attestations (buildx provenance, SBOM) go along when cached, but are no platform.
+        const attestation = isAttestation(m);
         if (parts.some((p) => missing.has(p.digest))) {
-          missingPlatforms.push(label);
+          if (!attestation) missingPlatforms.push(label);
           continue;
         }
-        platforms.push(label);
         chosen.push(m, ...parts);
+        if (attestation) continue;
+        platforms.push(label);
+        runnable.push({ manifest: m, doc, label });
       }
     } catch (e) {
       // A manifest gone while it was read: a gc after an rm of the image, most likely.
@@ -106,6 +134,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
     for (const d of walk.missing) {
       if (
         d.platform &&
+        !isAttestation(d) &&
         !isIndexMediaType(d.mediaType) &&
         walk.manifests.every((m) => m.digest !== d.digest)
       ) {
@@ -122,25 +151,63 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
     for (const d of chosen) if (!blobs.has(d.digest)) blobs.set(d.digest, d);
     entries.push({ name, descriptor });
     held.push(image);
+    const forDocker = closestPlatform(hostPlatform(), runnable, (r) => r.manifest.platform) ?? runnable[0];
+    if (forDocker && IMAGE_CONFIGS.includes(forDocker.doc.config.mediaType)) {
+      docker.push({
+        Config: blobEntryName(forDocker.doc.config.digest),
+        RepoTags: dockerTags(name),
+        Layers: forDocker.doc.layers.map((l) => blobEntryName(l.digest)),
+      });
+    }
     images.push({
       name,
       digest: descriptor.digest,
       mediaType: descriptor.mediaType,
       platforms,
       missingPlatforms: [...new Set(missingPlatforms)],
+      ...(forDocker && IMAGE_CONFIGS.includes(forDocker.doc.config.mediaType)
+        ? { dockerPlatform: forDocker.label }
+        : {}),
     });
   }
-  return { images, entries, blobs: [...blobs.values()], held };
+  return { images, entries, blobs: [...blobs.values()], held, docker };
+}
+
+/** The tag docker load gives the image: a name with a tag and no digest, else none (docker's rule). */
+function dockerTags(name: string): string[] {
+  try {
+    const ref = parseReference(name);
+    if (!ref.tag || ref.digest) return [];
+    return [formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag })];
+  } catch {
+    return []; // a verbatim imported name (no reference): docker load leaves it untagged
+  }
+}
+
+/** The full name containerd (docker with the containerd store, ctr import) reads, when it is one. */
+function containerdName(name: string): string | undefined {
+  try {
+    return formatReference(parseReference(name)) === name ? name : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function indexJson(entries: Plan['entries']): Buffer {
-  const manifests = entries.map(({ name, descriptor }) => ({
-    mediaType: descriptor.mediaType,
-    digest: descriptor.digest,
-    size: descriptor.size,
-    ...(descriptor.platform ? { platform: descriptor.platform } : {}),
-    annotations: { ...(descriptor.annotations ?? {}), [REF_NAME_ANNOTATION]: name },
-  }));
+  const manifests = entries.map(({ name, descriptor }) => {
+    const full = containerdName(name);
+    return {
+      mediaType: descriptor.mediaType,
+      digest: descriptor.digest,
+      size: descriptor.size,
+      ...(descriptor.platform ? { platform: descriptor.platform } : {}),
+      annotations: {
+        ...(descriptor.annotations ?? {}),
+        ...(full ? { [CONTAINERD_NAME_ANNOTATION]: full } : {}),
+        [REF_NAME_ANNOTATION]: name,
+      },
+    };
+  });
   return Buffer.from(`${JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OCI_INDEX, manifests })}\n`);
 }
 
@@ -150,7 +217,7 @@ function blobEntryName(digest: Digest): string {
 }
 
 /** The size of the archive `plan` produces (headers, data, padding, end blocks). */
-function archiveSize(plan: Plan, index: Buffer, layout: Buffer): number {
+function archiveSize(plan: Plan, index: Buffer, layout: Buffer, docker: Buffer | undefined): number {
   let n = 0;
   const file = (name: string, size: number) => {
     n += entryHeader(name, size).length + size + padding(size).length;
@@ -158,6 +225,7 @@ function archiveSize(plan: Plan, index: Buffer, layout: Buffer): number {
   n += BLOCK * 2; // blobs/ and blobs/<alg>/ directories (one algorithm in practice; adjusted below)
   file('oci-layout', layout.length);
   file('index.json', index.length);
+  if (docker) file('manifest.json', docker.length);
   const algorithms = new Set(plan.blobs.map((b) => parseDigest(b.digest).algorithm));
   n += BLOCK * Math.max(0, algorithms.size - 1);
   for (const b of plan.blobs) file(blobEntryName(b.digest), b.size);
@@ -182,6 +250,7 @@ export async function exportImages(
   const plan = await planExport(store, names);
   const layout = Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
   const index = indexJson(plan.entries);
+  const docker = plan.docker.length ? Buffer.from(`${JSON.stringify(plan.docker)}\n`) : undefined;
   const progress: TransferProgress = {
     bytesDone: 0,
     bytesTotal: plan.blobs.reduce((n, b) => n + b.size, 0),
@@ -214,6 +283,10 @@ export async function exportImages(
     yield Buffer.concat([layout, padding(layout.length)]);
     yield entryHeader('index.json', index.length);
     yield Buffer.concat([index, padding(index.length)]);
+    if (docker) {
+      yield entryHeader('manifest.json', docker.length);
+      yield Buffer.concat([docker, padding(docker.length)]);
+    }
     let lastReport = 0;
     for (const b of plan.blobs) {
       throwIfAborted(signal);
@@ -256,7 +329,7 @@ export async function exportImages(
     images: plan.images,
     blobs: plan.blobs.length,
     blobBytes: progress.bytesTotal,
-    archiveBytes: archiveSize(plan, index, layout),
+    archiveBytes: archiveSize(plan, index, layout, docker),
   };
   // Held from now until the archive is written: a gc meanwhile leaves these blobs alone.
   const lease = await holdBlobs(

@@ -15,7 +15,7 @@ import {
   validateDescriptor,
 } from '../store';
 import { tarBytes } from './compression';
-import type { TransferProgress } from './export';
+import { CONTAINERD_NAME_ANNOTATION, type TransferProgress } from './export';
 import { readTar } from './tar';
 
 export interface ImportOptions {
@@ -306,7 +306,9 @@ export async function importArchive(
       const result: ImportedImage[] = [];
       for (const img of images) {
         const ref = references.find((r) => r.name === img.name)!;
-        await store.setReference(img.name, ref.descriptor);
+        // Recorded as a pull records it: the name is ref.name in the cache's own index.
+        const { [CONTAINERD_NAME_ANNOTATION]: _, ...annotations } = ref.descriptor.annotations ?? {};
+        await store.setReference(img.name, { ...ref.descriptor, annotations });
         const prior = before.get(img.name);
         result.push({ ...img, replaced: prior !== undefined && prior !== img.digest });
       }
@@ -324,7 +326,7 @@ export async function importArchive(
  * The name an index.json entry gives its image: containerd's full name where it is set (docker
  * save and ctr export put only the tag in ref.name there), else ref.name as written.
  */
-const NAME_ANNOTATIONS = ['io.containerd.image.name', REF_NAME_ANNOTATION];
+const NAME_ANNOTATIONS = [CONTAINERD_NAME_ANNOTATION, REF_NAME_ANNOTATION];
 
 /** The named entries of an archive's index.json (last one wins for a repeated name). */
 function parseIndex(bytes: Buffer): {
