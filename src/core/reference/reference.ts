@@ -109,6 +109,20 @@ export function parseReference(input: string): Reference {
   return { registry, repository: path, ...(tag ? { tag } : {}), ...(digest ? { digest } : {}) };
 }
 
+/** Whether a registry's string is a tag a reference can hold (a tags list may hold anything). */
+export function isTag(text: unknown): text is string {
+  return typeof text === 'string' && TAG.test(text);
+}
+
+/** Whether a registry's string is a repository path a reference can hold (a catalog may hold anything). */
+export function isRepositoryPath(text: unknown): text is string {
+  return (
+    typeof text === 'string' &&
+    text.length <= MAX_NAME &&
+    text.split('/').every((c) => PATH_COMPONENT.test(c))
+  );
+}
+
 /** `registry/repository` */
 export function repositoryName(ref: Pick<Reference, 'registry' | 'repository'>): string {
   return `${ref.registry}/${ref.repository}`;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type Digest, isDigest, parseDigest } from '../digest';
 import { abortable, StowageError, throwIfAborted } from '../errors';
-import { manifestIdentifier, type Reference, registryHost } from '../reference';
+import { isRepositoryPath, isTag, manifestIdentifier, type Reference, registryHost } from '../reference';
 import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
 import { Authenticator } from './auth';
@@ -457,6 +457,7 @@ export class RegistryClient {
       scope,
       `/v2/${ref.repository}/tags/list${n}`,
       'tags',
+      isTag,
       options.signal,
     );
   }
@@ -474,6 +475,7 @@ export class RegistryClient {
       'registry:catalog:*',
       `/v2/_catalog${n}`,
       'repositories',
+      isRepositoryPath,
       options.signal,
     );
   }
@@ -512,6 +514,11 @@ export class RegistryClient {
     scope: string,
     firstPath: string,
     field: string,
+    /**
+     * Which names of the list to keep: those a reference can hold. Others could not be pulled, and
+     * are not for a terminal (control characters) nor a Dockerfile (Use in FROM writes the tag).
+     */
+    valid: (name: unknown) => name is string,
     signal?: AbortSignal,
   ): AsyncGenerator<string[]> {
     let path: string | undefined = firstPath;
@@ -534,7 +541,7 @@ export class RegistryClient {
       } catch {
         throw new StowageError('REGISTRY_ERROR', `${ctx.registry} returned an invalid ${ctx.what} list.`);
       }
-      yield Array.isArray(list) ? list.filter((t): t is string => typeof t === 'string') : [];
+      yield Array.isArray(list) ? list.filter(valid) : [];
       path = nextLink(headerValue(res.headers, 'link'), res.url, ctx);
     }
   }
