@@ -3,8 +3,12 @@
 // files another tool wrote into the cache. Real Distribution registries; the loopback proxy in
 // front of one where the registry itself cannot misbehave.
 import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { StowageError } from '../../src/core/errors';
+import { parsePlatform } from '../../src/core/platform';
+import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient } from '../../src/core/registry/client';
 import { requireCli, runCli } from '../support/cli';
@@ -14,6 +18,7 @@ import { type RuleResult, startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import type { RunningRegistry } from '../support/registry';
 
+const amd64 = [parsePlatform('linux/amd64')];
 /** What a terminal acts on: C0 controls but newline and tab, DEL, and the C1 controls (CSI is U+009B). */
 const TERMINAL_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
 
@@ -47,6 +52,17 @@ async function proxied(rule: Parameters<typeof startProxy>[1]) {
 
 function cli(args: string[], cache: string) {
   return runCli([...args, '--cache', cache], 60_000, { DOCKER_CONFIG: join(bed.work, 'no-docker-config') });
+}
+
+/** The typed error `p` fails with. */
+async function failure(p: Promise<unknown>): Promise<StowageError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof StowageError, `typed: ${(e as Error)?.stack}`);
+    return e;
+  }
+  assert.fail('expected a failure');
 }
 
 describe('names a registry lists', () => {
@@ -93,5 +109,45 @@ describe('names a registry lists', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.split('\n').filter(Boolean), ['v1', 'ok_2.0-rc.1']);
     assert.ok(!TERMINAL_CONTROL.test(r.stdout + r.stderr), JSON.stringify(r.stdout + r.stderr));
+  });
+});
+
+describe("a registry's error text", () => {
+  /** The real registry, with its manifest GETs answered 403 and this error body (a HEAD has none). */
+  function refusing(body: unknown) {
+    return proxied(
+      (req): RuleResult =>
+        req.method === 'GET' && /\/manifests\//.test(req.url ?? '')
+          ? {
+              respond: {
+                status: 403,
+                headers: { 'content-type': 'application/json' },
+                body: JSON.stringify(body),
+              },
+            }
+          : undefined,
+    );
+  }
+
+  test('the CLI writes no control character of it to the terminal, and still says what it said', async () => {
+    const proxy = await refusing({
+      errors: [{ code: 'DENIED', message: '\u001b[2J\u001b]0;owned\u0007access \u009b31mdenied\r\n\u0000' }],
+    });
+    const cache = await mkdtemp(join(bed.work, 'cli-'));
+    const r = await cli(['pull', `${proxy.host}/rev/app:v1`], cache);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /access.*denied/);
+    assert.ok(!TERMINAL_CONTROL.test(r.stderr), JSON.stringify(r.stderr));
+  });
+
+  test('a huge error code is not repeated whole in the message', async () => {
+    const proxy = await refusing({ errors: [{ code: 'X'.repeat(60_000), message: 'no' }] });
+    const client = new RegistryClient({ retry: { attempts: 1 } });
+    const e = await failure(
+      pull(await bed.store(), client, `${proxy.host}/rev/app:v1`, { platforms: amd64 }),
+    );
+    await client.close();
+    assert.equal(e.code, 'DENIED');
+    assert.ok(e.detail.length < 1_000, `${e.detail.length} characters`);
   });
 });

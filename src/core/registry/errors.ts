@@ -15,15 +15,29 @@ interface RegistryErrorBody {
   errors?: { code?: string; message?: string; detail?: unknown }[];
 }
 
-/** Parses a Distribution error body (`{"errors":[{"code","message"}]}`); tolerant of anything else. */
+/** An error code as registries spell them (DENIED, MANIFEST_UNKNOWN, TOOMANYREQUESTS). */
+const ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/**
+ * Parses a Distribution error body (`{"errors":[{"code","message"}]}`); tolerant of anything else.
+ * What it says goes into messages: a code only when it is one, the message cut short and without
+ * control characters (a terminal would act on them: clear the screen, set its title).
+ */
 export function parseErrorBody(text: string): { code?: string; message?: string } {
   try {
     const body = JSON.parse(text) as RegistryErrorBody;
     const first = Array.isArray(body.errors) ? body.errors[0] : undefined;
     if (first && typeof first === 'object') {
+      const message =
+        typeof first.message === 'string'
+          ? first.message
+              .slice(0, 300)
+              .replace(/[\x00-\x1f\x7f-\x9f]+/g, ' ')
+              .trim()
+          : '';
       return {
-        ...(typeof first.code === 'string' ? { code: first.code } : {}),
-        ...(typeof first.message === 'string' ? { message: first.message.slice(0, 300) } : {}),
+        ...(typeof first.code === 'string' && ERROR_CODE.test(first.code) ? { code: first.code } : {}),
+        ...(message ? { message } : {}),
       };
     }
   } catch {
