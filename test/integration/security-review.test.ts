@@ -10,7 +10,7 @@ import { StowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
-import { RegistryClient } from '../../src/core/registry/client';
+import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { requireCli, runCli } from '../support/cli';
 import { TestBed } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
@@ -149,5 +149,36 @@ describe("a registry's error text", () => {
     await client.close();
     assert.equal(e.code, 'DENIED');
     assert.ok(e.detail.length < 1_000, `${e.detail.length} characters`);
+  });
+});
+
+describe('HTTPS is not continued over plain HTTP', () => {
+  test('a blob redirect from an HTTPS registry to http:// on a host not allowed plain HTTP is refused, unsent', async () => {
+    // .invalid never resolves: a request there fails fast, so that one sent shows as a NETWORK error.
+    const cdn = 'stowage-cdn.invalid';
+    const tls = await bed.registry({ tls: true, redirectBaseUrl: `http://${cdn}/` });
+    await pushLayout(image.layoutDir, 'v1', tls, 'rev/tls:v1');
+    const attempt = async (insecureRegistries: string[]) => {
+      const logs: RequestLog[] = [];
+      const client = new RegistryClient({
+        caCertificates: [tls.caPem!],
+        insecureRegistries,
+        retry: { attempts: 1 },
+        onRequest: (r) => logs.push(r),
+      });
+      const e = await failure(
+        pull(await bed.store(), client, `${tls.host}/rev/tls:v1`, { platforms: amd64, blobAttempts: 1 }),
+      );
+      await client.close();
+      return { e, asked: logs.filter((l) => l.url.startsWith(`http://${cdn}`)).length };
+    };
+    const refused = await attempt([]);
+    assert.equal(refused.e.code, 'INSECURE_REFUSED', refused.e.detail);
+    assert.match(refused.e.detail, new RegExp(`${cdn}.*insecureRegistries`));
+    assert.equal(refused.asked, 0, 'nothing was sent over plain HTTP');
+    // Allowed plain HTTP, the same redirect is followed (then fails: the host does not exist).
+    const allowed = await attempt([cdn]);
+    assert.equal(allowed.e.code, 'NETWORK', allowed.e.detail);
+    assert.ok(allowed.asked > 0, 'the allowed host was asked');
   });
 });

@@ -821,6 +821,19 @@ export class RegistryClient {
             `${url.host} redirected ${call.ctx.what} to plain HTTP on ${next.host}, which speaks TLS; refusing.`,
           );
         }
+        // What was asked over TLS goes on over plain HTTP only where plain HTTP is allowed (the
+        // endpoints' rule): a tag's manifest or list there could be swapped on the way.
+        if (
+          url.protocol === 'https:' &&
+          next.protocol === 'http:' &&
+          !(this.isInsecure(next.host) || isLoopback(next.host))
+        ) {
+          throw new StowageError(
+            'INSECURE_REFUSED',
+            `${url.host} redirected ${call.ctx.what} from HTTPS to plain HTTP on ${next.host}; refusing.`,
+            `If ${next.host} is on a network you trust, add it to stowage.insecureRegistries (--insecure-registry ${next.host}).`,
+          );
+        }
         visited.add(url.href);
         if (visited.has(next.href) || hop + 1 > MAX_REDIRECTS) {
           throw new StowageError(
