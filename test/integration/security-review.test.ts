@@ -3,7 +3,8 @@
 // files another tool wrote into the cache. Real Distribution registries; the loopback proxy in
 // front of one where the registry itself cannot misbehave.
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { access, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { StowageError } from '../../src/core/errors';
@@ -11,7 +12,7 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
-import { requireCli, runCli } from '../support/cli';
+import { CLI, requireCli, runCli } from '../support/cli';
 import { TestBed } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { type RuleResult, startProxy } from '../support/proxy';
@@ -180,5 +181,52 @@ describe('HTTPS is not continued over plain HTTP', () => {
     const allowed = await attempt([cdn]);
     assert.equal(allowed.e.code, 'NETWORK', allowed.e.detail);
     assert.ok(allowed.asked > 0, 'the allowed host was asked');
+  });
+});
+
+describe('credential helpers', () => {
+  test('docker-credential-<credsStore> is never taken from the folder the CLI runs in (a cloned repository)', async () => {
+    // Windows looks for a program in the current folder before PATH; so does any system whose PATH
+    // has an empty entry (a trailing ':'), as here. The repository's "helper" must not run.
+    const secured = await bed.registry({ auth: 'basic' });
+    const root = await mkdtemp(join(bed.work, 'helper-'));
+    const dockerConfig = join(root, 'docker');
+    const repository = join(root, 'repository');
+    const bin = join(root, 'bin');
+    for (const dir of [dockerConfig, repository, bin]) await mkdir(dir);
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ credsStore: 'review' }));
+    const ran = join(root, 'ran');
+    const helper = `#!/bin/sh\necho "$(pwd)" >> '${ran}'\necho '{"ServerURL":"x","Username":"u","Secret":"s"}'\n`;
+    await writeFile(join(repository, 'docker-credential-review'), helper, { mode: 0o755 });
+    const pullFrom = (path: string) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [CLI, 'pull', `${secured.host}/rev/app:v1`, '--cache', join(root, 'cache')],
+          {
+            cwd: repository,
+            env: { ...process.env, DOCKER_CONFIG: dockerConfig, PATH: path },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          },
+        );
+        let stderr = '';
+        child.stderr.on('data', (d) => {
+          stderr += d;
+        });
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+    const wasRun = () =>
+      access(ran).then(
+        () => true,
+        () => false,
+      );
+    const r = await pullFrom(`${process.env.PATH}:`);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(await wasRun(), false, "the repository's docker-credential-review ran");
+    assert.match(r.stderr, /docker-credential-review/, 'the missing helper is named');
+    // The same helper on PATH is run: the check above is not vacuous.
+    await writeFile(join(bin, 'docker-credential-review'), helper, { mode: 0o755 });
+    await pullFrom(`${bin}:${process.env.PATH}`);
+    assert.equal(await wasRun(), true, 'the helper on PATH ran');
   });
 });

@@ -161,12 +161,26 @@ class HelperFailure extends Error {
   }
 }
 
-/** Runs `helper action` with `input` on stdin, as docker does; resolves with its stdout. */
-export function defaultHelperExec(env: NodeJS.ProcessEnv, timeoutMs = HELPER_TIMEOUT_MS): HelperExec {
+/**
+ * Runs `helper action` with `input` on stdin, as docker does; resolves with its stdout. It runs in
+ * `cwd`, a folder of the user's (docker's config folder): Windows looks for the program in the
+ * current folder before PATH (and so does a PATH with an empty entry), and the folder the user
+ * works in may be a cloned repository that brings a docker-credential-desktop.exe of its own.
+ */
+export function defaultHelperExec(
+  env: NodeJS.ProcessEnv,
+  timeoutMs = HELPER_TIMEOUT_MS,
+  cwd = homedir(),
+): HelperExec {
   return (helper, action, input) =>
     new Promise((resolve, reject) => {
       // spawn resolves the program on env.PATH; no shell is involved.
-      const child = spawn(helper, [action], { env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true });
+      const child = spawn(helper, [action], {
+        cwd,
+        env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       let size = 0;
@@ -249,7 +263,7 @@ export class DockerConfigCredentials implements CredentialSource {
     const home = this.#env.HOME || this.#env.USERPROFILE || homedir();
     const dir = options.configDir ?? (this.#env.DOCKER_CONFIG || join(home, '.docker'));
     this.configFile = join(dir, 'config.json');
-    this.#exec = options.execHelper ?? defaultHelperExec(this.#env);
+    this.#exec = options.execHelper ?? defaultHelperExec(this.#env, undefined, dir);
   }
 
   get(registry: string): Promise<Credential | undefined> {
