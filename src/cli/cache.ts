@@ -4,7 +4,7 @@ import { formatBytes } from '../core/format';
 import { formatPlatform } from '../core/platform';
 import { formatReference, parseReference } from '../core/reference';
 import { findCached, inspectImage, walkImage } from '../core/store';
-import { type Command, parseCommandArgs, plural, usageError, writeJson } from './command';
+import { type Command, parseCommandArgs, plural, terminalText, usageError, writeJson } from './command';
 import { cacheFolder, ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 
 /** Cache commands never touch the network. */
@@ -55,7 +55,9 @@ export const lsCommand: Command = {
       const w = Math.max(10, ...rows.map((r) => r.name.length));
       process.stdout.write(`${'REFERENCE'.padEnd(w)}  ${'DIGEST'.padEnd(19)}  SIZE\n`);
       for (const r of rows) {
-        process.stdout.write(`${r.name.padEnd(w)}  ${r.digest.slice(0, 19)}  ${formatBytes(r.size)}\n`);
+        process.stdout.write(
+          terminalText(`${r.name.padEnd(w)}  ${r.digest.slice(0, 19)}  ${formatBytes(r.size)}\n`),
+        );
       }
     }
     return 0;
@@ -94,7 +96,7 @@ export const inspectCommand: Command = {
       for (const l of p.layers)
         out.push(`    layer ${l.digest} ${formatBytes(l.size)}${l.present ? '' : ' (missing)'}`);
     }
-    process.stdout.write(`${out.join('\n')}\n`);
+    process.stdout.write(terminalText(`${out.join('\n')}\n`));
     return 0;
   },
 };
@@ -123,9 +125,9 @@ export const rmCommand: Command = {
         );
       }
       const name = refs[0]?.name ?? (store && (await findCached(store, p)))?.name ?? cachedName(p);
-      if (await store?.removeReference(name)) process.stdout.write(`removed ${name}\n`);
+      if (await store?.removeReference(name)) process.stdout.write(terminalText(`removed ${name}\n`));
       else {
-        process.stderr.write(`stowage rm: ${name} is not in the cache\n`);
+        process.stderr.write(terminalText(`stowage rm: ${name} is not in the cache\n`));
         missing++;
       }
     }

@@ -64,7 +64,24 @@ function argumentProblem(message: string, options: OptionTable): string {
 }
 
 export function writeJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  // JSON.stringify escapes the C0 controls; DEL and the C1 ones (U+009B acts as ESC [) too.
+  const json = JSON.stringify(value, null, 2).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  process.stdout.write(`${json}\n`);
+}
+
+/**
+ * Text for a terminal: the control characters in names and messages others wrote (a registry, an
+ * archive, a tool sharing the cache) shown as \xNN, not acted on (clear the screen, set the
+ * window title, rewrite a line). Newlines and tabs stay.
+ */
+export function terminalText(text: string): string {
+  return text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
 }
 
 export function usageError(message: string): StowageError {

@@ -1,6 +1,6 @@
 import { isStowageError } from '../core/errors';
 import { VERSION } from '../core/version';
-import { type Command, helpText, interruptExitCode } from './command';
+import { type Command, helpText, interruptExitCode, terminalText } from './command';
 import { commands } from './commands';
 import { FileError, isSystemError, systemErrorText } from './files';
 import { closest } from './suggest';
@@ -35,7 +35,7 @@ export async function main(argv: string[]): Promise<number> {
         ? systemErrorText(e)
         : undefined;
     if (message === undefined) throw e;
-    process.stderr.write(`stowage ${name}: ${message}\n`);
+    process.stderr.write(`stowage ${name}: ${terminalText(message)}\n`);
     if (isStowageError(e, 'USAGE')) return 2;
     return (isStowageError(e, 'ABORTED') && interruptExitCode()) || 1;
   }

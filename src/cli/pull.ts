@@ -11,6 +11,7 @@ import {
   platformFlags,
   platformOption,
   plural,
+  terminalText,
   usageError,
   writeJson,
 } from './command';
@@ -123,7 +124,7 @@ export const pullCommand: Command = {
         error: { code: 'DOCKERFILE', message: u.error },
       }));
       const problem = (text: string) =>
-        view ? view.write(process.stderr, `${text}\n`) : process.stderr.write(`${text}\n`);
+        view ? view.write(process.stderr, `${text}\n`) : process.stderr.write(`${terminalText(text)}\n`);
       for (const u of unresolved) problem(`stowage pull: ${u.file}:${u.line}: ${u.error}`);
       let failed = unresolved.length;
       const results: unknown[] = [];
@@ -250,7 +251,7 @@ class ProgressView {
   /** A line of output, above the bar (which the next progress event draws again). */
   write(stream: NodeJS.WriteStream, text: string): void {
     this.clear();
-    stream.write(text);
+    stream.write(terminalText(text));
   }
 
   clear(): void {

@@ -4,9 +4,11 @@
 // front of one where the registry itself cannot misbehave.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Digest } from '../../src/core/digest';
 import { StowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
@@ -14,7 +16,7 @@ import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { CLI, requireCli, runCli } from '../support/cli';
 import { TestBed } from '../support/engine';
-import { type BuiltImage, buildImage } from '../support/fixtures';
+import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
 import { type RuleResult, startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import type { RunningRegistry } from '../support/registry';
@@ -150,6 +152,50 @@ describe("a registry's error text", () => {
     await client.close();
     assert.equal(e.code, 'DENIED');
     assert.ok(e.detail.length < 1_000, `${e.detail.length} characters`);
+  });
+});
+
+describe('names other tools wrote into the cache', () => {
+  test('stowage ls and inspect write no control character of them to the terminal', async () => {
+    const cache = await mkdtemp(join(bed.work, 'foreign-'));
+    const store = await (await import('../../src/core/store')).Store.open(cache);
+    const config = Buffer.from(
+      JSON.stringify({
+        created: '2024-01-01T00:00:00Z\u001b]0;owned\u0007\u001b[2J',
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: [] },
+      }),
+    );
+    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+    await store.putBlob(config, sha(config));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA.ociManifest,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: sha(config),
+          size: config.length,
+        },
+        layers: [],
+      }),
+    );
+    await store.putBlob(manifest, sha(manifest));
+    const name = 'evil\u001b[31m\u001b]0;owned\u0007';
+    await store.setReference(name, {
+      mediaType: MEDIA.ociManifest,
+      digest: sha(manifest),
+      size: manifest.length,
+    });
+    const ls = await cli(['ls'], cache);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /evil/);
+    const inspect = await cli(['inspect', name], cache);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.match(inspect.stdout, /created/);
+    for (const out of [ls.stdout, inspect.stdout])
+      assert.ok(!TERMINAL_CONTROL.test(out), JSON.stringify(out));
   });
 });
 
