@@ -6,15 +6,18 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { request } from 'undici';
 import type { Digest } from '../../src/core/digest';
 import { isStowageError } from '../../src/core/errors';
 import { closestPlatform, hostPlatform, parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
-import type { RegistryClient } from '../../src/core/registry/client';
+import { RegistryClient } from '../../src/core/registry/client';
+import { StaticCredentials } from '../../src/core/registry/credentials';
 import { exportImages } from '../../src/core/transfer/export';
 import { importArchive } from '../../src/core/transfer/import';
 import { pushImage } from '../../src/core/transfer/push';
@@ -22,7 +25,8 @@ import { END_OF_ARCHIVE, entryHeader, padding, readTar } from '../../src/core/tr
 import { CLI, runCli } from '../support/cli';
 import { blobNames, clientFor, Store, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
-import { pushLayout } from '../support/push';
+import { type RuleResult, startProxy } from '../support/proxy';
+import { pushLayout, skopeoInspectRaw } from '../support/push';
 import { type RunningRegistry, startRegistry } from '../support/registry';
 
 let work: string;
@@ -544,5 +548,268 @@ describe('export: archives docker and skopeo read', () => {
     const partial = await exportImages(one, [ref], join(work, 'att-one.tar'));
     assert.deepEqual(partial.images[0]!.platforms, ['linux/arm64']);
     assert.deepEqual(partial.images[0]!.missingPlatforms, ['linux/amd64']);
+  });
+});
+
+describe('push: what registries answer', () => {
+  /** Answers a request itself after passing it upstream, with its Location rewritten. */
+  async function viaRewrite(
+    upstream: string,
+    req: IncomingMessage,
+    location: (l: string) => string,
+  ): Promise<RuleResult> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (k !== 'host' && typeof v === 'string') headers[k] = v;
+    const up = await request(`${upstream}${req.url}`, {
+      method: req.method as 'POST',
+      headers,
+      body: chunks.length ? Buffer.concat(chunks) : undefined,
+    });
+    const body = Buffer.from(await up.body.arrayBuffer());
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(up.headers)) {
+      if (typeof v === 'string' && !['connection', 'transfer-encoding', 'keep-alive'].includes(k)) out[k] = v;
+    }
+    if (out.location) out.location = location(out.location);
+    return { respond: { status: up.statusCode, headers: out, body } };
+  }
+
+  test('upload Locations relative to the registry (as some registries send) are followed', async () => {
+    const store = await cacheWith(singleRef);
+    const proxy = await startProxy(reg.url, (q) =>
+      (q.method === 'POST' || q.method === 'PATCH') && q.url?.includes('/blobs/uploads/')
+        ? viaRewrite(reg.url, q, (l) => new URL(l).pathname + new URL(l).search)
+        : undefined,
+    );
+    const { client } = clientFor(reg);
+    try {
+      const r = await pushImage(store, client, singleRef, `${proxy.host}/relative/tool:v2`, {
+        chunkSize: 500_000,
+      });
+      assert.equal(r.uploaded, 3);
+      assert.ok(
+        proxy.requests.some((q) => q.method === 'PATCH'),
+        'chunks went to the relative Location',
+      );
+      assert.equal(await skopeoInspectRaw(reg, 'relative/tool:v2'), single.body);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  test('an upload Location on another host is refused, naming it; nothing is sent there', async () => {
+    const store = await cacheWith(singleRef);
+    const elsewhere = await startProxy(reg.url);
+    const proxy = await startProxy(reg.url, (q) =>
+      q.method === 'POST' && q.url?.includes('/blobs/uploads/')
+        ? viaRewrite(reg.url, q, (l) => `${elsewhere.url}${new URL(l).pathname}${new URL(l).search}`)
+        : undefined,
+    );
+    const { client } = clientFor(reg);
+    try {
+      await assert.rejects(
+        pushImage(store, client, singleRef, `${proxy.host}/moved/tool:v2`),
+        (e: unknown) => {
+          assert.ok(isStowageError(e, 'REGISTRY_ERROR'), String(e));
+          assert.match(e.message, new RegExp(`to another host \\(${elsewhere.host}\\)`));
+          return true;
+        },
+      );
+      assert.deepEqual(elsewhere.requests, []);
+    } finally {
+      await client.close();
+      await proxy.stop();
+      await elsewhere.stop();
+    }
+  });
+
+  test('403 in the middle of a push (the second blob): one line naming the registry and the repository', async () => {
+    const store = await cacheWith(singleRef);
+    let puts = 0;
+    const proxy = await startProxy(reg.url, (q) =>
+      q.method === 'PUT' && q.url?.includes('/blobs/uploads/') && ++puts === 2
+        ? {
+            respond: {
+              status: 403,
+              headers: { 'content-type': 'application/json' },
+              body: '{"errors":[{"code":"DENIED","message":"quota exceeded"}]}',
+            },
+          }
+        : undefined,
+    );
+    try {
+      const r = await runCli(['push', singleRef, `${proxy.host}/denied/tool:v2`, '--cache', store.dir]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(`^stowage push: .*denied/tool.*${proxy.host.replace(/[.]/g, '\\.')}`),
+      );
+      assert.match(r.stderr, /quota exceeded/);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+describe('push: auth, digests, resuming', () => {
+  test('a token refused (401) in the middle of a chunked upload: a new token, the chunk again, the push completes', async () => {
+    const secured = await startRegistry({ auth: 'token', tokenServerOptions: { anonymousPull: false } });
+    const store = await cacheWith(singleRef);
+    const tokens = secured.tokenServer!;
+    let patches = 0;
+    const proxy = await startProxy(secured.url, (q) =>
+      q.method === 'PATCH' && ++patches === 2
+        ? {
+            respond: {
+              status: 401,
+              headers: {
+                'www-authenticate': `Bearer realm="${tokens.realm}",service="${tokens.service}",scope="repository:expiring/tool:pull,push",error="invalid_token"`,
+              },
+              body: '{"errors":[{"code":"UNAUTHORIZED","message":"token expired"}]}',
+            },
+          }
+        : undefined,
+    );
+    const credentials = new StaticCredentials();
+    credentials.set(proxy.host, secured.credentials!);
+    const client = new RegistryClient({ credentials, insecureRegistries: [new URL(tokens.realm).host] });
+    try {
+      const asked = tokens.requests.length;
+      const r = await pushImage(store, client, singleRef, `${proxy.host}/expiring/tool:v2`, {
+        chunkSize: 500_000,
+      });
+      assert.equal(r.uploaded, 3);
+      assert.ok(tokens.requests.length > asked + 1, 'a second token was asked for after the 401');
+      const cut = proxy.requests.filter((q) => q.method === 'PATCH');
+      assert.equal(cut[1]!.status, 401);
+      assert.equal(cut[2]!.status, 202, 'the refused chunk went again, with the new token');
+      assert.equal(await skopeoInspectRaw(secured, 'expiring/tool:v2'), single.body);
+    } finally {
+      await client.close();
+      await proxy.stop();
+      await secured.stop();
+    }
+  });
+
+  test('by digest: every manifest by digest, children before the index, no tag', async () => {
+    const store = await cacheWith(multiRef);
+    const proxy = await startProxy(reg.url);
+    const { client } = clientFor(reg);
+    try {
+      const r = await pushImage(store, client, multiRef, `${proxy.host}/pinned/app@${image.digest}`);
+      assert.equal(r.destination, `${proxy.host}/pinned/app@${image.digest}`);
+      const puts = proxy.requests
+        .filter((q) => q.method === 'PUT' && q.path.includes('/manifests/'))
+        .map((q) => q.path.split('/manifests/')[1]);
+      assert.deepEqual(puts.slice(0, -1).sort(), image.platforms.map((p) => p.manifest.digest).sort());
+      assert.equal(puts.at(-1), image.digest, 'the index last');
+      const raw = spawnSync(
+        'skopeo',
+        ['inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/pinned/app@${image.digest}`],
+        { encoding: 'utf8' },
+      );
+      assert.equal(raw.stdout, image.body);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  test('a Docker manifest list pushes to the digests skopeo copy --all gives', async () => {
+    await pushLayout(image.layoutDir, 'v1', reg, 'team/docker:v1', { format: 'v2s2' });
+    const ref = `${reg.host}/team/docker:v1`;
+    const store = await cacheWith(ref);
+    const { client } = clientFor(reg);
+    const r = await pushImage(store, client, ref, `${reg.host}/ours/docker:v1`);
+    await client.close();
+    const copy = spawnSync(
+      'skopeo',
+      [
+        'copy',
+        '--all',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${ref}`,
+        `docker://${reg.host}/theirs/docker:v1`,
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(copy.status, 0, copy.stderr);
+    const digestOf = (repo: string) => {
+      const raw = spawnSync('skopeo', [
+        'inspect',
+        '--raw',
+        '--tls-verify=false',
+        `docker://${reg.host}/${repo}`,
+      ]);
+      return `sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`;
+    };
+    assert.equal(digestOf('theirs/docker:v1'), r.digest);
+    assert.equal(digestOf('ours/docker:v1'), r.digest);
+    assert.equal(r.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  });
+
+  test('a push stopped halfway goes on where it stopped: the blobs already there are not sent again', async () => {
+    const store = await cacheWith(multiRef);
+    const proxy = await startProxy(reg.url);
+    const { client } = clientFor(reg);
+    const total = image.platforms.reduce((n, p) => n + 1 + p.layers.length, 0);
+    try {
+      const controller = new AbortController();
+      await assert.rejects(
+        pushImage(store, client, multiRef, `${proxy.host}/resumed/app:v1`, {
+          concurrency: 1,
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.blobsDone === 3) controller.abort();
+          },
+        }),
+        (e: unknown) => isStowageError(e, 'ABORTED'),
+      );
+      const sent = proxy.requests.filter((q) => q.method === 'PUT' && q.status === 201).length;
+      assert.ok(sent >= 3 && sent < total, `${sent} of ${total} blobs went up before the stop`);
+      const r = await pushImage(store, client, multiRef, `${proxy.host}/resumed/app:v1`);
+      assert.equal(r.existing, sent);
+      assert.equal(r.uploaded, total - sent);
+      assert.equal(await skopeoInspectRaw(reg, 'resumed/app:v1'), image.body);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
+  test('an index whose attestations were not pulled: the refusal says they are what is missing', async () => {
+    const layout = await buildImage(join(work, 'layout-att-push'), {
+      tag: 'v4',
+      seed: 'review-att-push',
+      platforms: ['linux/amd64', 'linux/arm64'],
+      attestations: true,
+    });
+    await pushLayout(layout.layoutDir, 'v4', reg, 'team/att:v4');
+    const ref = `${reg.host}/team/att:v4`;
+    const store = await Store.open(await mkdtemp(join(work, 'cache-')));
+    const { client } = clientFor(reg);
+    await pull(store, client, ref, {
+      platforms: [parsePlatform('linux/amd64'), parsePlatform('linux/arm64')],
+    });
+    await assert.rejects(pushImage(store, client, ref, `${reg.host}/att-copy/app:v4`), (e: unknown) => {
+      assert.ok(isStowageError(e, 'NOT_CACHED'), String(e));
+      assert.match(
+        e.message,
+        /every platform of .* but not the 2 attestation manifests \(buildx provenance, SBOM\)/,
+      );
+      assert.match(e.detail, /--all-platforms/);
+      return true;
+    });
+    // What the hint says works.
+    await pull(store, client, ref, { allPlatforms: true });
+    const r = await pushImage(store, client, ref, `${reg.host}/att-copy/app:v4`);
+    assert.equal(r.digest, layout.digest);
+    await client.close();
   });
 });

@@ -9,6 +9,7 @@ import { headerValue } from '../registry/response';
 import {
   availablePlatforms,
   type Descriptor,
+  isAttestation,
   isIndexMediaType,
   isJsonDocumentMediaType,
   MAX_JSON_BLOB,
@@ -116,9 +117,14 @@ export async function pushImage(
     const all = isIndexMediaType(top.mediaType)
       ? availablePlatforms((await readManifest(store, top)) as { manifests: Descriptor[] })
       : [];
+    // A pull of the platforms alone leaves out buildx's attestations: the index lists them too.
+    const attestations = walk.missing.filter(isAttestation).length;
+    const onlyAttestations = all.length > 0 && all.every((p) => walk.platforms.includes(p));
     throw new StowageError(
       'NOT_CACHED',
-      `The cache does not hold all of ${name}${all.length ? ` (it has ${walk.platforms.join(', ') || 'none'} of ${all.join(', ')})` : ''}; a registry refuses an index whose images are missing.`,
+      onlyAttestations && attestations
+        ? `The cache holds every platform of ${name} but not the ${attestations === 1 ? 'attestation manifest' : `${attestations} attestation manifests`} (buildx provenance, SBOM) its index lists; a registry refuses an index whose manifests are missing.`
+        : `The cache does not hold all of ${name}${all.length ? ` (it has ${walk.platforms.join(', ') || 'none'} of ${all.join(', ')})` : ''}; a registry refuses an index whose images are missing.`,
       all.length
         ? `Pull every platform first (stowage pull --all-platforms ${sourceInput}), or push one: --platform ${walk.platforms[0] ?? all[0]}.`
         : `Pull it again (stowage pull ${sourceInput}).`,
