@@ -22,6 +22,12 @@ export const importCommand: Command = {
     const { values, positionals } = parseCommandArgs(args, OPTIONS, USAGE);
     if (positionals.length !== 1) throw usageError(`import takes one archive\nusage: stowage ${USAGE}`);
     const file = positionals[0]!;
+    // As docker load: an archive typed on a keyboard is a mistake (it would wait for ever).
+    if (file === '-' && process.stdin.isTTY) {
+      throw usageError(
+        'refusing to read an archive from a terminal; pipe one in (… | stowage import -) or name the file',
+      );
+    }
     explainPath(file, `cannot read ${file}`);
     if (file !== '-' && (await stat(file).catch(() => undefined))?.isDirectory()) {
       // skopeo's oci:DIR, or an extracted archive: the same bytes as a tar stream.

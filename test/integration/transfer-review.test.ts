@@ -345,6 +345,19 @@ describe('import: archives other tools write', () => {
     assert.equal(JSON.parse(piped.stdout).images[0].digest, single.digest);
   });
 
+  test('CLI: import - on a terminal is refused at once (usage, exit 2), as export -o - to one is', async () => {
+    // script(1) gives the CLI a terminal for its standard input and output.
+    const cache = await mkdtemp(join(work, 'cache-'));
+    const r = spawnSync(
+      'script',
+      ['-qec', `${process.execPath} ${CLI} import - --cache ${cache}`, '/dev/null'],
+      { encoding: 'utf8', timeout: 30_000, input: '' },
+    );
+    assert.equal(r.error, undefined, 'it did not wait for input');
+    assert.equal(r.status, 2, r.stdout);
+    assert.match(r.stdout, /stowage import: refusing to read an archive from a terminal/);
+  });
+
   test('other compressions are named, with what to do', async () => {
     const file = join(work, 'fake.tar.zst');
     await writeFile(file, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(4096)]));
@@ -507,6 +520,24 @@ describe('export: archives docker and skopeo read', () => {
       (await importArchive(target, file)).images.map((i) => [i.name, i.digest]),
       [[singleRef, single.digest]],
     );
+  });
+
+  test('docker load tags only names with a tag of their own (an imported verbatim v9 stays untagged)', async () => {
+    const named = join(work, 'verbatim.tar');
+    for (const [tag, expected] of [
+      ['v9', []],
+      ['team/tool:v2', ['docker.io/team/tool:v2']],
+    ] as const) {
+      const copy = spawnSync('skopeo', ['copy', `oci:${single.layoutDir}:v2`, `oci-archive:${named}:${tag}`]);
+      assert.equal(copy.status, 0, String(copy.stderr));
+      const store = await Store.open(await mkdtemp(join(work, 'cache-')));
+      await importArchive(store, named);
+      const out = join(work, 'verbatim-out.tar');
+      await exportImages(store, [tag], out);
+      const manifest = checkAsDockerLoad(await entriesOf(out));
+      assert.deepEqual(manifest[0]!.RepoTags, expected, tag);
+      await rm(named);
+    }
   });
 
   test('multi-platform: docker load takes this machine’s platform, and the summary says which', async () => {

@@ -173,11 +173,14 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
   return { images, entries, blobs: [...blobs.values()], held, docker };
 }
 
-/** The tag docker load gives the image: a name with a tag and no digest, else none (docker's rule). */
+/**
+ * The tag docker load gives the image: the name, when it has a tag of its own and no digest
+ * (docker's rule: a verbatim imported `v9` would read as docker.io/library/v9, untagged).
+ */
 function dockerTags(name: string): string[] {
   try {
     const ref = parseReference(name);
-    if (!ref.tag || ref.digest) return [];
+    if (!ref.tag || ref.digest || !name.endsWith(`:${ref.tag}`)) return [];
     return [formatReference({ registry: ref.registry, repository: ref.repository, tag: ref.tag })];
   } catch {
     return []; // a verbatim imported name (no reference): docker load leaves it untagged
