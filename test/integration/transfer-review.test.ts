@@ -658,6 +658,41 @@ describe('push: what registries answer', () => {
     }
   });
 
+  test('a mount the registry refuses (403: no pull on the source repository) falls back to an upload', async () => {
+    const proxy = await startProxy(reg.url, (q) =>
+      q.method === 'POST' && q.url?.includes('mount=')
+        ? {
+            respond: {
+              status: 403,
+              headers: { 'content-type': 'application/json' },
+              body: '{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}',
+            },
+          }
+        : undefined,
+    );
+    // Pulled through the proxy, so that the push is within one registry and tries to mount.
+    const { client } = clientFor(reg);
+    try {
+      const cached = await Store.open(await mkdtemp(join(work, 'cache-')));
+      await pull(cached, client, `${proxy.host}/team/tool:v2`);
+      const r = await pushImage(
+        cached,
+        client,
+        `${proxy.host}/team/tool:v2`,
+        `${proxy.host}/nomount/tool:v2`,
+        { concurrency: 1 },
+      );
+      assert.equal(r.mounted, 0);
+      assert.equal(r.uploaded, 3);
+      const mounts = proxy.requests.filter((q) => q.path.includes('mount='));
+      assert.equal(mounts.length, 1, 'asked once, not once per blob');
+      assert.equal(await skopeoInspectRaw(reg, 'nomount/tool:v2'), single.body);
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
   test('403 in the middle of a push (the second blob): one line naming the registry and the repository', async () => {
     const store = await cacheWith(singleRef);
     let puts = 0;

@@ -223,6 +223,7 @@ async function pushHeld(
     return `${url.pathname}${url.search}`;
   };
 
+  let mountRefused = false;
   const pushBlob = async (b: Descriptor) => {
     const what = `blob ${b.digest}`;
     if (await exists(req(`check of ${what}`, 'HEAD', `/v2/${repo}/blobs/${b.digest}`))) {
@@ -230,14 +231,20 @@ async function pushHeld(
       return;
     }
     let start: RegistryResponse | undefined;
-    if (source && source.registry === dest.registry && source.repository !== repo) {
+    if (source && source.registry === dest.registry && source.repository !== repo && !mountRefused) {
       const q = new URLSearchParams({ mount: b.digest, from: source.repository });
+      // Refused (no pull on the source repository: Distribution asks for it): upload instead,
+      // as docker does.
       start = await req(`mount of ${what}`, 'POST', `/v2/${repo}/blobs/uploads/?${q}`, {
         scope: `${scope} repository:${source.repository}:pull`,
         headers: { 'content-length': '0' },
+      }).catch((e: unknown) => {
+        if (!isStowageError(e, 'UNAUTHORIZED') && !isStowageError(e, 'DENIED')) throw e;
+        mountRefused = true; // for every blob of that repository: not asked again
+        return undefined;
       });
-      await start.body.dump();
-      if (start.statusCode === 201) {
+      await start?.body.dump();
+      if (start?.statusCode === 201) {
         result.mounted++;
         return;
       }
