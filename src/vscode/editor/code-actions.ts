@@ -1,8 +1,8 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
-import { isStowageError } from '../../core/errors';
 import type { PullImageArgs } from '../feature';
 import type { Stowage } from '../stowage';
+import { errorText } from '../workbench/failure';
 import { NEWER_IMAGE } from './diagnostics';
 import { type DocumentUses, toRange, useOnLine, useUnder } from './documents';
 import type { Freshness } from './freshness';
@@ -113,7 +113,7 @@ export class PinCodeActions implements vscode.CodeActionProvider<vscode.CodeActi
       const edit = pinEdit(action.document, action.use, digest);
       if (edit) action.edit = edit;
     } catch (e) {
-      const message = isStowageError(e) ? e.detail : (e as Error).message;
+      const message = errorText(e);
       this.log.warn(`Pin to digest: ${message}`);
       void vscode.window.showWarningMessage(`Cannot pin ${action.use.ref}: ${message}`);
     }

@@ -17,7 +17,7 @@ import { pinToDigest } from '../editor';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
-import { errorText, type FailureContext, failureActions } from './failure';
+import { errorText, type FailureContext, failureActions, notificationText } from './failure';
 import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
 import {
@@ -93,7 +93,7 @@ function unresolvedOf(uses: readonly { ref: string | null; error?: string }[]): 
 function reportUnresolved(uses: readonly { ref: string | null; error?: string }[]): void {
   const bad = uses.filter((u) => !u.ref);
   if (bad.length === 0) return;
-  const first = bad[0]?.error ?? 'it cannot be resolved';
+  const first = notificationText(bad[0]?.error ?? 'it cannot be resolved');
   const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : '';
   void vscode.window
     .showWarningMessage(
@@ -710,7 +710,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         if (targets.length === 0) {
           reportUnresolved(entry.uses);
           void vscode.window.showInformationMessage(
-            `${vscode.workspace.asRelativePath(entry.uri)} pulls no images.`,
+            notificationText(`${vscode.workspace.asRelativePath(entry.uri)} pulls no images.`),
           );
           return [];
         }

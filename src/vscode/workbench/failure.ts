@@ -98,8 +98,18 @@ export function mayPass(error: unknown): boolean {
 
 /** The message text of an error: the StowageError's message and hint, else the error's message. */
 export function errorText(error: unknown): string {
-  if (isStowageError(error)) return error.detail;
-  return error instanceof Error ? error.message : String(error);
+  return notificationText(
+    isStowageError(error) ? error.detail : error instanceof Error ? error.message : String(error),
+  );
+}
+
+/**
+ * Text for a notification, as text: VS Code turns `[label](command:…)` (or an http or file link)
+ * in a message into a link that runs the command when clicked, and what a registry, an archive or
+ * a Dockerfile wrote (an error body, a name) may spell one.
+ */
+export function notificationText(text: string): string {
+  return text.replace(/\]\(/g, '] (');
 }
 
 /** Cancelled by the user (or by shutting down), not a failure to report. */

@@ -10,7 +10,7 @@ import {
   type Reference,
 } from '../../core/reference';
 import type { FeatureContext, PullImageArgs } from '../feature';
-import { errorText, failureActions, isCancellation } from './failure';
+import { errorText, failureActions, isCancellation, notificationText } from './failure';
 import { formatBytePair, formatRate, progressMessage, RateMeter } from './progress-text';
 
 /** One image to pull: a reference and, optionally, the one platform to pull it for. */
@@ -257,12 +257,12 @@ function dedupe(targets: readonly PullTarget[]): PullTarget[] {
   return [...seen.values()];
 }
 
-/** The short form users write (alpine:3.20), or the input when it does not parse. */
+/** The short form users write (alpine:3.20); a name that does not parse (an archive's) as text. */
 export function label(reference: string): string {
   try {
     return familiarReference(parsePullableReference(reference) as Reference);
   } catch {
-    return reference;
+    return notificationText(reference);
   }
 }
 
@@ -305,7 +305,7 @@ export function problemText(
   const unresolved = failed.length && skipped.length ? ` (${skipped.length} cannot be resolved)` : '';
   const why = first
     ? `${label(first.target.reference)}: ${reason(first.error)}`
-    : (skipped[0]?.error ?? 'The reference cannot be resolved.');
+    : notificationText(skipped[0]?.error ?? 'The reference cannot be resolved.');
   const more = bad > 1 ? ` (and ${bad - 1} more, listed in the log)` : '';
   const pulled = ok.length
     ? ` ${successText(
