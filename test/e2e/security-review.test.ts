@@ -107,4 +107,21 @@ describe('Registry text in notifications and hovers', () => {
     assert.match(await message.innerText(), /Request access/);
     assert.deepEqual(await message.locator('a').evaluateAll((as) => as.map((a) => a.outerHTML)), []);
   });
+
+  test("a cached image's hover shows its labels as text: no link, no image", async () => {
+    const hover = wb.page.locator('.monaco-hover:not(.hidden) .monaco-hover-content').first();
+    await wb.step('hover the cached FROM', async () => {
+      const deadline = Date.now() + 30_000;
+      while (!/Labels:/.test(await wb.hoverText('rev/labels')) && Date.now() < deadline) {
+        await wb.page.mouse.move(0, 0);
+        await wb.page.waitForTimeout(500);
+      }
+    });
+    // biome-ignore lint/performance/useDomNodeTextContent: the rendered text is what the user reads
+    assert.match(await hover.innerText(), /Labels:.*Pull/s);
+    const active = await hover
+      .locator('a, img')
+      .evaluateAll((els) => els.map((e) => e.outerHTML).filter((html) => /pullImage|p\.png/.test(html)));
+    assert.deepEqual(active, []);
+  });
 });

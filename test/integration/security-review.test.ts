@@ -15,6 +15,8 @@ import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference } from '../../src/core/reference';
 import { RegistryClient, type RequestLog } from '../../src/core/registry/client';
+import { code, escapeMarkdown } from '../../src/vscode/editor/markdown';
+import { stageAt, stageHoverMarkdown } from '../../src/vscode/editor/stages';
 import { errorText } from '../../src/vscode/workbench/failure';
 import { CLI, requireCli, runCli } from '../support/cli';
 import { TestBed } from '../support/engine';
@@ -253,6 +255,50 @@ describe('HTTPS is not continued over plain HTTP', () => {
     const allowed = await attempt([cdn]);
     assert.equal(allowed.e.code, 'NETWORK', allowed.e.detail);
     assert.ok(allowed.asked > 0, 'the allowed host was asked');
+  });
+});
+
+describe('text in hovers and tooltips stays text', () => {
+  // VS Code renders hovers with marked (this one comes with @vscode/vsce): the oracle here.
+  const { marked } = require('marked') as typeof import('marked');
+  const active = (html: string) => /<a\b|<img\b/i.test(html);
+  const pull = 'command:stowage.pullImage?%5B%7B%22reference%22%3A%22attacker.example%2Fx%22%7D%5D';
+
+  test("an image's label or a FROM's text in code is one code span, whatever its backticks and lines", () => {
+    for (const text of [
+      `x\`\` [Pull](${pull}) ![t](https://attacker.example/p.png) \`\``,
+      `1.0\n\n[Pull](${pull})`,
+      '`',
+      '``',
+      '` lead',
+      'trail `',
+      'a ``` b ` c',
+    ]) {
+      const [paragraph] = marked.lexer(`Label: ${code(text)}`) as {
+        tokens?: { type: string; text: string }[];
+      }[];
+      const spans = paragraph?.tokens ?? [];
+      assert.deepEqual(
+        spans.map((t) => t.type),
+        ['text', 'codespan'],
+        JSON.stringify(text),
+      );
+      assert.equal(spans[1]!.text, text.replace(/\n+/g, ' '), JSON.stringify(text));
+    }
+  });
+
+  test("a registry's platform names in a hover are text, not links", () => {
+    const html = marked.parse(`Platforms: **${escapeMarkdown(`linux/[Pull](${pull})`)}** ✓`) as string;
+    assert.ok(!active(html), html);
+  });
+
+  test("a stage hover over a hostile FROM (a cloned repository's, even untrusted) links nothing, loads nothing", () => {
+    const dockerfile = 'FROM a``![t](https://attacker.example/p.png)``b AS s\nCOPY --from=s /x /x\n';
+    const mention = stageAt(dockerfile, 1, 'COPY --from=s'.length - 1);
+    assert.ok(mention, 'the stage is mentioned');
+    const html = marked.parse(stageHoverMarkdown(mention)) as string;
+    assert.match(html, /attacker\.example/, 'the FROM text is shown');
+    assert.ok(!active(html), html);
   });
 });
 

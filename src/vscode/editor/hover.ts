@@ -7,6 +7,7 @@ import type { CacheFacts, ImageFacts } from '../cache-facts';
 import type { PullImageArgs } from '../feature';
 import { SET_BUILD_ARG, setBuildArgLink } from './build-args';
 import { type DocumentUses, useUnder } from './documents';
+import { code, escapeMarkdown } from './markdown';
 import { type Newer, shortDigest } from './verdicts';
 
 const MAX_LAYERS = 12;
@@ -22,22 +23,12 @@ export function pullLink(use: ImageUse, always = false): string {
   return `command:stowage.pullImage?${encodeURIComponent(JSON.stringify([args]))}`;
 }
 
-/** Markdown `code` that survives backticks in the text. */
-function code(text: string): string {
-  const ticks = text.includes('`') ? '``' : '`';
-  return `${ticks}${text}${ticks}`;
-}
-
-function escapeMd(text: string): string {
-  return text.replace(/[\\`*_[\]|<>$]/g, '\\$&');
-}
-
 /** The hover's Markdown for one use and what the cache holds for it (pure: no I/O). */
 export function hoverMarkdown(use: ImageUse, facts: ImageFacts | undefined, newer?: Newer): string {
   const out: string[] = [];
   if (!use.reference || !use.ref) {
     out.push(
-      `**${escapeMd(use.raw || '(empty)')}**`,
+      `**${escapeMarkdown(use.raw || '(empty)')}**`,
       '',
       // Why is the diagnostic's message, which VS Code shows in this same hover: not said twice.
       '$(warning) Not pullable as written, so nothing can be cached for it.',
@@ -92,7 +83,7 @@ function details(facts: ImageFacts): string[] {
   const offered = inspection.platforms.filter((x) => x.platform);
   if (offered.length > 1) {
     const list = offered.map((x) => {
-      const name = formatPlatform(x.platform!);
+      const name = escapeMarkdown(formatPlatform(x.platform!));
       return x.complete ? `**${name}** ✓` : name;
     });
     out.push(`Platforms: ${list.join(', ')} (✓ cached)  `);
@@ -109,7 +100,7 @@ function platformDetails(p: PlatformInspection): string[] {
     `Size: ${formatBytes(p.compressedSize)} compressed · ${p.layers.length} ${p.layers.length === 1 ? 'layer' : 'layers'}  `,
   );
   if (c?.created)
-    out.push(`Created: ${escapeMd(c.created.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC'))}  `);
+    out.push(`Created: ${escapeMarkdown(c.created.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC'))}  `);
   if (c?.os || c?.architecture) {
     out.push(`OS/Arch: ${code([c.os, c.architecture, c.variant].filter(Boolean).join('/'))}  `);
   }

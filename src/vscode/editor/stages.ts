@@ -2,6 +2,7 @@
 // RUN --mount=from=stage), for hovers. No vscode import: unit-tested.
 import type { Flag, Instruction } from 'dockerfile-ast';
 import { parseDockerfile, type Range, stageName, unquoteFlagValue } from '../../core/dockerfile';
+import { code } from './markdown';
 
 /** One `FROM`: a build stage, named or not. */
 export interface Stage {
@@ -124,12 +125,6 @@ function contains(r: Range, line: number, character: number): boolean {
   const afterStart = line > r.start.line || (line === r.start.line && character >= r.start.character);
   const beforeEnd = line < r.end.line || (line === r.end.line && character <= r.end.character);
   return afterStart && beforeEnd;
-}
-
-/** Markdown `code` that survives backticks in the text. */
-function code(text: string): string {
-  const ticks = text.includes('`') ? '``' : '`';
-  return `${ticks}${text}${ticks}`;
 }
 
 function lines(numbers: readonly number[]): string {
