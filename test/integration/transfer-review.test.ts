@@ -878,4 +878,25 @@ describe('push: auth, digests, resuming', () => {
     assert.equal(r.digest, layout.digest);
     await client.close();
   });
+
+  test('--platform on a single-platform image of another platform is refused (docker push --platform too)', async () => {
+    const store = await cacheWith(singleRef);
+    const { client, requests } = clientFor(reg);
+    await assert.rejects(
+      pushImage(store, client, singleRef, `${reg.host}/wrong/tool:v2`, {
+        platform: parsePlatform('linux/s390x'),
+      }),
+      (e: unknown) => {
+        assert.ok(isStowageError(e, 'NO_MATCHING_PLATFORM'), String(e));
+        assert.match(e.message, /is a single-platform image for linux\/amd64, not linux\/s390x/);
+        return true;
+      },
+    );
+    assert.equal(requests.length, 0);
+    const r = await pushImage(store, client, singleRef, `${reg.host}/right/tool:v2`, {
+      platform: parsePlatform('linux/amd64'),
+    });
+    assert.equal(r.digest, single.digest);
+    await client.close();
+  });
 });

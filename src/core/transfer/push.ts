@@ -2,13 +2,14 @@ import { createReadStream } from 'node:fs';
 import type { Digest } from '../digest';
 import { isStowageError, StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
-import { formatPlatform, normalizePlatform, type Platform } from '../platform';
+import { formatPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
 import { formatReference, parseReference, type Reference } from '../reference';
 import type { RegistryClient, RegistryRequest, RegistryResponse } from '../registry/client';
 import { headerValue } from '../registry/response';
 import {
   availablePlatforms,
   type Descriptor,
+  inspectImage,
   isAttestation,
   isIndexMediaType,
   isJsonDocumentMediaType,
@@ -106,6 +107,18 @@ export async function pushImage(
         );
       }
       top = hit;
+    } else {
+      // One image: it must be of that platform (docker push --platform refuses another too).
+      const config = (await inspectImage(store, name, cached))?.platforms[0]?.config;
+      const { os, architecture, variant } = config ?? {};
+      const own = os && architecture ? normalizePlatform({ os, architecture, variant }) : undefined;
+      if (own && !platformMatches(options.platform, own)) {
+        throw new StowageError(
+          'NO_MATCHING_PLATFORM',
+          `${name} is a single-platform image for ${formatPlatform(own)}, not ${formatPlatform(options.platform)}.`,
+          `Push it without --platform, or pull the image for ${formatPlatform(options.platform)} first.`,
+        );
+      }
     }
   }
   const walk = await walkImage(store, top).catch(async (e: unknown) => {
