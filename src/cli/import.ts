@@ -54,7 +54,7 @@ export const importCommand: Command = {
           `imported ${r.images.length} image(s): ${plural(r.blobsAdded, 'new blob')} (${formatBytes(r.bytesAdded)}), ${r.blobsPresent} already cached, in ${formatDuration(Date.now() - began)}\n`,
         );
         if (r.unnamed)
-          process.stderr.write(`stowage import: skipped ${r.unnamed} index entries without a name\n`);
+          process.stderr.write(`stowage import: skipped ${r.unnamed} index entries without a usable name\n`);
       }
       return 0;
     } finally {

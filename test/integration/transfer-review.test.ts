@@ -460,6 +460,31 @@ describe('import: hostile archives commit nothing unverified and write nothing o
     assert.equal(await target.getReference(singleRef), undefined, 'no name for an image missing a layer');
   });
 
+  test('a name with terminal control characters is skipped, never recorded or printed', async () => {
+    const entries = (await imageEntries()).map((e) => {
+      if (e.name !== 'index.json') return e;
+      const index = JSON.parse(e.data.toString());
+      const good = index.manifests[0];
+      const evil = {
+        ...good,
+        annotations: { 'org.opencontainers.image.ref.name': '\u001b]0;owned\u0007evil:v1\u009b2J' },
+      };
+      return { ...e, data: json({ ...index, manifests: [good, evil] }) };
+    });
+    const file = join(work, 'control-name.tar');
+    await writeFile(file, tarOf(entries));
+    const cache = await mkdtemp(join(work, 'cache-'));
+    const r = await runCli(['import', file, '--cache', cache]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /skipped 1 index entries without a usable name/);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stdout + r.stderr), JSON.stringify(r));
+    const store = await Store.open(cache);
+    assert.deepEqual(
+      (await store.listReferences()).map((x) => x.name),
+      [singleRef],
+    );
+  });
+
   test('a gzip bomb (a 64 MiB blob entry of zeros in a small .gz) is rejected, nothing staged left', async () => {
     const entries = await imageEntries();
     const zeros = Buffer.alloc(64 * 1024 * 1024);

@@ -41,7 +41,7 @@ export interface ImportResult {
   /** Blobs the cache already had (their archive copy was still verified). */
   blobsPresent: number;
   bytesAdded: number;
-  /** index.json entries without a name (org.opencontainers.image.ref.name): not imported. */
+  /** index.json entries without a usable name (org.opencontainers.image.ref.name): not imported. */
   unnamed: number;
 }
 
@@ -345,8 +345,10 @@ function parseIndex(bytes: Buffer): {
   let unnamed = 0;
   for (const [i, m] of manifests.entries()) {
     const descriptor = validateDescriptor(m, 'index.json', `entry ${i}`);
+    // Not a name: blank, huge, or with control characters (a terminal would act on them when
+    // the name is listed).
     const name = NAME_ANNOTATIONS.map((a) => descriptor.annotations?.[a]).find(
-      (n) => typeof n === 'string' && n && n.length <= 1024 && !/[\s\0]/.test(n),
+      (n) => typeof n === 'string' && n && n.length <= 1024 && !/[\s\0-\x1f\x7f-\x9f]/.test(n),
     );
     if (!name) {
       unnamed++;
