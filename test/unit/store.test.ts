@@ -503,6 +503,53 @@ describe('Store references', () => {
     );
   });
 
+  test('setReference refuses a name with control characters (C0, DEL, C1), as import skips them', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    const d = { mediaType: 'x', digest: sha256('x'), size: 1 };
+    for (const name of [
+      'evil\u001b]0;owned\u0007',
+      'a:1\u001b[2J',
+      'a\u007f:1',
+      'a\u009b31m:1',
+      'a\u0085:1',
+    ]) {
+      await assert.rejects(store.setReference(name, d), (e: unknown) => {
+        assert.ok(isStowageError(e, 'INVALID_REFERENCE'), String(e));
+        // The message shows the name escaped: the character that made it invalid is not acted on.
+        assert.ok(!/[\u0000-\u001f]/.test(e.message), JSON.stringify(e.message));
+        return true;
+      });
+    }
+    assert.deepEqual(await store.listReferences(), []);
+    await store.setReference('a:1', d);
+    assert.deepEqual(
+      (await store.listReferences()).map((r) => r.name),
+      ['a:1'],
+    );
+  });
+
+  test('an index.json over 64 MiB, or one that never ends (/dev/zero), is CACHE_CORRUPT naming it, not read whole', async (t) => {
+    const store = await Store.open(await tempDir(t));
+    await store.setReference('a:1', { mediaType: 'x', digest: sha256('1'), size: 1 });
+    const indexPath = join(store.dir, 'index.json');
+    // Valid JSON and a valid index, only too large: it was read and used before.
+    const huge = `{"schemaVersion":2,"manifests":[],"padding":"${'x'.repeat(64 * 1024 * 1024)}"}`;
+    await fs.writeFile(indexPath, huge);
+    const tooLarge = (e: unknown) => {
+      assert.ok(isStowageError(e, 'CACHE_CORRUPT'), String(e));
+      assert.ok(e.message.includes(indexPath) && /64 MiB/.test(e.message), e.message);
+      assert.match(e.hint ?? '', /1 image/, 'the copy of the index last written is offered');
+      return true;
+    };
+    await assert.rejects(store.listReferences(), tooLarge);
+    await assert.rejects(store.gc(), tooLarge);
+    if (process.platform !== 'win32') {
+      await fs.rm(indexPath);
+      await fs.symlink('/dev/zero', indexPath);
+      await assert.rejects(store.listReferences(), tooLarge);
+    }
+  });
+
   test('a corrupt index.json is reported as CACHE_CORRUPT', async (t) => {
     const store = await Store.open(await tempDir(t));
     await fs.writeFile(join(store.dir, 'index.json'), '{"manifests": [');

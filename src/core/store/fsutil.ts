@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, constants as fsConstants } from 'node:fs';
 import { join } from 'node:path';
 import { StowageError } from '../errors';
 
@@ -84,6 +84,30 @@ export async function placeNoReplace(source: string, target: string): Promise<bo
   }
   await fs.rm(source, { force: true });
   return true;
+}
+
+/**
+ * A file's bytes, or undefined when it holds more than `maxBytes`: read up to the cap, whatever
+ * its size says (a device, a file still growing), and opened without waiting on a FIFO. For files
+ * other tools may write (index.json), which must not run the process out of memory.
+ */
+export async function readUpTo(path: string, maxBytes: number): Promise<Buffer | undefined> {
+  const fh = await fs.open(path, fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0));
+  try {
+    if ((await fh.stat()).size > maxBytes) return undefined;
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1 << 20, maxBytes + 1 - total));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      chunks.push(chunk.subarray(0, bytesRead));
+      total += bytesRead;
+      if (total > maxBytes) return undefined;
+    }
+  } finally {
+    await fh.close();
+  }
 }
 
 export async function exists(path: string): Promise<boolean> {

@@ -4,7 +4,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../digest';
 import { StowageError } from '../errors';
-import { BLOB_MODE, cacheWriteError, placeNoReplace, syncDir } from './fsutil';
+import { BLOB_MODE, cacheWriteError, placeNoReplace, readUpTo, syncDir } from './fsutil';
 import type { FileLock } from './lock';
 
 /**
@@ -82,6 +82,8 @@ export interface IngestMeta {
 
 /** Coalesce small network chunks into fewer, larger writes. */
 const BUFFER_SIZE = 1024 * 1024;
+/** meta.json is a few hundred bytes: anything larger is not one (read, it could fill memory). */
+const MAX_META_BYTES = 64 * 1024;
 
 /**
  * Written data is flushed to disk while the download goes on, each time this much more is written
@@ -173,7 +175,8 @@ export class BlobIngest implements Ingest {
     let written = 0;
     let startedAt = new Date().toISOString();
     try {
-      const meta = JSON.parse(await fs.readFile(join(folder, 'meta.json'), 'utf8')) as Partial<IngestMeta>;
+      const bytes = await readUpTo(join(folder, 'meta.json'), MAX_META_BYTES);
+      const meta = JSON.parse(bytes?.toString('utf8') ?? '') as Partial<IngestMeta>;
       if (typeof meta.startedAt === 'string') startedAt = meta.startedAt;
     } catch {
       // No or unreadable meta: informational only.

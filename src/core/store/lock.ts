@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { abortError, StowageError, throwIfAborted } from '../errors';
+import { readUpTo } from './fsutil';
 
 /**
  * A cross-process lock: an exclusive file (`open(…, 'wx')`) holding who took it. Works between
@@ -32,6 +33,8 @@ export interface LockOwner {
 }
 
 export const DEFAULT_STALE_MS = 120_000;
+/** An owner record is a few hundred bytes: anything larger is not one. */
+const MAX_OWNER_BYTES = 64 * 1024;
 const MIN_POLL_MS = 10;
 const MAX_POLL_MS = 500;
 
@@ -143,7 +146,8 @@ export class FileLock {
 
 export async function readOwner(path: string): Promise<LockOwner | undefined> {
   try {
-    const parsed = JSON.parse(await fs.readFile(path, 'utf8')) as Partial<LockOwner>;
+    const bytes = await readUpTo(path, MAX_OWNER_BYTES);
+    const parsed = JSON.parse(bytes?.toString('utf8') ?? '') as Partial<LockOwner>;
     if (
       typeof parsed.pid === 'number' &&
       typeof parsed.hostname === 'string' &&

@@ -4,6 +4,22 @@ import { formatReference, parseReference } from '../reference';
 import type { Descriptor } from './manifest';
 import type { Store } from './store';
 
+/** Longest name the cache records (index.json is read whole: a name is not a place for data). */
+const MAX_NAME = 1024;
+
+/**
+ * Whether the cache may record `name`: not blank, not huge, no white space and no control
+ * characters (C0, DEL, C1: a terminal acts on them when the name is listed, and so may a log).
+ */
+export function isCacheName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= MAX_NAME &&
+    !/[\s\0-\x1f\x7f-\x9f]/.test(name)
+  );
+}
+
 /**
  * Finds the cached image a user means, as docker finds a local image: a name recorded verbatim
  * (an imported archive's `v1`); `alpine:3` → `docker.io/library/alpine:3`; `repo@digest` → any

@@ -11,6 +11,7 @@ import {
   exists,
   FILE_MODE,
   placeNoReplace,
+  readUpTo,
   syncDir,
   tempName,
   writeTemp,
@@ -27,6 +28,7 @@ import {
 } from './lock';
 import { type Descriptor, MAX_JSON_BLOB, validateDescriptor } from './manifest';
 import { isJsonDocumentMediaType, MediaType, REF_NAME_ANNOTATION } from './media-types';
+import { isCacheName } from './names';
 
 export type { Descriptor } from './manifest';
 
@@ -68,6 +70,12 @@ const LAYOUT_LOCK_TIMEOUT_MS = 60_000;
 /** Temp files older than this belong to a crashed process. */
 const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
+/**
+ * index.json (and the lease files gc reads) are read whole: a cap, so that a file another tool
+ * wrote (or /dev/zero linked in its place) is an error and not an out-of-memory. A cache's index
+ * of a thousand images is well under 1 MiB.
+ */
+const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
 /**
  * A content store in the standard OCI image layout: `oci-layout`, `index.json`,
@@ -366,21 +374,32 @@ export class Store {
   }
 
   private async readIndex(): Promise<IndexFile> {
-    let text: string;
+    let bytes: Buffer | undefined;
     try {
-      text = await fs.readFile(this.indexPath, 'utf8');
+      bytes = await readUpTo(this.indexPath, MAX_INDEX_BYTES);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyIndex();
       throw e;
     }
-    const index = parseIndex(text);
+    if (bytes === undefined) {
+      throw await this.damagedIndex(
+        `is larger than ${MAX_INDEX_BYTES / (1024 * 1024)} MiB, far more than any cache's index`,
+      );
+    }
+    const index = parseIndex(bytes.toString('utf8'));
     if (index) return index;
     // Damaged: a tool that rewrites it in place (skopeo) was killed, or the disk filled meanwhile.
-    const copy = parseIndex(await fs.readFile(this.indexCopyPath, 'utf8').catch(() => ''));
+    throw await this.damagedIndex('is not a valid OCI image index');
+  }
+
+  /** CACHE_CORRUPT for index.json, offering the copy Stowage kept when there is a sound one. */
+  private async damagedIndex(why: string): Promise<StowageError> {
+    const saved = await readUpTo(this.indexCopyPath, MAX_INDEX_BYTES).catch(() => undefined);
+    const copy = saved && parseIndex(saved.toString('utf8'));
     const names = copy?.manifests.filter((m) => entryName(m) !== undefined).length ?? 0;
-    throw new StowageError(
+    return new StowageError(
       'CACHE_CORRUPT',
-      `The cache index ${this.indexPath} is not a valid OCI image index.`,
+      `The cache index ${this.indexPath} ${why}.`,
       copy
         ? `Stowage kept a copy of the index it last wrote (${names === 1 ? '1 image' : `${names} images`}): copy ${this.indexCopyPath} over ${this.indexPath} to get them back (images other tools recorded since are not in it).`
         : 'Move it away and pull your images again (their blobs are reused); run no gc before that: with an empty index, gc deletes every blob.',
@@ -535,7 +554,8 @@ export class Store {
         continue;
       }
       try {
-        const body = JSON.parse(await fs.readFile(path, 'utf8')) as { digests?: unknown };
+        const bytes = await readUpTo(path, MAX_INDEX_BYTES);
+        const body = JSON.parse(bytes?.toString('utf8') ?? '') as { digests?: unknown };
         if (Array.isArray(body.digests)) out.push(...body.digests.filter((x) => typeof x === 'string'));
       } catch {
         // Being written or gone.
@@ -699,10 +719,12 @@ function entryName(entry: unknown): string | undefined {
 }
 
 function checkName(name: string): void {
-  if (typeof name !== 'string' || !name || name.length > 1024 || /[\s\0]/.test(name)) {
+  if (!isCacheName(name)) {
+    // Shown as JSON: the control characters that made it invalid are escaped, not acted on.
     throw new StowageError(
       'INVALID_REFERENCE',
-      `Invalid reference name for the cache: "${String(name).slice(0, 100)}".`,
+      `Invalid reference name for the cache: ${JSON.stringify(String(name).slice(0, 100))}.`,
+      'A name is up to 1024 characters, without white space or control characters.',
     );
   }
 }

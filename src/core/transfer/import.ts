@@ -6,6 +6,7 @@ import { formatPlatform, normalizePlatform } from '../platform';
 import {
   type Descriptor,
   type Ingest,
+  isCacheName,
   isJsonDocumentMediaType,
   MAX_JSON_BLOB,
   type ManifestDocument,
@@ -347,9 +348,7 @@ function parseIndex(bytes: Buffer): {
     const descriptor = validateDescriptor(m, 'index.json', `entry ${i}`);
     // Not a name: blank, huge, or with control characters (a terminal would act on them when
     // the name is listed).
-    const name = NAME_ANNOTATIONS.map((a) => descriptor.annotations?.[a]).find(
-      (n) => typeof n === 'string' && n && n.length <= 1024 && !/[\s\0-\x1f\x7f-\x9f]/.test(n),
-    );
+    const name = NAME_ANNOTATIONS.map((a) => descriptor.annotations?.[a]).find(isCacheName);
     if (!name) {
       unnamed++;
       continue;
