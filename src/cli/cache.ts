@@ -3,7 +3,7 @@ import { StowageError } from '../core/errors';
 import { formatBytes } from '../core/format';
 import { formatPlatform } from '../core/platform';
 import { formatReference, parseReference } from '../core/reference';
-import { findCached, inspectImage, walkImage } from '../core/store';
+import { findCached, inspectImage, notCached, walkImage } from '../core/store';
 import { type Command, parseCommandArgs, plural, terminalText, usageError, writeJson } from './command';
 import { cacheFolder, ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 
@@ -14,17 +14,6 @@ const CACHE_OPTIONS = {
   offline: OFFLINE_ACCEPTED,
 } as const;
 const RM_OPTIONS = { cache: ENGINE_OPTIONS.cache, offline: OFFLINE_ACCEPTED } as const;
-
-/** `input` (as the user typed it) is not in the cache at `dir`. */
-export function notCached(input: string, dir: string): StowageError {
-  return new StowageError(
-    'NOT_CACHED',
-    isDigest(input)
-      ? `No cached image has the digest ${input} (${dir}).`
-      : `${cachedName(input)} is not in the cache (${dir}).`,
-    isDigest(input) ? 'List what is cached with stowage ls.' : `Pull it: stowage pull ${input}`,
-  );
-}
 
 /** A usage error unless the command got exactly `count` positionals (`what` says what they are). */
 function expectPositionals(positionals: string[], count: number, what: string, usage: string): void {

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StowageError } from '../core/errors';
+import { redactUserinfo } from '../core/redact';
 import { usageError } from './command';
 
 /** `--build-arg NAME=VALUE`, or `NAME` alone to take the value from the environment, as docker does. */
@@ -9,7 +10,7 @@ export function parseBuildArgs(list: readonly string[], usage: string): Record<s
     const eq = item.indexOf('=');
     const name = eq < 0 ? item : item.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-      throw usageError(`--build-arg "${item}" is not NAME=VALUE\nusage: stowage ${usage}`);
+      throw usageError(`--build-arg "${redactUserinfo(item)}" is not NAME=VALUE\nusage: stowage ${usage}`);
     }
     const value = eq < 0 ? process.env[name] : item.slice(eq + 1);
     if (value !== undefined) out[name] = value;

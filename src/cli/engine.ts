@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { defaultCacheDir } from '../core/cache-dir';
 import { StowageError } from '../core/errors';
+import { redactUserinfo } from '../core/redact';
 import { RegistryClient, type RequestLog, type RetryNotice } from '../core/registry/client';
 import {
   type CredentialSource,
@@ -76,7 +77,7 @@ export function parseMirrors(values: readonly string[] = []): Record<string, str
     if (i <= 0 || i === v.length - 1) {
       throw new StowageError(
         'USAGE',
-        `Invalid --mirror "${v}": expected REGISTRY=URL, e.g. docker.io=https://mirror.example.`,
+        `Invalid --mirror "${redactUserinfo(v)}": expected REGISTRY=URL, e.g. docker.io=https://mirror.example.`,
       );
     }
     const registry = v.slice(0, i).toLowerCase();

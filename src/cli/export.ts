@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { formatBytes, formatDuration } from '../core/format';
+import { notCached } from '../core/store';
 import { exportImages } from '../core/transfer/export';
-import { notCached } from './cache';
 import {
   type Command,
   interruptSignal,

@@ -3,6 +3,7 @@
 // config.json), so that a machine needs no docker to pull from a private registry.
 import { createInterface } from 'node:readline/promises';
 import { StowageError } from '../core/errors';
+import { redactUserinfo } from '../core/redact';
 import { DOCKER_HUB, registryName } from '../core/reference';
 import { DockerConfigCredentials, StaticCredentials } from '../core/registry/credentials';
 import { type Command, type OptionTable, parseCommandArgs, usageError } from './command';
@@ -106,7 +107,7 @@ function registryArgument(positionals: string[], usage: string): string {
   const registry = registryName(input);
   if (!registry) {
     throw usageError(
-      `"${input}" is not a registry name: a host with an optional :port, e.g. ghcr.io or 127.0.0.1:5000`,
+      `"${redactUserinfo(input)}" is not a registry name: a host with an optional :port, e.g. ghcr.io or 127.0.0.1:5000`,
     );
   }
   return registry;

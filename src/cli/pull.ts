@@ -3,6 +3,7 @@ import { formatBytes, formatDuration } from '../core/format';
 import { forEachLimit } from '../core/limit';
 import { formatPlatform, type Platform, parsePlatform } from '../core/platform';
 import { type PullEvent, type PullProgress, type PullResult, pull } from '../core/pull/pull';
+import { redactUserinfo } from '../core/redact';
 import {
   type Command,
   interruptSignal,
@@ -137,7 +138,7 @@ export const pullCommand: Command = {
           failed++;
           results[at] = failure(t, e);
           const where = t.source ? `${t.source.file}:${t.source.line}: ` : '';
-          problem(`stowage pull: ${where}${t.reference}: ${e.detail}`);
+          problem(`stowage pull: ${where}${redactUserinfo(t.reference)}: ${e.detail}`);
         }
       });
       report.push(...results);
@@ -156,9 +157,13 @@ export const pullCommand: Command = {
   },
 };
 
-/** A failed pull's JSON entry. */
+/** A failed pull's JSON entry (the reference as given, credentials hidden: it could not be pulled). */
 function failure(t: Target, e: StowageError) {
-  return { reference: t.reference, ...t.source, error: { code: e.code, message: e.detail } };
+  return {
+    reference: redactUserinfo(t.reference),
+    ...t.source,
+    error: { code: e.code, message: e.detail },
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { errorReason, type ImageUse, resolveDockerfile } from '../core/dockerfile';
 import type { StowageError } from '../core/errors';
 import type { Platform } from '../core/platform';
+import { redactUserinfo } from '../core/redact';
 import {
   type Command,
   type OptionTable,
@@ -42,8 +43,9 @@ function json(u: ImageUse) {
   return {
     line: u.line,
     instruction: u.instruction,
-    raw: u.raw,
-    expanded: u.expanded,
+    // As written, with any credentials in a reference hidden.
+    raw: redactUserinfo(u.raw),
+    expanded: redactUserinfo(u.expanded),
     ref: u.ref,
     platform: u.platform,
     stage: u.stage,

@@ -5,11 +5,9 @@
 // cannot misbehave. test/e2e/security-review.test.ts shows the VS Code side in VS Code itself.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Digest } from '../../src/core/digest';
 import { StowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
@@ -19,8 +17,8 @@ import { code, escapeMarkdown } from '../../src/vscode/editor/markdown';
 import { stageAt, stageHoverMarkdown } from '../../src/vscode/editor/stages';
 import { errorText } from '../../src/vscode/workbench/failure';
 import { CLI, requireCli, runCli } from '../support/cli';
-import { TestBed } from '../support/engine';
-import { type BuiltImage, buildImage, MEDIA } from '../support/fixtures';
+import { putTinyImage, TestBed } from '../support/engine';
+import { type BuiltImage, buildImage } from '../support/fixtures';
 import { type RuleResult, startProxy } from '../support/proxy';
 import { pushLayout } from '../support/push';
 import type { RunningRegistry } from '../support/registry';
@@ -187,35 +185,15 @@ describe('names other tools wrote into the cache', () => {
   test('stowage ls and inspect write no control character of them to the terminal', async () => {
     const cache = await mkdtemp(join(bed.work, 'foreign-'));
     const store = await (await import('../../src/core/store')).Store.open(cache);
-    const config = Buffer.from(
-      JSON.stringify({
-        created: '2024-01-01T00:00:00Z\u001b]0;owned\u0007\u001b[2J',
-        architecture: 'amd64',
-        os: 'linux',
-        rootfs: { type: 'layers', diff_ids: [] },
-      }),
-    );
-    const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
-    await store.putBlob(config, sha(config));
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MEDIA.ociManifest,
-        config: {
-          mediaType: 'application/vnd.oci.image.config.v1+json',
-          digest: sha(config),
-          size: config.length,
-        },
-        layers: [],
-      }),
-    );
-    await store.putBlob(manifest, sha(manifest));
-    const name = 'evil\u001b[31m\u001b]0;owned\u0007';
-    await store.setReference(name, {
-      mediaType: MEDIA.ociManifest,
-      digest: sha(manifest),
-      size: manifest.length,
+    const descriptor = await putTinyImage(store, {
+      created: '2024-01-01T00:00:00Z\u001b]0;owned\u0007\u001b[2J',
     });
+    // Stowage refuses to record such a name: another tool writes it into index.json.
+    const name = 'evil\u001b[31m\u001b]0;owned\u0007';
+    const indexPath = join(cache, 'index.json');
+    const index = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests: unknown[] };
+    index.manifests.push({ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': name } });
+    await writeFile(indexPath, JSON.stringify(index));
     const ls = await cli(['ls'], cache);
     assert.equal(ls.code, 0, ls.stderr);
     assert.match(ls.stdout, /evil/);

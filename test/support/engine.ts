@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Digest } from '../../src/core/digest';
 import { type ClientOptions, RegistryClient, type RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
 import { Store } from '../../src/core/store';
@@ -61,6 +62,41 @@ export async function blobNames(store: Store): Promise<Set<string>> {
 }
 
 export { Store };
+
+/**
+ * A tiny image put in `store`: a config (`config` over linux/amd64 with no layers) and its
+ * manifest; returns the manifest's descriptor, for setReference or an index entry.
+ */
+export async function putTinyImage(
+  store: Store,
+  config: Record<string, unknown> = {},
+): Promise<{ mediaType: string; digest: Digest; size: number }> {
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+  const configBytes = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [] },
+      ...config,
+    }),
+  );
+  await store.putBlob(configBytes, sha(configBytes));
+  const mediaType = 'application/vnd.oci.image.manifest.v1+json';
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType,
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha(configBytes),
+        size: configBytes.length,
+      },
+      layers: [],
+    }),
+  );
+  await store.putBlob(manifest, sha(manifest));
+  return { mediaType, digest: sha(manifest), size: manifest.length };
+}
 
 /**
  * A test file's scratch space: a temp folder, registries and other services stopped in reverse

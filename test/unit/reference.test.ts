@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { resolveDockerfile } from '../../src/core/dockerfile';
+import { isStowageError } from '../../src/core/errors';
+import { redactUserinfo } from '../../src/core/redact';
 import {
   credentialKey,
   familiarReference,
@@ -9,6 +12,7 @@ import {
   registryHost,
   registryName,
 } from '../../src/core/reference';
+import { mirrorBaseUrl } from '../../src/core/registry/mirrors';
 
 const D = `sha256:${'a'.repeat(64)}`;
 
@@ -103,5 +107,67 @@ describe('parseReference', () => {
     assert.equal(familiarReference(parseReference('alpine:3')), 'alpine:3');
     assert.equal(familiarReference(parseReference('user/app')), 'user/app:latest');
     assert.equal(familiarReference(parseReference('ghcr.io/a/b:c')), 'ghcr.io/a/b:c');
+  });
+});
+
+describe('credentials in a reference or URL are never quoted back', () => {
+  test('redactUserinfo hides everything up to the last @ (but a digest), with or without a scheme', () => {
+    const cases: [string, string][] = [
+      ['https://user:pass@host/x', 'https://***@host/x'],
+      ['user:pass@host/x', '***@host/x'],
+      ['user:pass@host:5000', '***@host:5000'],
+      ['token@registry.example/x', '***@registry.example/x'],
+      // A password holding '@' or '/' (unencoded) is hidden whole.
+      ['https://u:p@ss@host/x', 'https://***@host/x'],
+      ['https://u:pa/ss@host/x', 'https://***@host/x'],
+      [`https://u:p@host/x@${D}`, `https://***@host/x@${D}`],
+      ['docker.io=https://u:p@mirror/', 'docker.io=https://***@mirror/'],
+      // Not credentials: a digest, a short or unknown digest, a tag typed after @, no @ at all.
+      [`alpine:3@${D}`, `alpine:3@${D}`],
+      ['alpine@sha256:abc', 'alpine@sha256:abc'],
+      ['alpine@latest', 'alpine@latest'],
+      ['host/x', 'host/x'],
+    ];
+    for (const [input, shown] of cases) assert.equal(redactUserinfo(input), shown, input);
+  });
+
+  test('parseReference says credentials are no part of a reference, and shows none of them', () => {
+    for (const input of [
+      'https://user:s3cret@host.example/x',
+      'user:s3cret@host.example:5000/x',
+      'u:s3cret@h',
+    ]) {
+      assert.throws(
+        () => parseReference(input),
+        (e: unknown) => {
+          assert.ok(isStowageError(e, 'INVALID_REFERENCE'), String(e));
+          assert.ok(!e.detail.includes('s3cret') && e.message.includes('***@'), e.detail);
+          assert.match(e.detail, /user name or password cannot be part of an image reference.*stowage login/);
+          return true;
+        },
+      );
+    }
+    // Quoted for another reason (white space), still hidden.
+    assert.throws(
+      () => parseReference('https://user:s3 cret@host/x'),
+      (e: unknown) => isStowageError(e) && !/s3|cret/.test(e.message) && /white space/.test(e.message),
+    );
+  });
+
+  test('mirror URLs and a Dockerfile FROM: their errors hide the credentials', () => {
+    for (const url of ['ftp://user:s3cret@m.example/', 'https://user:s3cret@m example/']) {
+      assert.throws(
+        () => mirrorBaseUrl(url, 'docker.io'),
+        (e: unknown) =>
+          isStowageError(e, 'USAGE') && !e.detail.includes('s3cret') && /\*\*\*@/.test(e.detail),
+      );
+    }
+    const [from, copy] = resolveDockerfile(
+      'FROM https://user:s3cret@h.example/x\nCOPY --from=user:s3cret@h.example/y / /\n',
+    );
+    for (const use of [from, copy]) {
+      assert.equal(use?.ref, null);
+      assert.ok(use?.error && !use.error.includes('s3cret') && use.error.includes('***@'), use?.error);
+    }
   });
 });

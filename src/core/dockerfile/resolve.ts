@@ -1,6 +1,7 @@
 import { type Argument, DockerfileParser, type Flag, type Instruction } from 'dockerfile-ast';
 import { isStowageError } from '../errors';
 import { formatPlatform, hostPlatform, type Platform, parsePlatform } from '../platform';
+import { redactUserinfo } from '../redact';
 import { formatReference, isScratch, parseReference, type Reference } from '../reference';
 import { syntaxDirective } from './directives';
 import { parseLines } from './parse';
@@ -395,7 +396,7 @@ function imageUse(
     return { ...base, reference, ref: formatReference(reference) };
   } catch (e) {
     if (!isStowageError(e)) throw e;
-    const prefix = `Invalid image reference "${expanded}": `;
+    const prefix = `Invalid image reference "${redactUserinfo(expanded)}": `;
     const reason = e.message.startsWith(prefix) ? e.message.slice(prefix.length) : e.message;
     return { ...base, ref: null, error: invalid(reason.replace(/\.$/, ''), e.hint) };
   }
@@ -433,7 +434,10 @@ function resolveSyntax(
   };
   const raw = directive?.value ?? '';
   const expanded = override === undefined ? raw : (override.trim().split(' ')[0] as string);
-  const what = override === undefined ? `# syntax=${raw}` : `--build-arg BUILDKIT_SYNTAX=${override}`;
+  const what =
+    override === undefined
+      ? `# syntax=${redactUserinfo(raw)}`
+      : `--build-arg BUILDKIT_SYNTAX=${redactUserinfo(override)}`;
   return imageUse(line + 1, range, 'syntax', raw, expanded, platform, null, (reason, hint) =>
     why(line + 1, `${what} is not a valid image reference: ${reason}`, hint ? [hint] : []),
   );
@@ -520,10 +524,12 @@ function resolveFrom(
 
   const expansion = expandWord(raw, ctx.globals, ctx.escapeToken);
   const expanded = expansion.result;
-  if (expansion.error) return fail(expanded, why(line, `cannot expand "${raw}": ${expansion.error}`));
+  // The text is quoted back in messages: a reference holding credentials is shown without them.
+  const said = redactUserinfo(raw);
+  if (expansion.error) return fail(expanded, why(line, `cannot expand "${said}": ${expansion.error}`));
   if (!expanded) {
     const reasons = variableReasons(ctx, expansion);
-    return fail(expanded, why(line, `"${raw}" expands to an empty image name`, reasons));
+    return fail(expanded, why(line, `"${said}" expands to an empty image name`, reasons));
   }
   if (definedAbove.has(expanded)) return { base: expanded };
   if (expanded === 'scratch') return undefined;
@@ -534,7 +540,8 @@ function resolveFrom(
   if (isScratch(expanded)) reasons.push('the empty image is written "scratch", in lower case');
   else if (definedAbove.has(lower))
     reasons.push(`FROM finds a stage only by its lower-case name: write FROM ${lower}`);
-  const shown = expanded === raw ? `"${raw}" is` : `"${raw}" expands to "${expanded}", which is`;
+  const shown =
+    expanded === raw ? `"${said}" is` : `"${said}" expands to "${redactUserinfo(expanded)}", which is`;
   return {
     use: imageUse(line, range, 'FROM', raw, expanded, platform, stage, (reason, hint) =>
       // The hint on how to write a name helps less than the ARG that made it wrong.
@@ -570,7 +577,7 @@ function resolveCopyFrom(ctx: Context, copy: Instruction, stage: string | null):
       stage,
       why(
         line,
-        `COPY --from=${raw}: BuildKit does not expand variables in --from; declare the ARG before the first FROM, add a stage "FROM \${…} AS name" and copy --from that stage`,
+        `COPY --from=${redactUserinfo(raw)}: BuildKit does not expand variables in --from; declare the ARG before the first FROM, add a stage "FROM \${…} AS name" and copy --from that stage`,
       ),
     );
   }
@@ -594,7 +601,7 @@ function resolveCopyFrom(ctx: Context, copy: Instruction, stage: string | null):
   return imageUse(line, range, 'COPY', raw, value, platform, stage, (reason, hint) =>
     why(
       line,
-      `COPY --from=${raw} names neither a stage nor a valid image reference: ${reason}`,
+      `COPY --from=${redactUserinfo(raw)} names neither a stage nor a valid image reference: ${reason}`,
       hint ? [hint] : [],
     ),
   );
@@ -664,7 +671,7 @@ function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null)
           stage,
           why(
             line,
-            `--mount from=${from}: BuildKit does not expand variables in a mount's from; define an alias stage with FROM instead`,
+            `--mount from=${redactUserinfo(from)}: BuildKit does not expand variables in a mount's from; define an alias stage with FROM instead`,
           ),
         ),
       );
@@ -675,7 +682,7 @@ function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null)
       imageUse(line, range, 'RUN', written, from, platform, stage, (reason, hint) =>
         why(
           line,
-          `--mount from=${from} names neither a stage nor a valid image reference: ${reason}`,
+          `--mount from=${redactUserinfo(from)} names neither a stage nor a valid image reference: ${reason}`,
           hint ? [hint] : [],
         ),
       ),

@@ -1,5 +1,6 @@
 import { type Digest, parseDigest } from '../digest';
 import { StowageError } from '../errors';
+import { redactUserinfo } from '../redact';
 
 /** A normalised image reference: `registry/repository[:tag][@digest]`. */
 export interface Reference {
@@ -26,8 +27,13 @@ const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const MAX_NAME = 255;
 
+/** Quotes the input with any credentials in it hidden (`https://***@host/x`). */
 function invalid(input: string, why: string, hint?: string): StowageError {
-  return new StowageError('INVALID_REFERENCE', `Invalid image reference "${input}": ${why}.`, hint);
+  return new StowageError(
+    'INVALID_REFERENCE',
+    `Invalid image reference "${redactUserinfo(input)}": ${why}.`,
+    hint,
+  );
 }
 
 /**
@@ -39,6 +45,16 @@ export function parseReference(input: string): Reference {
   const text = input.trim();
   if (!text) throw invalid(input, 'the name is empty');
   if (/\s/.test(text)) throw invalid(input, 'it contains white space');
+  const hidden = redactUserinfo(text);
+  if (hidden !== text) {
+    // What follows the '@' would be read as a digest, and its error would quote the password.
+    const host = hidden.slice(hidden.lastIndexOf('@') + 1).split('/')[0];
+    throw invalid(
+      input,
+      'a user name or password cannot be part of an image reference',
+      `Sign in to the registry instead: stowage login ${host || 'REGISTRY'} (or docker login).`,
+    );
+  }
 
   let rest = text;
   let digest: Digest | undefined;

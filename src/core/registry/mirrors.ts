@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { StowageError } from '../errors';
+import { redactUserinfo } from '../redact';
 import { DOCKER_HUB } from '../reference';
 
 /** Mirrors per registry name, in the order they are tried, and hosts allowed plain HTTP. */
@@ -19,10 +20,13 @@ export function mirrorBaseUrl(input: string, registry: string): URL {
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`);
   } catch {
-    throw new StowageError('USAGE', `Invalid mirror URL "${input}" for ${registry}.`);
+    throw new StowageError('USAGE', `Invalid mirror URL "${redactUserinfo(input)}" for ${registry}.`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new StowageError('USAGE', `Mirror "${input}" for ${registry} must be an http(s) URL.`);
+    throw new StowageError(
+      'USAGE',
+      `Mirror "${redactUserinfo(input)}" for ${registry} must be an http(s) URL.`,
+    );
   }
   if (url.username || url.password) {
     throw new StowageError(
@@ -61,7 +65,7 @@ export function mirrorsFromDaemonConfig(json: unknown, source = 'daemon.json'): 
     if (!/^https?:\/\//i.test(m)) {
       throw new StowageError(
         'USAGE',
-        `Invalid mirror "${m}" in ${source}: it must start with https:// or http:// (as dockerd requires).`,
+        `Invalid mirror "${redactUserinfo(m)}" in ${source}: it must start with https:// or http:// (as dockerd requires).`,
       );
     }
     mirrorBaseUrl(m, DOCKER_HUB);

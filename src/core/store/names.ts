@@ -49,22 +49,32 @@ export async function findCached(
   return undefined;
 }
 
-/** {@link findCached}, or NOT_CACHED saying what to do. */
+/** {@link findCached}, or NOT_CACHED saying what to do (INVALID_REFERENCE for what is no name). */
 export async function resolveCached(
   store: Store,
   input: string,
 ): Promise<{ name: string; descriptor: Descriptor }> {
   const found = await findCached(store, input);
   if (found) return found;
-  let normalised = input;
-  try {
-    if (!isDigest(input)) normalised = formatReference(parseReference(input));
-  } catch {
-    // Shown as typed.
+  throw notCached(input, store.dir);
+}
+
+/**
+ * The error for `input` (as the user typed it) not found in the cache at `dir`: NOT_CACHED with
+ * the pull that brings it, or, for what no pull could bring (`bad ref!`), INVALID_REFERENCE.
+ */
+export function notCached(input: string, dir: string): StowageError {
+  if (isDigest(input)) {
+    return new StowageError(
+      'NOT_CACHED',
+      `No cached image has the digest ${input} (${dir}).`,
+      'List what is cached with stowage ls.',
+    );
   }
-  throw new StowageError(
+  const name = formatReference(parseReference(input));
+  return new StowageError(
     'NOT_CACHED',
-    `${normalised} is not in the cache (${store.dir}).`,
+    `${name} is not in the cache (${dir}).`,
     `Pull it first (stowage pull ${input}), or list what is cached with stowage ls.`,
   );
 }
