@@ -1,7 +1,8 @@
 // The cache on a damaged or full disk, against a real registry: a blob that rotted after its commit
 // is fetched again by the next pull; a full disk is reported as one (not as a network failure) and
-// gc still frees space on it; gc never deletes through a symlink out of the cache. The disk-full
-// cases mount a small tmpfs (root only: skipped, and reported skipped, elsewhere).
+// gc still frees space on it; gc never deletes through a symlink out of the cache; a read-only cache
+// is read. The disk-full and read-only cases mount a small tmpfs (root only: skipped, and reported
+// skipped, elsewhere).
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { inspectImage } from '../../src/core/store';
+import { requireCli, runCli } from '../support/cli';
 import { clientFor, Store, TestBed, verifyAllBlobs } from '../support/engine';
 import { type BuiltImage, buildImage } from '../support/fixtures';
 import { run } from '../support/proc';
@@ -158,5 +160,41 @@ describe('a full disk', () => {
     // With the room gc made, the cache works as before.
     await fs.rm(join(disk, 'filler'));
     assert.equal((await pullInto(store)).blobsDownloaded, 3);
+  });
+});
+
+describe('a read-only cache', () => {
+  test('a cache on a read-only disk, without the .stowage folder (copied, or written by skopeo): ls, inspect and export read it; rm and a new cache say read-only', async (t) => {
+    requireCli();
+    const disk = await smallDisk(t, 4096);
+    if (!disk) return;
+    const cache = join(disk, 'cache');
+    await pullInto(await Store.open(cache));
+    await fs.rm(join(cache, '.stowage'), { recursive: true });
+    await run('mount', ['-o', 'remount,ro', disk]);
+
+    // Opened as it is (Node's mkdir -p said ENOENT there: "cannot use … as the cache: no such file").
+    const store = await Store.open(cache);
+    assert.equal((await inspectImage(store, ref))?.complete, true);
+    const cli = (...args: string[]) => runCli([...args, '--cache', cache]);
+    const ls = await cli('ls');
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.ok(ls.stdout.includes(ref), ls.stdout);
+    assert.equal((await cli('inspect', ref)).code, 0);
+    const archive = join(bed.work, 'from-read-only.tar');
+    const exported = await cli('export', ref, '-o', archive);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.ok((await fs.stat(archive)).size > image.platforms[0]!.layers[0]!.size);
+
+    // What needs a write says the disk is read-only.
+    const rm = await cli('rm', ref);
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /read-only/);
+    await assert.rejects(Store.open(join(disk, 'new-cache')), (e: unknown) => {
+      assert.ok(isStowageError(e, 'CACHE_WRITE'), String(e));
+      assert.match(e.message, /read-only/);
+      return true;
+    });
+    assert.deepEqual((await fs.readdir(cache)).sort(), ['blobs', 'index.json', 'oci-layout']);
   });
 });

@@ -1,11 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as fsConstants } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { StowageError } from '../errors';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o644;
 export const BLOB_MODE = 0o444;
+
+/**
+ * `mkdir -p`, failing with the real reason: Node's recursive mkdir says ENOENT for a folder it
+ * could not create on a read-only file system (it looks the folder up after EROFS).
+ */
+export async function makeDir(path: string, mode = DIR_MODE): Promise<void> {
+  try {
+    await fs.mkdir(path, { recursive: true, mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    // The first missing folder, made alone, says why (EROFS); made after all, the rest follow.
+    let missing = path;
+    for (let up = dirname(missing); up !== missing && !(await exists(up)); up = dirname(up)) missing = up;
+    await fs.mkdir(missing, { mode }).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again;
+    });
+    await fs.mkdir(path, { recursive: true, mode });
+  }
+}
 
 /** fsync a directory so a rename into it survives a crash. Not possible on Windows: skipped. */
 export async function syncDir(dir: string): Promise<void> {

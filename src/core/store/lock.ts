@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { abortError, StowageError, throwIfAborted } from '../errors';
-import { readUpTo } from './fsutil';
+import { makeDir, readUpTo } from './fsutil';
 
 /**
  * A cross-process lock: an exclusive file (`open(…, 'wx')`) holding who took it. Works between
@@ -102,7 +102,7 @@ export class FileLock {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {
           // The folder holding the lock was removed (a finished ingest cleans up): recreate it.
-          await fs.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+          await makeDir(dirname(path), 0o700);
           continue;
         }
         if (code !== 'EEXIST') throw e;

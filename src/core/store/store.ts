@@ -7,9 +7,9 @@ import {
   atomicWrite,
   BLOB_MODE,
   cacheWriteError,
-  DIR_MODE,
   exists,
   FILE_MODE,
+  makeDir,
   placeNoReplace,
   readUpTo,
   syncDir,
@@ -96,20 +96,35 @@ export class Store {
     this.staleMs = options.lockStaleMs ?? DEFAULT_STALE_MS;
   }
 
+  /**
+   * Opens the cache at `dir`, creating what is missing. A layout on a disk Stowage may not write
+   * (read-only, another user's) is opened as it is: reading works, and a write says CACHE_WRITE.
+   */
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
     const store = new Store(dir, options);
-    for (const d of [dir, join(dir, 'blobs'), store.privateDir, store.tmpDir, store.ingestRoot]) {
-      await fs.mkdir(d, { recursive: true, mode: DIR_MODE });
+    try {
+      await store.create();
+    } catch (e) {
+      const refused = cacheWriteError(e, dir, 'the cache layout');
+      if (refused instanceof StowageError && (await exists(join(dir, 'oci-layout')))) return store;
+      throw refused;
+    }
+    return store;
+  }
+
+  private async create(): Promise<void> {
+    const { dir } = this;
+    for (const d of [dir, join(dir, 'blobs'), this.privateDir, this.tmpDir, this.ingestRoot]) {
+      await makeDir(d);
     }
     const layout = join(dir, 'oci-layout');
     if (!(await exists(layout))) {
-      await store.createIfMissing(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+      await this.createIfMissing(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     }
     const index = join(dir, 'index.json');
     if (!(await exists(index))) {
-      await store.createIfMissing(index, JSON.stringify(emptyIndex()));
+      await this.createIfMissing(index, JSON.stringify(emptyIndex()));
     }
-    return store;
   }
 
   get privateDir(): string {
@@ -256,7 +271,7 @@ export class Store {
     // A file of another size under this name was damaged on disk: it would stay, never replaced.
     await this.discardIfCorrupt(expected);
     try {
-      await fs.mkdir(join(this.dir, 'blobs', algorithm), { recursive: true, mode: DIR_MODE });
+      await makeDir(join(this.dir, 'blobs', algorithm));
       const tmp = await writeTemp(this.tmpDir, 'blob', bytes, BLOB_MODE);
       if (await placeNoReplace(tmp, target)) await syncDir(join(this.dir, 'blobs', algorithm));
     } catch (e) {
@@ -277,7 +292,9 @@ export class Store {
     const present = await this.presentIngest(expected, size);
     if (present) return present;
     const folder = this.ingestPath(expected);
-    await fs.mkdir(join(this.dir, 'blobs', algorithm), { recursive: true, mode: DIR_MODE });
+    await makeDir(join(this.dir, 'blobs', algorithm)).catch((e) => {
+      throw cacheWriteError(e, this.dir, `blob ${expected}`);
+    });
     const lock = await FileLock.acquire(join(folder, 'lock'), {
       signal: options.signal,
       timeoutMs: options.timeoutMs,
@@ -435,7 +452,10 @@ export class Store {
       timeoutMs: options.timeoutMs ?? LAYOUT_LOCK_TIMEOUT_MS,
       staleMs: this.staleMs,
       what: `the cache index ${this.indexPath}`,
-    } satisfies LockOptions);
+    } satisfies LockOptions).catch((e) => {
+      // A read-only cache: said as such (rm, gc), not as a failure to create a lock file.
+      throw cacheWriteError(e, this.dir, 'the lock on the cache index');
+    });
     try {
       return await fn();
     } finally {
@@ -450,17 +470,20 @@ export class Store {
    */
   async lease(digests: Digest[]): Promise<Lease> {
     for (const d of digests) parseDigest(d);
-    await fs.mkdir(this.leaseDir, { recursive: true, mode: DIR_MODE });
     const owner = await newOwner();
     const path = join(this.leaseDir, `${owner.token}.json`);
     // Under the layout lock: a gc either finished before (what it removed is gone when the pull
     // looks) or starts after and sees the lease. Between its lease read and its sweep, it is not.
-    await this.withLock(() =>
-      fs.writeFile(path, JSON.stringify({ ...owner, digests }), { flag: 'wx', mode: 0o600 }),
-    ).catch((e) => {
-      forgetOwner(owner.token);
-      throw cacheWriteError(e, this.dir, 'the lease of this pull (what gc must keep)');
-    });
+    await makeDir(this.leaseDir)
+      .then(() =>
+        this.withLock(() =>
+          fs.writeFile(path, JSON.stringify({ ...owner, digests }), { flag: 'wx', mode: 0o600 }),
+        ),
+      )
+      .catch((e) => {
+        forgetOwner(owner.token);
+        throw cacheWriteError(e, this.dir, 'the lease of this pull (what gc must keep)');
+      });
     const timer = setInterval(
       () => {
         const now = new Date();
