@@ -683,6 +683,33 @@ describe('push: what registries answer', () => {
     }
   });
 
+  test('an upload Location that is no URL is a REGISTRY_ERROR naming the registry (it was a bare TypeError)', async () => {
+    const store = await cacheWith(singleRef);
+    const proxy = await startProxy(reg.url, (q) =>
+      q.method === 'POST' && q.url?.includes('/blobs/uploads/')
+        ? viaRewrite(reg.url, q, () => 'http://[oops/v2/uploads/x')
+        : undefined,
+    );
+    const { client } = clientFor(reg);
+    try {
+      await assert.rejects(
+        pushImage(store, client, singleRef, `${proxy.host}/broken/tool:v2`),
+        (e: unknown) => {
+          assert.ok(isStowageError(e, 'REGISTRY_ERROR'), String(e));
+          assert.ok(
+            e.message.startsWith(`${proxy.host} gave an invalid upload location for blob sha256:`),
+            e.message,
+          );
+          assert.match(e.message, /http:\/\/\[oops/);
+          return true;
+        },
+      );
+    } finally {
+      await client.close();
+      await proxy.stop();
+    }
+  });
+
   test('a mount the registry refuses (403: no pull on the source repository) falls back to an upload', async () => {
     const proxy = await startProxy(reg.url, (q) =>
       q.method === 'POST' && q.url?.includes('mount=')

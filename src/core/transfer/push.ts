@@ -3,6 +3,7 @@ import type { Digest } from '../digest';
 import { isStowageError, StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
 import { formatPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
+import { redactUserinfo } from '../redact';
 import { formatReference, parseReference, type Reference } from '../reference';
 import type { RegistryClient, RegistryRequest, RegistryResponse } from '../registry/client';
 import { headerValue } from '../registry/response';
@@ -226,7 +227,16 @@ async function pushHeld(
     const location = headerValue(res.headers, 'location');
     if (!location)
       throw new StowageError('REGISTRY_ERROR', `${dest.registry} gave no upload location for ${what}.`);
-    const url = new URL(location, res.url);
+    let url: URL;
+    try {
+      url = new URL(location, res.url);
+    } catch {
+      throw new StowageError(
+        'REGISTRY_ERROR',
+        `${dest.registry} gave an invalid upload location for ${what} (${JSON.stringify(redactUserinfo(location.slice(0, 200)))}).`,
+        'The registry (or a proxy in front of it) sent a Location header that is not a URL; ask its operators.',
+      );
+    }
     if (url.origin !== res.url.origin) {
       throw new StowageError(
         'REGISTRY_ERROR',
