@@ -13,7 +13,7 @@ import { request } from 'undici';
 import { isStowageError } from '../../src/core/errors';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
-import type { RequestLog } from '../../src/core/registry/client';
+import type { ClientOptions, RequestLog } from '../../src/core/registry/client';
 import { StaticCredentials } from '../../src/core/registry/credentials';
 import { runCli } from '../support/cli';
 import { clientFor, Store, verifyAllBlobs } from '../support/engine';
@@ -79,6 +79,34 @@ async function waitFor(check: () => Promise<boolean>, what = 'the mirror to stor
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/**
+ * A pull through `mirror` from a registry nothing answers for (a loopback port nothing listens
+ * on): the registry's NETWORK error, with what the mirror did (`note`) as a note.
+ */
+async function pullFromDeadRegistry(mirror: string, note: string, options: ClientOptions = {}) {
+  const gone = createServer();
+  await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
+  const port = (gone.address() as AddressInfo).port;
+  await new Promise<void>((r) => gone.close(() => r()));
+  const { client } = clientFor(upstream, { mirrors: { [`127.0.0.1:${port}`]: [mirror] }, ...options });
+  try {
+    await assert.rejects(
+      pull(await freshStore(), client, `127.0.0.1:${port}/team/app:v1`, { platforms: amd64 }),
+      (e: Error) => {
+        assert.ok(isStowageError(e, 'NETWORK'), `${e}`);
+        assert.match(
+          e.message,
+          new RegExp(`Cannot reach https?://127\\.0\\.0\\.1:${port} .*connection refused`),
+        );
+        assert.ok(e.message.includes(`(Tried first: the mirror ${note}.)`), e.message);
+        return true;
+      },
+    );
+  } finally {
+    await client.close();
+  }
 }
 
 const blobGets = (p: LoopbackProxy, digest: string) =>
@@ -182,28 +210,7 @@ describe('pull-through cache (Distribution proxy mode)', () => {
   test('a mirror without the image and a registry that cannot be reached: the registry is the error, the mirror a note', async () => {
     const empty = await startRegistry();
     stops.push(empty.stop);
-    // A loopback port nothing listens on: the registry itself cannot be reached.
-    const gone = createServer();
-    await new Promise<void>((r) => gone.listen(0, '127.0.0.1', r));
-    const port = (gone.address() as AddressInfo).port;
-    await new Promise<void>((r) => gone.close(() => r()));
-    const { client } = clientFor(upstream, { mirrors: { [`127.0.0.1:${port}`]: [empty.url] } });
-    await assert.rejects(
-      pull(await freshStore(), client, `127.0.0.1:${port}/team/app:v1`, { platforms: amd64 }),
-      (e: Error) => {
-        assert.ok(isStowageError(e, 'NETWORK'), `${e}`);
-        assert.match(
-          e.message,
-          new RegExp(`Cannot reach https?://127\\.0\\.0\\.1:${port} .*connection refused`),
-        );
-        assert.match(
-          e.message,
-          new RegExp(`Tried first: the mirror ${empty.host.replace(/\./g, '\\.')} does not have it`),
-        );
-        return true;
-      },
-    );
-    await client.close();
+    await pullFromDeadRegistry(empty.url, `${empty.host} does not have it`);
   });
 
   test('the upstream requires token auth; the mirror signs in to it, clients pull anonymously', async () => {
@@ -325,6 +332,46 @@ describe('what a mirror may not do', () => {
       );
       await client.close();
     }
+  });
+});
+
+describe('a mirror that redirects where Stowage will not follow', () => {
+  // .invalid never resolves: a request sent there would show as a NETWORK error, not a refusal.
+  const cdn = 'stowage-cdn.invalid';
+  /** An HTTPS mirror holding team/app:v1 whose blob GETs answer 307 to plain HTTP on `cdn`. */
+  async function redirectingMirror(): Promise<RunningRegistry> {
+    const m = await startRegistry({ tls: true, redirectBaseUrl: `http://${cdn}/` });
+    stops.push(m.stop);
+    await pushLayout(image.layoutDir, 'v1', m, 'team/app:v1');
+    return m;
+  }
+
+  test('a blob redirect from HTTPS to plain HTTP (INSECURE_REFUSED) falls back to the registry, as a broken mirror does', async () => {
+    const mirror = await redirectingMirror();
+    const { client, requests } = clientFor(upstream, {
+      mirrors: { [upstream.host]: [mirror.url] },
+      caCertificates: [mirror.caPem!],
+    });
+    const store = await freshStore();
+    const r = await pull(store, client, `${upstream.host}/team/app:v1`, { platforms: amd64 });
+    assert.equal(r.digest, image.digest);
+    assert.equal(await verifyAllBlobs(store), wantedBlobs().length + 2);
+    assert.ok(
+      requests.some((q) => hostOf(q) === mirror.host && q.status === 307),
+      'the mirror was asked and redirected',
+    );
+    assert.equal(requests.filter((q) => hostOf(q) === cdn).length, 0, 'nothing went over plain HTTP');
+    assert.ok(requests.some((q) => hostOf(q) === upstream.host && q.status === 200));
+    await client.close();
+  });
+
+  test('the registry failing too: its error, with the mirror refusal as a note', async () => {
+    const mirror = await redirectingMirror();
+    await pullFromDeadRegistry(
+      mirror.url,
+      `${mirror.host} redirected from HTTPS to plain HTTP on ${cdn} (refused)`,
+      { caCertificates: [mirror.caPem!] },
+    );
   });
 });
 

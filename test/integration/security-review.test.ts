@@ -233,6 +233,11 @@ describe('HTTPS is not continued over plain HTTP', () => {
     const allowed = await attempt([cdn]);
     assert.equal(allowed.e.code, 'NETWORK', allowed.e.detail);
     assert.ok(allowed.asked > 0, 'the allowed host was asked');
+    // The host that failed is named, and that the registry sent the request there (it read
+    // "Cannot reach https://127.0.0.1:… : no such host", the registry that had answered).
+    assert.ok(allowed.e.message.startsWith(`Cannot reach http://${cdn} for blob sha256:`), allowed.e.message);
+    assert.ok(allowed.e.message.includes(`where ${tls.host} redirected it`), allowed.e.message);
+    assert.match(allowed.e.hint ?? '', new RegExp(`host it sends downloads to .*${cdn}`));
   });
 });
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type Digest, isDigest, parseDigest } from '../digest';
-import { abortable, StowageError, throwIfAborted } from '../errors';
+import { abortable, type ErrorCode, StowageError, throwIfAborted } from '../errors';
 import { isRepositoryPath, isTag, manifestIdentifier, type Reference, registryHost } from '../reference';
 import { type ManifestDocument, parseManifest } from '../store/manifest';
 import { MANIFEST_ACCEPT as ACCEPTED } from '../store/media-types';
@@ -698,21 +698,25 @@ export class RegistryClient {
       } catch (e) {
         if (call.signal?.aborted) throw abortFrom(call.signal);
         if (e instanceof StowageError) throw e;
+        // Where it failed: the registry, or the host it redirected to (its storage, a CDN).
+        const redirected = e instanceof RedirectFailed ? e : undefined;
+        const cause = redirected ? redirected.cause : e;
+        const failed = redirected?.url ?? url;
         // A host that let a whole timeout pass gets one more: four would keep a user waiting minutes.
-        if (isTimeout(e)) timeouts++;
-        if (isTransientNetworkError(e) && attempt < attempts && timeouts < 2) {
+        if (isTimeout(cause)) timeouts++;
+        if (isTransientNetworkError(cause) && attempt < attempts && timeouts < 2) {
           const delayMs = backoffDelay(attempt, this.retry);
           // After a timeout, this retry is the last.
           const most = timeouts ? attempt + 1 : attempts;
-          this.noteRetry(url, attempt, most, (e as { code: string }).code, delayMs);
+          this.noteRetry(failed, attempt, most, (cause as { code: string }).code, delayMs);
           await sleep(delayMs, call.signal).catch(() => {
             throw abortFrom(call.signal);
           });
           continue;
         }
         // A rejected certificate still proves the host speaks TLS: never try it in plaintext.
-        if (spokeTls(e)) this.tlsHosts.add(url.host);
-        throw networkError(url, e, call.ctx, this.proxyFor(url) ?? undefined);
+        if (spokeTls(cause)) this.tlsHosts.add(failed.host);
+        throw networkError(failed, cause, call.ctx, this.proxyFor(failed) ?? undefined, redirected && url);
       }
       if (isRetryableStatus(res.statusCode) && attempt < attempts) {
         const wait =
@@ -785,7 +789,7 @@ export class RegistryClient {
           error: (e as { code?: string }).code ?? (e as Error).message,
           ...(direct ? { direct: true as const } : {}),
         });
-        throw e;
+        throw hop > 0 && !(e instanceof StowageError) ? new RedirectFailed(url, e) : e;
       }
       this.options.onRequest?.({
         method: call.method,
@@ -804,21 +808,24 @@ export class RegistryClient {
         try {
           next = new URL(location, url);
         } catch {
-          throw new StowageError(
+          throw refusedRedirect(
             'REGISTRY_ERROR',
             `${url.host} redirected ${call.ctx.what} to an invalid URL.`,
+            'redirected to an invalid URL',
           );
         }
         if (next.protocol !== 'https:' && next.protocol !== 'http:') {
-          throw new StowageError(
+          throw refusedRedirect(
             'REGISTRY_ERROR',
             `${url.host} redirected ${call.ctx.what} to a ${next.protocol} URL; only http(s) redirects are followed.`,
+            `redirected to a ${next.protocol} URL (refused)`,
           );
         }
         if (next.protocol === 'http:' && this.tlsHosts.has(next.host) && !this.isInsecure(next.host)) {
-          throw new StowageError(
+          throw refusedRedirect(
             'INSECURE_REFUSED',
             `${url.host} redirected ${call.ctx.what} to plain HTTP on ${next.host}, which speaks TLS; refusing.`,
+            `redirected to plain HTTP on ${next.host} (refused)`,
           );
         }
         // What was asked over TLS goes on over plain HTTP only where plain HTTP is allowed (the
@@ -828,17 +835,19 @@ export class RegistryClient {
           next.protocol === 'http:' &&
           !(this.isInsecure(next.host) || isLoopback(next.host))
         ) {
-          throw new StowageError(
+          throw refusedRedirect(
             'INSECURE_REFUSED',
             `${url.host} redirected ${call.ctx.what} from HTTPS to plain HTTP on ${next.host}; refusing.`,
+            `redirected from HTTPS to plain HTTP on ${next.host} (refused)`,
             `If ${next.host} is on a network you trust, add it to stowage.insecureRegistries (--insecure-registry ${next.host}).`,
           );
         }
         visited.add(url.href);
         if (visited.has(next.href) || hop + 1 > MAX_REDIRECTS) {
-          throw new StowageError(
+          throw refusedRedirect(
             'REGISTRY_ERROR',
             `Too many redirects fetching ${call.ctx.what} from ${start.host}.`,
+            'redirected too many times',
           );
         }
         url = next;
@@ -949,7 +958,22 @@ function fallsThrough(e: StowageError, mirror: boolean): boolean {
   const status = (e as { status?: number }).status;
   if (status !== undefined && status >= 500) return true;
   if (mirror && (e.code === 'NOT_FOUND' || e.code === 'TOO_MANY_REQUESTS')) return true;
+  // A mirror's redirect we will not follow (to plain HTTP, say) is a broken mirror: the registry
+  // serves the same content. The registry's own stays the error.
+  if (mirror && redirectNote(e)) return true;
   return false;
+}
+
+/**
+ * A redirect this client does not follow; `note` says so in a few words, for the note on a mirror
+ * that answered with it (see mostUseful).
+ */
+function refusedRedirect(code: ErrorCode, message: string, note: string, hint?: string): StowageError {
+  return Object.assign(new StowageError(code, message, hint), { refusedRedirect: note });
+}
+
+function redirectNote(e: StowageError): string | undefined {
+  return (e as { refusedRedirect?: string }).refusedRedirect;
 }
 
 const RANK: Record<string, number> = {
@@ -991,6 +1015,8 @@ function mostUseful(all: EndpointError[]): StowageError {
 }
 
 function mirrorOutcome(e: StowageError): string {
+  const redirect = redirectNote(e);
+  if (redirect) return redirect;
   switch (e.code) {
     case 'NOT_FOUND':
       return 'does not have it';
@@ -1031,6 +1057,16 @@ async function readBody(res: Response, cap: number, ctx: RequestContext): Promis
     if (e instanceof StowageError) throw e;
     // Raw socket errors (ECONNRESET, body timeout) must not escape untyped.
     throw new BodyBroken(res.url, e, ctx);
+  }
+}
+
+/** A connection to the host a redirect led to failed (not to the registry): which host, and why. */
+class RedirectFailed extends Error {
+  constructor(
+    readonly url: URL,
+    override readonly cause: unknown,
+  ) {
+    super(`${url.host}: ${(cause as Error)?.message ?? String(cause)}`);
   }
 }
 

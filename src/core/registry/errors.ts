@@ -99,8 +99,18 @@ export function httpError(
  * A connection-level failure (refused, reset, DNS, TLS), with the cause kept. Through a `proxy`,
  * failing to connect concerns the proxy, and its answer to CONNECT is the proxy's own.
  */
-export function networkError(url: URL, cause: unknown, ctx: RequestContext, proxy?: URL): StowageError {
+export function networkError(
+  url: URL,
+  cause: unknown,
+  ctx: RequestContext,
+  proxy?: URL,
+  /** `url` is where the registry at this URL redirected the request (its storage, a CDN). */
+  redirectedFrom?: URL,
+): StowageError {
   const c = cause as { code?: string; message?: string };
+  const about = redirectedFrom
+    ? `${ctx.what} of ${where(ctx)}, where ${redirectedFrom.host} redirected it`
+    : `${ctx.what} of ${where(ctx)}`;
   const detail = c?.code ?? c?.message ?? String(cause);
   const tls = spokeTls(cause);
   if (proxy && !tls) {
@@ -111,7 +121,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
     // Either end may have the certificate in question: the proxy's or the registry's.
     return new StowageError(
       'TLS',
-      `TLS error on the way to ${url.host} through the proxy ${displayProxy(proxy)} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
+      `TLS error on the way to ${url.host} through the proxy ${displayProxy(proxy)} for ${about}: ${c?.message ?? detail}.`,
       `If the proxy's certificate is the one (a private CA), trust its CA (stowage.certificateAuthorityFiles / --ca-file, or the system's CA bundle) or turn off http.proxyStrictSSL; if it is the registry's, trust its CA the same way.`,
       { cause },
     );
@@ -119,7 +129,7 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
   if (url.protocol === 'https:' && answeredPlainHttp(cause)) {
     return new StowageError(
       'TLS',
-      `${url.host} answered in plain HTTP, not HTTPS, for ${ctx.what} of ${where(ctx)}.`,
+      `${url.host} answered in plain HTTP, not HTTPS, for ${about}.`,
       `If it is a plain-HTTP registry on a network you trust, add ${url.host} to stowage.insecureRegistries (--insecure-registry ${url.host}); else check the address and port.`,
       { cause },
     );
@@ -127,15 +137,17 @@ export function networkError(url: URL, cause: unknown, ctx: RequestContext, prox
   if (tls) {
     return new StowageError(
       'TLS',
-      `TLS error talking to ${url.host} for ${ctx.what} of ${where(ctx)}: ${c?.message ?? detail}.`,
+      `TLS error talking to ${url.host} for ${about}: ${c?.message ?? detail}.`,
       `If ${url.host} uses a private CA, add it (stowage.certificateAuthorityFiles / --ca-file, or the system's CA bundle); if it is a plain-HTTP or self-signed registry you trust, add it to stowage.insecureRegistries (--insecure-registry).`,
       { cause },
     );
   }
   return new StowageError(
     'NETWORK',
-    `Cannot reach ${url.protocol}//${url.host} for ${ctx.what} of ${where(ctx)}: ${describeReason(detail)}.`,
-    'Check the registry address, your network and proxy settings.',
+    `Cannot reach ${url.protocol}//${url.host} for ${about}: ${describeReason(detail)}.`,
+    redirectedFrom
+      ? `The registry answered, but the host it sends downloads to (its storage or a CDN) could not be reached: check your network, proxy and firewall for ${url.host}, or ask the registry's operators.`
+      : 'Check the registry address, your network and proxy settings.',
     { cause },
   );
 }
