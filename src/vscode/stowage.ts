@@ -20,6 +20,12 @@ export class Stowage implements vscode.Disposable {
   private readonly cacheChanged = new vscode.EventEmitter<void>();
   /** Fires when the cache's content may have changed (pull, remove, gc, import, settings). */
   readonly onDidChangeCache = this.cacheChanged.event;
+  private readonly trustGranted = new vscode.EventEmitter<void>();
+  /**
+   * Fires when the user trusts the workspace, once the registry client built for Restricted Mode
+   * (offline) is gone: what waited for the network (views, the newer-image check) may start now.
+   */
+  readonly onDidGrantTrust = this.trustGranted.event;
   private readonly disposables: vscode.Disposable[] = [];
   private store?: Promise<Store>;
   private storeDir?: string;
@@ -47,6 +53,8 @@ export class Stowage implements vscode.Disposable {
     this.disposables.push(
       { dispose: () => sub.dispose() },
       this.cacheChanged,
+      this.trustGranted,
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.grantTrust()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('stowage') || e.affectsConfiguration('http')) {
           this.caLoadedFor = undefined;
@@ -124,6 +132,20 @@ export class Stowage implements vscode.Disposable {
 
   fireCacheChanged(): void {
     this.cacheChanged.fire();
+  }
+
+  /**
+   * A client made in Restricted Mode is offline for good, and the workspace's own values of the
+   * restricted settings (CA files, mirrors, insecure registries, cache folder) apply only now.
+   * VS Code reports a settings change on trust only when one of those is set somewhere.
+   */
+  private grantTrust(): void {
+    this.caLoadedFor = undefined;
+    this.resetClient();
+    if (this.storeDir !== undefined && this.storeDir !== this.settings().cacheDirectory) {
+      this.cacheChanged.fire();
+    }
+    this.trustGranted.fire();
   }
 
   /** Drops the registry client and its cached tokens (settings changed, signed in or out). */

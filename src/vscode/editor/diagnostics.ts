@@ -54,6 +54,8 @@ export class ImageDiagnostics implements vscode.Disposable {
     private readonly uses: DocumentUses,
     private readonly freshness: Freshness,
     private readonly log: vscode.LogOutputChannel,
+    /** When the workspace is trusted (Stowage.onDidGrantTrust): the check may ask registries now. */
+    trustGranted: vscode.Event<void>,
   ) {
     this.disposables.push(
       vscode.workspace.onDidOpenTextDocument((d) => this.opened(d)),
@@ -61,7 +63,7 @@ export class ImageDiagnostics implements vscode.Disposable {
       vscode.workspace.onDidSaveTextDocument((d) => this.scheduleCheck(d, 0)),
       vscode.workspace.onDidCloseTextDocument((d) => this.closed(d)),
       freshness.onDidChange(() => this.refreshAll()),
-      vscode.workspace.onDidGrantWorkspaceTrust(() => this.checkAll()),
+      trustGranted(() => this.checkAll()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (
           e.affectsConfiguration('stowage.checkForNewerImages') ||

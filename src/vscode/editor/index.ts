@@ -18,7 +18,7 @@ export { pinEdit, pinToDigest, unpinEdit } from './pin';
 export function registerEditorFeatures(features: FeatureContext): vscode.Disposable[] {
   const { stowage, index, log, facts, freshness } = features;
   const uses = new DocumentUses(index);
-  const diagnostics = new ImageDiagnostics(uses, freshness, log);
+  const diagnostics = new ImageDiagnostics(uses, freshness, log, stowage.onDidGrantTrust);
   const lenses = new ImageCodeLenses(uses, facts, stowage, freshness);
   return [
     diagnostics,

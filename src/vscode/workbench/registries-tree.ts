@@ -66,6 +66,8 @@ export class RegistriesTree implements vscode.TreeDataProvider<RegistryNode>, vs
       // A tag pulled or removed, or seen to move: its cached / newer marks.
       f.stowage.onDidChangeCache(() => this.changed.fire(undefined)),
       f.freshness.onDidChange(() => this.changed.fire(undefined)),
+      // Rows that said "Trust this workspace…" load their tags and catalogs now.
+      f.stowage.onDidGrantTrust(() => this.refresh()),
       vscode.workspace.onDidChangeConfiguration((e) => {
         if (e.affectsConfiguration('stowage')) this.refresh();
       }),
