@@ -20,14 +20,9 @@ import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, type FailureContext, failureActions, notificationText } from './failure';
 import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
 import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
-import {
-  naturalOrder,
-  type RegistriesTree,
-  type RegistryNode,
-  type RepositoryNode,
-  tagReference,
-} from './registries-tree';
+import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
 import { signIn, signOut } from './sign-in';
+import { TagList } from './tag-list';
 import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
 
 export interface WorkbenchParts {
@@ -39,6 +34,9 @@ export interface WorkbenchParts {
 
 type Node = WorkspaceNode | CacheNode | RegistryNode;
 type TagNode = Extract<RegistryNode, { kind: 'tag' }>;
+
+/** Tags a Browse Tags picker is handed at most (its own filter then works on them). */
+const MAX_PICKS = 10_000;
 
 function isNode(x: unknown): x is Node {
   return typeof x === 'object' && x !== null && 'kind' in x;
@@ -439,17 +437,29 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     qp.show();
     const controller = new AbortController();
     qp.onDidHide(() => controller.abort());
-    // Pages arrive while the picker is open; stop at a sane number (the filter needs the text).
+    // Up to MAX_PICKS tags go to the picker, which filters them itself. A registry that ignores
+    // `n` sends every tag at once (200,000 is seen): then the typed text picks which to show.
+    const tags = new TagList();
+    const show = () => {
+      const whole = tags.size <= MAX_PICKS;
+      const picks = tags.matching(whole ? '' : qp.value, MAX_PICKS);
+      qp.items = picks.map((t) => ({ label: t }));
+      qp.title = whole
+        ? `Tags of ${repo}`
+        : `Tags of ${repo} (${picks.length.toLocaleString('en-US')} of ${tags.size.toLocaleString('en-US')}: type to find others)`;
+    };
+    qp.onDidChangeValue(() => {
+      if (tags.size > MAX_PICKS) show();
+    });
+    // Pages arrive while the picker is open; no more are asked for after MAX_PICKS tags.
     void (async () => {
       try {
-        const items: vscode.QuickPickItem[] = [];
         for await (const page of f.stowage
           .getClient()
           .tags(ref, { pageSize: 100, signal: controller.signal })) {
-          items.push(...page.map((t) => ({ label: t })));
-          items.sort((a, b) => naturalOrder(a.label, b.label));
-          qp.items = items;
-          if (items.length >= 10_000) break;
+          tags.add(page);
+          show();
+          if (tags.size >= MAX_PICKS) break;
         }
       } catch (e) {
         if (!controller.signal.aborted) {

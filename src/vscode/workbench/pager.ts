@@ -1,3 +1,5 @@
+import { append } from './tag-list';
+
 /**
  * Hands out a long list a page at a time from an async source of pages. Registries differ: some
  * honour `n` and page with Link headers, others (Distribution 2.8's tags/list) ignore `n` and
@@ -5,7 +7,9 @@
  * shows more than one more page per "Load more…".
  */
 export class Pager<T> {
-  private readonly buffer: T[] = [];
+  /** Fetched, not yet handed out from `next` on (a cursor: shift() copies a large array each time). */
+  private buffer: T[] = [];
+  private next = 0;
   private readonly shown: T[] = [];
   private source?: AsyncIterator<T[]>;
   private exhausted = false;
@@ -25,12 +29,16 @@ export class Pager<T> {
 
   /** How many items there are in all, once the source is exhausted (undefined before). */
   total(): number | undefined {
-    return this.exhausted ? this.shown.length + this.buffer.length : undefined;
+    return this.exhausted ? this.shown.length + this.buffered() : undefined;
   }
 
   /** True when the source may still hold items not yet handed out. */
   hasMore(): boolean {
-    return this.buffer.length > 0 || !this.exhausted;
+    return this.buffered() > 0 || !this.exhausted;
+  }
+
+  private buffered(): number {
+    return this.buffer.length - this.next;
   }
 
   /**
@@ -40,10 +48,10 @@ export class Pager<T> {
   async more(accept: (item: T) => boolean = () => true): Promise<T[]> {
     const added: T[] = [];
     while (added.length < this.pageSize) {
-      const next = this.buffer.shift();
-      if (next !== undefined) {
-        this.shown.push(next);
-        if (accept(next)) added.push(next);
+      if (this.next < this.buffer.length) {
+        const item = this.buffer[this.next++] as T;
+        this.shown.push(item);
+        if (accept(item)) added.push(item);
         continue;
       }
       if (this.exhausted) break;
@@ -56,7 +64,8 @@ export class Pager<T> {
   reset(): void {
     void this.source?.return?.();
     this.source = undefined;
-    this.buffer.length = 0;
+    this.buffer = [];
+    this.next = 0;
     this.shown.length = 0;
     this.exhausted = false;
   }
@@ -68,7 +77,7 @@ export class Pager<T> {
         const r = await this.source.next();
         if (r.done) this.exhausted = true;
         else {
-          this.buffer.push(...r.value);
+          this.take(r.value);
           // A page larger than asked for: the server ignores `n` (Distribution's tags/list) and
           // most likely sent everything; a shorter one is the last page or the whole (short) list.
           // Either way asking once more costs no request (no Link) and tells the total, so a
@@ -76,7 +85,7 @@ export class Pager<T> {
           if (r.value.length !== this.pageSize) {
             const after = await this.source.next();
             if (after.done) this.exhausted = true;
-            else this.buffer.push(...after.value);
+            else this.take(after.value);
           }
           if (this.exhausted && this.shown.length === 0 && this.compare) this.buffer.sort(this.compare);
         }
@@ -89,5 +98,14 @@ export class Pager<T> {
       }
     })();
     return this.loading;
+  }
+
+  /** Adds a fetched page to the buffer, first dropping what was handed out of it already. */
+  private take(page: readonly T[]): void {
+    if (this.next > 0) {
+      this.buffer = this.buffer.slice(this.next);
+      this.next = 0;
+    }
+    append(this.buffer, page);
   }
 }

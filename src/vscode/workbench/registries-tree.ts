@@ -6,6 +6,7 @@ import { tagName } from '../cache-facts';
 import type { FeatureContext } from '../feature';
 import { errorText } from './failure';
 import { Pager } from './pager';
+import { naturalOrder } from './tag-list';
 
 export const TAG_PAGE = 50;
 const CATALOG_PAGE = 100;
@@ -387,12 +388,6 @@ export function repositoryDescription(node: RepositoryNode): string {
   }
   if (node.filter) parts.push(`filter: ${node.filter}`);
   return parts.join(' · ');
-}
-
-const collator = new Intl.Collator(undefined, { numeric: true });
-/** v2 before v10: the order people expect of version tags. */
-export function naturalOrder(a: string, b: string): number {
-  return collator.compare(a, b);
 }
 
 function filterFn(filter: string): (tag: string) => boolean {
