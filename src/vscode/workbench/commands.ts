@@ -23,6 +23,7 @@ import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolve
 import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
 import { signIn, signOut } from './sign-in';
 import { TagList } from './tag-list';
+import { ARCHIVE_FILTERS } from './transfer-text';
 import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
 
 export interface WorkbenchParts {
@@ -668,7 +669,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     return result;
   });
 
-  // (file?): from the Explorer's context menu on a .tar, or a dialog.
+  // (file?): from the Explorer's context menu on a .tar, .tar.gz or .tgz, or a dialog.
   const importCommand = safe(async (arg?: unknown) => {
     const picked =
       arg instanceof vscode.Uri
@@ -676,7 +677,7 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         : await vscode.window.showOpenDialog({
             title: 'Import Images from Archive',
             canSelectMany: false,
-            filters: { 'OCI archive': ['tar'], 'All files': ['*'] },
+            filters: ARCHIVE_FILTERS,
           });
     const file = picked?.[0];
     if (!file) return undefined;
