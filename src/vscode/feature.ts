@@ -26,4 +26,6 @@ export interface PullImageArgs {
   platform?: string;
   /** Ask the registry even when the cache is complete (the tag moved to a newer image). */
   always?: boolean;
+  /** Every platform of a multi-platform image, and the attestations its index lists. */
+  allPlatforms?: boolean;
 }

@@ -1,9 +1,10 @@
-// Archives in the VS Code UI: importing gzip-compressed archives (.tar.gz and .tgz, from the
-// Explorer's menu and the open dialog). The .vsix in code-server, a real Distribution registry on
-// loopback. Screenshots: test-results/transfer/.
+// Archives and pushes in the VS Code UI: importing gzip-compressed archives (.tar.gz and .tgz,
+// from the Explorer's menu and the open dialog), what an export of a partly pulled image says, and a
+// push of one: the editor's own ways out (Pull All Platforms and Push). The .vsix in code-server,
+// a real Distribution registry on loopback. Screenshots: test-results/transfer/.
 import assert from 'node:assert/strict';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +13,7 @@ import { createGzip } from 'node:zlib';
 import type { Locator } from 'playwright-core';
 import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
+import { parseReference } from '../../src/core/reference';
 import { exportImages } from '../../src/core/transfer/export';
 import { Workbench } from '../support/browser';
 import { buildVsix, type CodeServer, startCodeServer } from '../support/code-server';
@@ -28,6 +30,7 @@ describe('archives and pushes in the VS Code UI', () => {
   let wb: Workbench;
   let tmp: string;
   let workspace: string;
+  let multiIndex: string;
 
   /** `repoTag` pulled for linux/amd64 into a throw-away cache, exported, gzip-compressed to `file`. */
   async function gzipArchive(repoTag: string, file: string): Promise<void> {
@@ -55,12 +58,17 @@ describe('archives and pushes in the VS Code UI', () => {
         layerSize: 30_000,
         seed: `e2e-${name}`,
       });
-    const [gz, tgz] = await Promise.all([build('gz', ['linux/amd64']), build('tgz', ['linux/amd64'])]);
+    const [multi, gz, tgz] = await Promise.all([
+      build('multi', ['linux/amd64', 'linux/arm64']),
+      build('gz', ['linux/amd64']),
+      build('tgz', ['linux/amd64']),
+    ]);
+    multiIndex = await pushLayout(multi!.layoutDir, 'latest', registry, 'multi/app:1.0');
     await pushLayout(gz!.layoutDir, 'latest', registry, 'gz/app:1.0');
     await pushLayout(tgz!.layoutDir, 'latest', registry, 'tgz/app:1.0');
     workspace = join(tmp, 'workspace');
     await mkdir(workspace, { recursive: true });
-    await writeFile(join(workspace, 'Dockerfile'), `FROM ${registry.host}/gz/app:1.0\n`);
+    await writeFile(join(workspace, 'Dockerfile'), `FROM ${registry.host}/multi/app:1.0\n`);
     await gzipArchive('gz/app:1.0', join(workspace, 'images.tar.gz'));
     await gzipArchive('tgz/app:1.0', join(workspace, 'other.tgz'));
     server = await startCodeServer({
@@ -109,6 +117,99 @@ describe('archives and pushes in the VS Code UI', () => {
       wb.waitForNotification(/Imported 1 image/, 30_000),
     );
     assert.match(second, /\(127\.0\.0\.1:\d+\/tgz\/app:1\.0\)/);
+  });
+
+  test('an export of an image pulled for one platform says what was left out; a push of it offers Pull All Platforms and Push', async () => {
+    const host = registry.host;
+    await wb.page.keyboard.press('Escape'); // a menu or picker an earlier test left open
+    await wb.runCommand('Notifications: Clear All Notifications');
+    await wb.step('open Dockerfile', () => wb.openFile('Dockerfile'));
+    await wb.step('Pull Image (linux/amd64, as stowage.platforms says)', () =>
+      wb.editorContextMenu('multi/app:1.0', 'Pull Image'),
+    );
+    await wb.step('pulled', () => wb.waitForNotification(/Pulled .*multi\/app:1\.0/, 30_000));
+
+    // In the folder the save dialog opens in (Enter on a path elsewhere only goes to that folder).
+    const archive = join(workspace, 'multi.tar');
+    await wb.runCommand('Notifications: Clear All Notifications');
+    const input = await wb.step('Export Images to Archive…: pick the image', async () => {
+      const box = await startCommand(wb, 'Stowage: Export Images to Archive…');
+      await box.fill('multi/app');
+      const item = wb.page
+        .locator('.quick-input-widget .quick-input-list .monaco-list-row', { hasText: 'multi/app:1.0' })
+        .first();
+      await item.click();
+      const deadline = Date.now() + 10_000;
+      while ((await item.getAttribute('aria-checked')) !== 'true') {
+        if (Date.now() > deadline) throw new Error('the image is not checked');
+        await wb.page.waitForTimeout(100);
+      }
+      return box;
+    });
+    await wb.step('OK: the save dialog shows its default, images.tar', async () => {
+      await wb.page.locator('.quick-input-widget .monaco-button', { hasText: 'OK' }).click();
+      const deadline = Date.now() + 15_000;
+      while (!(await input.inputValue()).endsWith('images.tar')) {
+        if (Date.now() > deadline)
+          throw new Error(`no save dialog; the box holds "${await input.inputValue()}"`);
+        await wb.page.waitForTimeout(100);
+      }
+    });
+    const summary = await wb.step('save as multi.tar', async () => {
+      await input.fill(archive);
+      await input.press('Enter');
+      return wb.notification(/Exported 1 image/, 30_000);
+    });
+    const text = (await summary.locator('.notification-list-item-message').textContent()) ?? '';
+    assert.ok(text.startsWith('Exported 1 image to multi.tar ('), text);
+    assert.ok((await stat(archive)).size > 0);
+    assert.match(text, /multi\/app:1\.0 holds linux\/amd64; left out, not cached: linux\/arm64\./);
+    assert.match(text, /For a complete archive, pull all platforms, then export again\./);
+    assert.doesNotMatch(text, /--all-platforms/);
+    const exportButtons = (await summary.locator('.monaco-button').allTextContents()).map((b) => b.trim());
+    assert.deepEqual(exportButtons, ['Pull All Platforms']);
+
+    await wb.runCommand('Notifications: Clear All Notifications');
+    const destination = `${host}/copy/app:1.0`;
+    await wb.step('Cache view: Push Image to a Registry…', async () => {
+      await wb.openViewContainer('Stowage');
+      await wb.contextMenu(wb.treeItem('Cache', `${host}/multi/app:1.0`), 'Push Image to a Registry…');
+      const input = wb.page.locator('.quick-input-widget .quick-input-box input');
+      await input.waitFor({ state: 'visible' });
+      await input.fill(destination);
+      await input.press('Enter');
+    });
+    const refused = await wb.step('the push is refused, with the editor’s ways out', () =>
+      wb.notification(/does not hold all of/, 30_000),
+    );
+    const message = (await refused.locator('.notification-list-item-message').textContent()) ?? '';
+    assert.doesNotMatch(message, /--all-platforms|--platform|stowage pull/, message);
+    assert.match(message, /Pull All Platforms and Push fetches the rest/);
+    const buttons = (await refused.locator('.monaco-button').allTextContents()).map((b) => b.trim());
+    assert.deepEqual(buttons, ['Pull All Platforms and Push', 'Push linux/amd64 Only', 'Show Log']);
+
+    await wb.step('click Pull All Platforms and Push', async () => {
+      await refused.hover();
+      await refused.locator('.monaco-button', { hasText: 'Pull All Platforms and Push' }).click();
+    });
+    // It follows a progress notification, which VS Code often files under the bell, not as a toast.
+    const pushed = await wb.step('pushed (Notifications center)', async () => {
+      await wb.runCommand('Notifications: Show Notifications');
+      const item = wb.page
+        .locator('.notifications-center .notification-list-item', { hasText: /Pushed .*multi\/app:1\.0/ })
+        .first();
+      await item.waitFor({ state: 'visible', timeout: 60_000 });
+      return (await item.locator('.notification-list-item-message').textContent()) ?? '';
+    });
+    assert.match(pushed, new RegExp(`to ${host.replace(/\./g, '\\.')}/copy/app:1\\.0@sha256:`));
+    const { client } = clientFor(registry);
+    try {
+      const served = await client.head(parseReference(destination));
+      assert.equal(served?.digest, multiIndex, 'the registry serves the whole index, every platform');
+    } finally {
+      await client.close();
+    }
+    assert.deepEqual(wb.blocked, []);
   });
 });
 

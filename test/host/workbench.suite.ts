@@ -7,12 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { StowageError } from '../../src/core/errors';
+import { parsePlatform } from '../../src/core/platform';
 import { pull } from '../../src/core/pull/pull';
 import { parseReference, registryName } from '../../src/core/reference';
 import { RegistryClient } from '../../src/core/registry/client';
 import { Store } from '../../src/core/store';
 import type { StowageApi } from '../../src/vscode/activate';
-import type { FeatureContext } from '../../src/vscode/feature';
+import type { FeatureContext, PullImageArgs } from '../../src/vscode/feature';
 import { CacheTree } from '../../src/vscode/workbench/cache-tree';
 import { failureActions } from '../../src/vscode/workbench/failure';
 import { Pager } from '../../src/vscode/workbench/pager';
@@ -21,6 +22,7 @@ import { problemText, successText } from '../../src/vscode/workbench/pulls';
 import { RegistriesTree } from '../../src/vscode/workbench/registries-tree';
 import { WorkspaceImagesTree, type WorkspaceNode } from '../../src/vscode/workbench/workspace-tree';
 import { buildImage } from '../support/fixtures';
+import { pushLayout } from '../support/push';
 import { startRegistry } from '../support/registry';
 import { startTinyproxy } from '../support/tinyproxy';
 import { featuresOf, quickFixes, until } from './helpers';
@@ -379,6 +381,57 @@ describe('workbench in the extension host', function () {
         await client.close();
       }
     } finally {
+      await registry.stop();
+    }
+  });
+
+  it('Push of an image pulled for one platform: Push linux/amd64 Only pushes that image; Pull All Platforms and Push completes the index, then pushes it', async () => {
+    const registry = await startRegistry();
+    const layouts = await mkdtemp(join(tmpdir(), 'stowage-partial-push-'));
+    const source = `${registry.host}/multi/app:1.0`;
+    const store = await f.stowage.getStore();
+    try {
+      const image = await buildImage(join(layouts, 'multi'), {
+        platforms: ['linux/amd64', 'linux/arm64'],
+        layers: 1,
+        layerSize: 5_000,
+        seed: 'workbench-partial-push',
+      });
+      const index = await pushLayout(image.layoutDir, 'latest', registry, 'multi/app:1.0');
+      // As the editor pulls it (stowage.platforms is linux/amd64 here): one platform of the index.
+      const client = new RegistryClient();
+      try {
+        await pull(store, client, source, { platforms: [parsePlatform('linux/amd64')] });
+      } finally {
+        await client.close();
+      }
+      type Pushed = { digest: string; platforms: string[] } | undefined;
+      const push = (arg: PullImageArgs, to: string) =>
+        vscode.commands.executeCommand<Pushed>('stowage.pushImage', arg, to);
+      const whole = `${registry.host}/copy/whole:1.0`;
+      // The whole index: a registry would refuse it with images missing, so it stops before any upload.
+      assert.equal(await push({ reference: source }, whole), undefined, 'the partial push was refused');
+      const amd64 = image.platforms.find((p) => p.platform === 'linux/amd64')!;
+      const one = await push(
+        { reference: source, platform: 'linux/amd64' },
+        `${registry.host}/copy/amd64:1.0`,
+      );
+      assert.ok(one, 'Push linux/amd64 Only pushed (an error would have been shown instead)');
+      assert.equal(one.digest, amd64.manifest.digest, 'that platform’s manifest, not the index');
+      assert.deepEqual(one.platforms, ['linux/amd64']);
+      const all = await push({ reference: source, allPlatforms: true }, whole);
+      assert.ok(all, 'Pull All Platforms and Push pushed');
+      assert.equal(all.digest, index, 'the registry’s own index, every platform of it');
+      assert.deepEqual([...all.platforms].sort(), ['linux/amd64', 'linux/arm64']);
+      const check = new RegistryClient();
+      try {
+        assert.equal((await check.head(parseReference(whole)))?.digest, index);
+      } finally {
+        await check.close();
+      }
+    } finally {
+      await store.removeReference(source);
+      await rm(layouts, { recursive: true, force: true });
       await registry.stop();
     }
   });

@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import type { ImageUse } from '../../core/dockerfile';
-import { StowageError } from '../../core/errors';
+import { isStowageError, StowageError } from '../../core/errors';
 import { formatBytes } from '../../core/format';
+import { formatPlatform, parsePlatform } from '../../core/platform';
 import {
   familiarReference,
   formatReference,
@@ -9,21 +10,22 @@ import {
   type Reference,
   registryName,
 } from '../../core/reference';
-import type { Store } from '../../core/store';
+import { isIndexMediaType, type Store, walkImage } from '../../core/store';
 import { exportImages, type TransferProgress } from '../../core/transfer/export';
 import { importArchive } from '../../core/transfer/import';
-import { pushImage } from '../../core/transfer/push';
+import { type PushResult, pushImage } from '../../core/transfer/push';
 import { pinToDigest } from '../editor';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import type { CacheNode, CacheTree } from './cache-tree';
 import { dockerfileEditor, fromEdit, toRange, useAtCursor } from './edits';
 import { errorText, type FailureContext, failureActions, notificationText } from './failure';
 import { INSPECT_SCHEME, InspectDocuments, inspectUri } from './inspect';
-import { label, type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
+import { showWithActions } from './notify';
+import { type PullRunner, type PullTarget, UNTRUSTED_TEXT, type Unresolved } from './pulls';
 import { type RegistriesTree, type RegistryNode, type RepositoryNode, tagReference } from './registries-tree';
 import { signIn, signOut } from './sign-in';
 import { TagList } from './tag-list';
-import { ARCHIVE_FILTERS } from './transfer-text';
+import { ARCHIVE_FILTERS, exportSummary, label, partialPushFailure } from './transfer-text';
 import type { WorkspaceImagesTree, WorkspaceNode } from './workspace-tree';
 
 export interface WorkbenchParts {
@@ -74,13 +76,27 @@ function cacheDigest(node: Node): string | undefined {
 
 function targetOf(arg: unknown): PullTarget | undefined {
   if (typeof arg === 'string') return { reference: arg };
-  if (isPullArgs(arg)) return { reference: arg.reference, platform: arg.platform, always: arg.always };
+  if (isPullArgs(arg)) {
+    const { reference, platform, always, allPlatforms } = arg;
+    return { reference, platform, always, allPlatforms };
+  }
   if (!isNode(arg)) return undefined;
   if (arg.kind === 'image' && 'use' in arg)
     return arg.use.ref ? { reference: arg.use.ref, platform: arg.use.platform } : undefined;
   if (arg.kind === 'image' && 'name' in arg) return { reference: arg.name };
   if (arg.kind === 'tag') return { reference: formatReference(tagReference(arg)) };
   return undefined;
+}
+
+/**
+ * The platforms a cached index holds when the cache lacks some of what it lists (a pull for
+ * stowage.platforms keeps those alone); undefined when the image is whole or no index.
+ */
+async function partlyCached(store: Store, name: string): Promise<string[] | undefined> {
+  const descriptor = await store.getReference(name);
+  if (!descriptor || !isIndexMediaType(descriptor.mediaType)) return undefined;
+  const walk = await walkImage(store, descriptor).catch(() => undefined);
+  return walk?.missing.length ? walk.platforms : undefined;
 }
 
 /** The references of a batch that do not resolve (and so are not pulled). */
@@ -106,10 +122,7 @@ function reportUnresolved(uses: readonly { ref: string | null; error?: string }[
 
 function showError(e: unknown, context: Omit<FailureContext, 'trusted'> = {}): void {
   const actions = failureActions(e, { ...context, trusted: vscode.workspace.isTrusted });
-  void vscode.window.showErrorMessage(errorText(e), ...actions.map((a) => a.title)).then((picked) => {
-    const a = actions.find((x) => x.title === picked);
-    if (a) void vscode.commands.executeCommand(a.command, ...(a.args ?? []));
-  });
+  showWithActions(vscode.window.showErrorMessage, errorText(e), actions);
 }
 
 /** Wraps a command: errors become messages (with fitting actions), not unhandled rejections. */
@@ -605,9 +618,8 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
         );
       },
     );
-    void vscode.window.showInformationMessage(
-      `Exported ${result.images.length} image${result.images.length === 1 ? '' : 's'} to ${vscode.workspace.asRelativePath(target)} (${formatBytes(result.archiveBytes)}).`,
-    );
+    const summary = exportSummary(result, vscode.workspace.asRelativePath(target));
+    showWithActions(vscode.window.showInformationMessage, summary.text, summary.actions);
     return result;
   });
 
@@ -618,7 +630,8 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
     const refs = await store.listReferences();
     if (refs.length === 0)
       throw new StowageError('NOT_CACHED', 'The cache is empty: pull an image before pushing it.');
-    const preset = targetOf(arg)?.reference;
+    const given = targetOf(arg);
+    const preset = given?.reference;
     const source = refs.some((r) => r.name === preset)
       ? preset
       : (
@@ -645,26 +658,47 @@ export function registerCommands(f: FeatureContext, parts: WorkbenchParts): vsco
             },
           });
     if (!to) return undefined;
+    // A partial push's buttons: "Pull All Platforms and Push" (the rest of the image first) and
+    // "Push linux/amd64 Only" (one platform's manifest, as the CLI's --platform).
+    const wanted = source === preset ? given : undefined;
+    if (wanted?.allPlatforms) {
+      const [pulled] = await runner.pull([{ reference: source, allPlatforms: true }]);
+      if (!pulled?.ok) return undefined; // the runner said why
+    }
+    const platform = wanted?.platform ? parsePlatform(wanted.platform) : undefined;
     await f.stowage.prepareNetwork();
     const client = f.stowage.getClient();
-    const result = await vscode.window.withProgress(
-      {
-        location: vscode.ProgressLocation.Notification,
-        title: `Pushing ${label(source)} to ${to}`,
-        cancellable: true,
-      },
-      (progress, token) => {
-        const controller = new AbortController();
-        token.onCancellationRequested(() => controller.abort());
-        return pushImage(store, client, source, to, {
-          signal: controller.signal,
-          onProgress: reportTransfer(progress),
-        });
-      },
-    );
+    const what = `${label(source)}${platform ? ` (${formatPlatform(platform)})` : ''}`;
+    let result: PushResult;
+    try {
+      result = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `Pushing ${what} to ${to}`,
+          cancellable: true,
+        },
+        (progress, token) => {
+          const controller = new AbortController();
+          token.onCancellationRequested(() => controller.abort());
+          return pushImage(store, client, source, to, {
+            platform,
+            signal: controller.signal,
+            onProgress: reportTransfer(progress),
+          });
+        },
+      );
+    } catch (e) {
+      // Part of an index missing: the core's hint names CLI flags; offer what the editor does.
+      const cached = isStowageError(e, 'NOT_CACHED') && !platform && (await partlyCached(store, source));
+      if (!cached) throw e;
+      f.log.error(`Push of ${source} to ${to} failed: ${errorText(e)}`);
+      const failure = partialPushFailure(e as StowageError, { source, destination: to, cached });
+      showWithActions(vscode.window.showErrorMessage, failure.text, failure.actions);
+      return undefined;
+    }
     const there = result.existing + result.mounted;
     void vscode.window.showInformationMessage(
-      `Pushed ${label(source)} to ${result.destination}: ${result.uploaded} blob${result.uploaded === 1 ? '' : 's'} uploaded (${formatBytes(result.bytesUploaded)})${there ? `, ${there} already there` : ''}.`,
+      `Pushed ${what} to ${result.destination}: ${result.uploaded} blob${result.uploaded === 1 ? '' : 's'} uploaded (${formatBytes(result.bytesUploaded)})${there ? `, ${there} already there` : ''}.`,
     );
     return result;
   });

@@ -3,15 +3,12 @@ import { isStowageError } from '../../core/errors';
 import { formatBytes, formatDuration } from '../../core/format';
 import { parsePlatform } from '../../core/platform';
 import type { PullProgress, PullResult } from '../../core/pull/pull';
-import {
-  familiarReference,
-  parsePullableReference,
-  parseReference,
-  type Reference,
-} from '../../core/reference';
+import { parsePullableReference, parseReference } from '../../core/reference';
 import type { FeatureContext, PullImageArgs } from '../feature';
 import { errorText, failureActions, isCancellation, notificationText } from './failure';
+import { showWithActions } from './notify';
 import { formatBytePair, formatRate, progressMessage, RateMeter } from './progress-text';
+import { label } from './transfer-text';
 
 /** One image to pull: a reference and, optionally, the one platform to pull it for. */
 export interface PullTarget {
@@ -19,6 +16,8 @@ export interface PullTarget {
   platform?: string;
   /** Re-resolve the tag even when the cache holds the image. */
   always?: boolean;
+  /** Every platform the index lists, and its attestations (not only stowage.platforms). */
+  allPlatforms?: boolean;
 }
 
 export type PullOutcome =
@@ -111,9 +110,11 @@ export class PullRunner implements vscode.Disposable {
                 const platforms = target.platform
                   ? [parsePlatform(target.platform)]
                   : stowage.settings().platforms;
-                log.info(`Pulling ${target.reference}${target.platform ? ` for ${target.platform}` : ''}`);
+                const which = target.allPlatforms ? 'every platform' : target.platform;
+                log.info(`Pulling ${target.reference}${which ? ` for ${which}` : ''}`);
                 const pending = stowage.service.pull(target.reference, {
                   platforms,
+                  allPlatforms: target.allPlatforms,
                   alwaysPull: target.always,
                   signal: controller.signal,
                   onEvent: (e) => {
@@ -209,11 +210,11 @@ export class PullRunner implements vscode.Disposable {
     }
     const reason = (e: unknown) => (!trusted && isStowageError(e, 'OFFLINE') ? UNTRUSTED_TEXT : errorText(e));
     const text = problemText(outcomes, skipped, ms, reason);
-    const show = failed.length ? vscode.window.showErrorMessage : vscode.window.showWarningMessage;
-    void show(text, ...actions.map((a) => a.title)).then((picked) => {
-      const action = actions.find((a) => a.title === picked);
-      if (action) void vscode.commands.executeCommand(action.command, ...(action.args ?? []));
-    });
+    showWithActions(
+      failed.length ? vscode.window.showErrorMessage : vscode.window.showWarningMessage,
+      text,
+      actions,
+    );
   }
 
   private updateStatus(): void {
@@ -247,23 +248,15 @@ function pullArgs(target: PullTarget): PullImageArgs {
   return {
     reference: target.reference,
     ...(target.platform ? { platform: target.platform } : {}),
+    ...(target.allPlatforms ? { allPlatforms: true } : {}),
     ...(target.always ? { always: true } : {}),
   };
 }
 
 function dedupe(targets: readonly PullTarget[]): PullTarget[] {
   const seen = new Map<string, PullTarget>();
-  for (const t of targets) seen.set(`${t.reference}|${t.platform ?? ''}`, t);
+  for (const t of targets) seen.set(`${t.reference}|${t.allPlatforms ? '*' : (t.platform ?? '')}`, t);
   return [...seen.values()];
-}
-
-/** The short form users write (alpine:3.20); a name that does not parse (an archive's) as text. */
-export function label(reference: string): string {
-  try {
-    return familiarReference(parsePullableReference(reference) as Reference);
-  } catch {
-    return notificationText(reference);
-  }
 }
 
 /** "Pulled alpine:3.20 · 3.4 MB in 1.2 s", "alpine:3.20 is already cached", batch summaries. */
