@@ -54,6 +54,15 @@ export class StowageError extends Error {
   }
 }
 
+/**
+ * The commands hints name, for both front ends: the CLI's, then the editor's (the same core errors
+ * reach a terminal and a VS Code notification).
+ */
+export function pullCommand(input: string): string {
+  return `stowage pull ${input}, or Pull Image in VS Code`;
+}
+export const GC_COMMAND = 'stowage gc, or Stowage: Clean Up Cache in VS Code';
+
 export function isStowageError(e: unknown, code?: ErrorCode): e is StowageError {
   return e instanceof StowageError && (code === undefined || e.code === code);
 }

@@ -131,7 +131,7 @@ describe('a full disk', () => {
       assert.match(e.message, /full/);
       assert.ok(e.message.includes(store.dir), e.message);
       assert.doesNotMatch(e.message, /Download of/);
-      assert.match(e.hint ?? '', /stowage gc/);
+      assert.match(e.hint ?? '', /stowage gc, or Stowage: Clean Up Cache in VS Code/);
       return true;
     });
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs, constants as fsConstants } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { StowageError } from '../errors';
+import { GC_COMMAND, StowageError } from '../errors';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o644;
@@ -142,11 +142,11 @@ export async function exists(path: string): Promise<boolean> {
 const REFUSALS: Record<string, { reason: string; hint: string }> = {
   ENOSPC: {
     reason: 'the disk is full',
-    hint: 'Free some space (stowage gc deletes the blobs no cached image needs) and try again.',
+    hint: `Free some space (${GC_COMMAND}: it deletes the blobs no cached image needs) and try again.`,
   },
   EDQUOT: {
     reason: 'the disk quota is used up',
-    hint: 'Free some space (stowage gc deletes the blobs no cached image needs) and try again.',
+    hint: `Free some space (${GC_COMMAND}: it deletes the blobs no cached image needs) and try again.`,
   },
   EROFS: { reason: 'the file system is read-only', hint: 'The cache must be on a writable disk.' },
   EACCES: { reason: 'permission denied', hint: 'The cache folder must be writable by you.' },

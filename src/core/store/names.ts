@@ -1,5 +1,5 @@
 import { isDigest } from '../digest';
-import { StowageError } from '../errors';
+import { pullCommand, StowageError } from '../errors';
 import { formatReference, parseReference } from '../reference';
 import type { Descriptor } from './manifest';
 import type { Store } from './store';
@@ -75,6 +75,6 @@ export function notCached(input: string, dir: string): StowageError {
   return new StowageError(
     'NOT_CACHED',
     `${name} is not in the cache (${dir}).`,
-    `Pull it first (stowage pull ${input}), or list what is cached with stowage ls.`,
+    `Pull it first (${pullCommand(input)}), or list what is cached with stowage ls.`,
   );
 }

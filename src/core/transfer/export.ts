@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, parseDigest } from '../digest';
-import { isStowageError, StowageError, throwIfAborted } from '../errors';
+import { isStowageError, pullCommand, StowageError, throwIfAborted } from '../errors';
 import { closestPlatform, formatPlatform, hostPlatform, normalizePlatform } from '../platform';
 import { formatReference, parseReference } from '../reference';
 import {
@@ -145,7 +145,7 @@ export async function planExport(store: Store, inputs: readonly string[]): Promi
       throw new StowageError(
         'NOT_CACHED',
         `${name} is only partly cached: no platform has all its layers, so there is nothing to export.`,
-        `Pull it again (stowage pull ${input}) and retry.`,
+        `Pull it again (${pullCommand(input)}) and retry.`,
       );
     }
     for (const d of chosen) if (!blobs.has(d.digest)) blobs.set(d.digest, d);

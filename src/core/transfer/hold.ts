@@ -1,5 +1,5 @@
 import type { Digest } from '../digest';
-import { isStowageError, StowageError } from '../errors';
+import { isStowageError, pullCommand, StowageError } from '../errors';
 import type { Descriptor, Lease, Store } from '../store';
 
 /** The image an export or a push reads: its name and what the name pointed at when it began. */
@@ -40,6 +40,6 @@ export async function removedMeanwhile(
   return new StowageError(
     'NOT_CACHED',
     `${gone.name} was removed from the cache (${store.dir}) while it was being ${doing} (stowage rm and gc, or Remove Image in VS Code).`,
-    `Pull it again (stowage pull ${gone.input}) and retry.`,
+    `Pull it again (${pullCommand(gone.input)}) and retry.`,
   );
 }

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import type { Digest } from '../digest';
-import { isStowageError, StowageError, throwIfAborted } from '../errors';
+import { isStowageError, pullCommand, StowageError, throwIfAborted } from '../errors';
 import { forEachLimit } from '../limit';
 import { formatPlatform, normalizePlatform, type Platform, platformMatches } from '../platform';
 import { redactUserinfo } from '../redact';
@@ -141,7 +141,7 @@ export async function pushImage(
         : `The cache does not hold all of ${name}${all.length ? ` (it has ${walk.platforms.join(', ') || 'none'} of ${all.join(', ')})` : ''}; a registry refuses an index whose images are missing.`,
       all.length
         ? `Pull every platform first (stowage pull --all-platforms ${sourceInput}), or push one: --platform ${walk.platforms[0] ?? all[0]}.`
-        : `Pull it again (stowage pull ${sourceInput}).`,
+        : `Pull it again (${pullCommand(sourceInput)}).`,
     );
   }
   // Held until the push is done: an rm + gc meanwhile leaves these blobs alone. One that ran
@@ -158,7 +158,7 @@ export async function pushImage(
         new StowageError(
           'CACHE_CORRUPT',
           `Cached blob ${b.digest} of ${name} is missing.`,
-          `Pull it again (stowage pull ${sourceInput}) to repair the cache.`,
+          `Pull it again (${pullCommand(sourceInput)}) to repair the cache.`,
         )
       );
     }
