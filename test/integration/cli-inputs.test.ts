@@ -126,7 +126,10 @@ describe('a reference no pull could bring is invalid, not "not in the cache"', (
   test('a valid reference that is not cached still says so, with the pull that brings it', async () => {
     const r = await cli('export', 'alpine:3', '-o', join(work, 'z.tar'));
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /docker\.io\/library\/alpine:3 is not in the cache .*stowage pull alpine:3, or Pull Image in VS Code/);
+    assert.match(
+      r.stderr,
+      /docker\.io\/library\/alpine:3 is not in the cache .*stowage pull alpine:3, or Pull Image in VS Code/,
+    );
     const digest = await cli('export', `sha256:${'b'.repeat(64)}`, '-o', join(work, 'z.tar'));
     assert.match(digest.stderr, /No cached image has the digest sha256:b{64}/);
   });
