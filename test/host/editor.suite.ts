@@ -276,6 +276,28 @@ describe('editor features', function () {
     assert.match(definition, /Used on lines 3, 4, 5\./);
     // The stage's image keeps its own (image) hover.
     assert.match(await hoverAt(at(1, 'BASE', stages)), /Cached/);
+
+    // F12 on a use goes to AS build; Find All References lists the definition and the uses.
+    const asBuild = new vscode.Position(1, stages.lineAt(1).text.indexOf('build'));
+    const definitions = await vscode.commands.executeCommand<vscode.Location[]>(
+      'vscode.executeDefinitionProvider',
+      uri,
+      at(3, 'build', stages),
+    );
+    assert.deepEqual(
+      definitions.map((l) => [l.uri.toString(), l.range.start.line, l.range.start.character]),
+      [[uri.toString(), asBuild.line, asBuild.character]],
+    );
+    const references = await vscode.commands.executeCommand<vscode.Location[]>(
+      'vscode.executeReferenceProvider',
+      uri,
+      new vscode.Position(4, 12),
+    );
+    assert.deepEqual(
+      references.map((l) => l.range.start.line).sort(),
+      [1, 2, 3, 4],
+      'AS build, FROM build, COPY --from=build, COPY --from=0',
+    );
   });
 
   it('a warm hover is served from memory (timing reported, not asserted)', async () => {

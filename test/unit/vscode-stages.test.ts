@@ -2,7 +2,12 @@
 // Build stage mentions and their hover text (src/vscode/editor/stages.ts has no vscode import).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type StageMention, stageAt, stageHoverMarkdown } from '../../src/vscode/editor/stages';
+import {
+  type StageMention,
+  stageAt,
+  stageHoverMarkdown,
+  stageLocations,
+} from '../../src/vscode/editor/stages';
 
 const DOCKERFILE = [
   'ARG GO=1.22', //                                        0
@@ -77,6 +82,29 @@ test('stages are read as the resolver reads the file: a heredoc body is not a st
     '',
   ];
   assert.equal(stageAt(backtick.join('\n'), 4, 6)?.stage.line, 3);
+});
+
+test('Go to Definition and Find All References: the AS name, else the FROM line; every use', () => {
+  const lines = DOCKERFILE.split('\n');
+  const col = (line: number, text: string) => lines[line]!.indexOf(text);
+  const fromCopy = stageLocations(DOCKERFILE, 5, col(5, 'build') + 1);
+  assert.ok(fromCopy);
+  assert.deepEqual(fromCopy.definition.start, { line: 1, character: col(1, 'Build') });
+  assert.deepEqual(
+    fromCopy.references.map((r) => r.start.line),
+    [1, 2, 3, 5, 6],
+    'AS Build, then RUN --mount from=build, FROM build, COPY --from=build and --from=0',
+  );
+  // From the definition itself, and for a stage used before its FROM.
+  assert.deepEqual(stageLocations(DOCKERFILE, 1, col(1, 'Build') + 1)?.definition, fromCopy.definition);
+  assert.equal(stageLocations(DOCKERFILE, 10, col(10, 'later') + 1)?.definition.start.line, 11);
+  // A stage without a name is reached by its index: its FROM line.
+  const unnamed = 'FROM alpine\nFROM busybox\nCOPY --from=0 /a /b\n';
+  assert.deepEqual(stageLocations(unnamed, 2, 12)?.definition, {
+    start: { line: 0, character: 0 },
+    end: { line: 0, character: 0 },
+  });
+  assert.equal(stageLocations(DOCKERFILE, 8, col(8, 'alpine') + 1), undefined, 'an image is no stage');
 });
 
 test('AS name: the definition, with the lines that use it', () => {

@@ -9,7 +9,7 @@ import { ImageDiagnostics } from './diagnostics';
 import { DOCKERFILE_SELECTOR, DocumentUses } from './documents';
 import type { Freshness } from './freshness';
 import { ImageHoverProvider } from './hover';
-import { StageHoverProvider } from './stage-hover';
+import { StageHoverProvider, StageNavigation } from './stage-hover';
 import { checkSummary } from './verdicts';
 
 export { pinEdit, pinToDigest, unpinEdit } from './pin';
@@ -20,6 +20,7 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
   const uses = new DocumentUses(index);
   const diagnostics = new ImageDiagnostics(uses, freshness, log, stowage.onDidGrantTrust);
   const lenses = new ImageCodeLenses(uses, facts, stowage, freshness);
+  const stageNavigation = new StageNavigation();
   return [
     diagnostics,
     lenses,
@@ -35,6 +36,8 @@ export function registerEditorFeatures(features: FeatureContext): vscode.Disposa
       new ImageHoverProvider(uses, facts, (use) => freshness.newer(use)),
     ),
     vscode.languages.registerHoverProvider(DOCKERFILE_SELECTOR, new StageHoverProvider(uses)),
+    vscode.languages.registerDefinitionProvider(DOCKERFILE_SELECTOR, stageNavigation),
+    vscode.languages.registerReferenceProvider(DOCKERFILE_SELECTOR, stageNavigation),
     vscode.languages.registerCodeActionsProvider(
       DOCKERFILE_SELECTOR,
       new PinCodeActions(uses, stowage, freshness, log),

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { familiarReference } from '../../core/reference';
 import { type DocumentUses, toRange } from './documents';
-import { stageAt, stageHoverMarkdown } from './stages';
+import { stageAt, stageHoverMarkdown, stageLocations } from './stages';
 
 /**
  * Hovers over build stage names: `FROM build`, `COPY --from=build` (or `--from=0`), `RUN
@@ -21,5 +21,24 @@ export class StageHoverProvider implements vscode.HoverProvider {
     const md = new vscode.MarkdownString(stageHoverMarkdown(mention, image));
     md.supportHtml = false;
     return new vscode.Hover(md, toRange(mention.range));
+  }
+}
+
+/** Go to Definition (F12) and Find All References on build stage names, as in a language server. */
+export class StageNavigation implements vscode.DefinitionProvider, vscode.ReferenceProvider {
+  provideDefinition(document: vscode.TextDocument, position: vscode.Position): vscode.Location | undefined {
+    const found = stageLocations(document.getText(), position.line, position.character);
+    return found && new vscode.Location(document.uri, toRange(found.definition));
+  }
+
+  provideReferences(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.ReferenceContext,
+  ): vscode.Location[] {
+    const found = stageLocations(document.getText(), position.line, position.character);
+    if (!found) return [];
+    const ranges = context.includeDeclaration ? found.references : found.references.slice(1);
+    return ranges.map((r) => new vscode.Location(document.uri, toRange(r)));
   }
 }

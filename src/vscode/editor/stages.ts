@@ -59,6 +59,28 @@ export function stageAt(text: string, line: number, character: number): StageMen
   };
 }
 
+/**
+ * Where the stage named or numbered at a position is defined (its `AS name`, else the start of its
+ * FROM line) and every place that names it, the definition first (for Go to Definition and Find
+ * All References). Undefined off stage names.
+ */
+export function stageLocations(
+  text: string,
+  line: number,
+  character: number,
+): { definition: Range; references: Range[] } | undefined {
+  const { mentions } = stageMentions(text);
+  const hit = mentions.find((m) => contains(m.range, line, character));
+  if (!hit) return undefined;
+  const named = mentions.filter((m) => m.stage === hit.stage);
+  const at = { line: hit.stage.line - 1, character: 0 };
+  const definition = named.find((m) => m.definition)?.range ?? { start: at, end: at };
+  return {
+    definition,
+    references: [definition, ...named.filter((m) => !m.definition).map((m) => m.range)],
+  };
+}
+
 /** Every mention of a stage, in file order; as BuildKit resolves them (see core/dockerfile/resolve.ts). */
 export function stageMentions(text: string): Mentions {
   // As the resolver reads it (BuildKit's heredocs, line ends and escape); undefined if it threw.
