@@ -228,6 +228,11 @@ export class RegistryClient {
     return matchesHostList(host, this.options.insecureRegistries ?? []);
   }
 
+  /** Whether plain HTTP may be used with `host` at all: configured insecure, or loopback (docker's rule). */
+  private allowsPlainHttp(host: string): boolean {
+    return this.isInsecure(host) || isLoopback(host);
+  }
+
   /** Resolves a tag (or digest) to its descriptor with a HEAD (spares Docker Hub pull quota). */
   async head(
     ref: Reference,
@@ -601,7 +606,7 @@ export class RegistryClient {
     }
     const host = registryHost(registry);
     const bases = [new URL(`https://${host}`)];
-    if (this.isInsecure(host) || isLoopback(host)) bases.push(new URL(`http://${host}`));
+    if (this.allowsPlainHttp(host)) bases.push(new URL(`http://${host}`));
     list.push({ mirror: false, host, bases });
     return list;
   }
@@ -685,10 +690,7 @@ export class RegistryClient {
   private async withRetries(url: URL, call: Call, authorization: string | undefined): Promise<Response> {
     // HTTPS to a host that may speak plain HTTP, not yet known to speak TLS, is a probe: one try,
     // then plain HTTP (as containerd falls back), not four tries with backoff first.
-    const probe =
-      url.protocol === 'https:' &&
-      !this.tlsHosts.has(url.host) &&
-      (this.isInsecure(url.host) || isLoopback(url.host));
+    const probe = url.protocol === 'https:' && !this.schemeSettled(url);
     const attempts = call.once || probe ? 1 : this.retry.attempts;
     let timeouts = 0;
     for (let attempt = 1; ; attempt++) {
@@ -830,11 +832,7 @@ export class RegistryClient {
         }
         // What was asked over TLS goes on over plain HTTP only where plain HTTP is allowed (the
         // endpoints' rule): a tag's manifest or list there could be swapped on the way.
-        if (
-          url.protocol === 'https:' &&
-          next.protocol === 'http:' &&
-          !(this.isInsecure(next.host) || isLoopback(next.host))
-        ) {
+        if (url.protocol === 'https:' && next.protocol === 'http:' && !this.allowsPlainHttp(next.host)) {
           throw refusedRedirect(
             'INSECURE_REFUSED',
             `${url.host} redirected ${call.ctx.what} from HTTPS to plain HTTP on ${next.host}; refusing.`,
@@ -870,7 +868,7 @@ export class RegistryClient {
   /** Whether the host speaks `url`'s scheme for sure (not a candidate the endpoint loop may drop). */
   private schemeSettled(url: URL): boolean {
     if (url.protocol === 'http:') return this.plainHosts.has(url.host);
-    return this.tlsHosts.has(url.host) || !(this.isInsecure(url.host) || isLoopback(url.host));
+    return this.tlsHosts.has(url.host) || !this.allowsPlainHttp(url.host);
   }
 
   private directAllowed(url: URL, kind: DirectKind): boolean {
