@@ -138,19 +138,16 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+const FREE_SPACE = `Free some space (${GC_COMMAND}: it deletes the blobs no cached image needs) and try again.`;
+const DENIED = { reason: 'permission denied', hint: 'The cache folder must be writable by you.' };
+
 /** Why a disk refuses a write, for the errors that are the disk's and not Stowage's. */
 const REFUSALS: Record<string, { reason: string; hint: string }> = {
-  ENOSPC: {
-    reason: 'the disk is full',
-    hint: `Free some space (${GC_COMMAND}: it deletes the blobs no cached image needs) and try again.`,
-  },
-  EDQUOT: {
-    reason: 'the disk quota is used up',
-    hint: `Free some space (${GC_COMMAND}: it deletes the blobs no cached image needs) and try again.`,
-  },
+  ENOSPC: { reason: 'the disk is full', hint: FREE_SPACE },
+  EDQUOT: { reason: 'the disk quota is used up', hint: FREE_SPACE },
   EROFS: { reason: 'the file system is read-only', hint: 'The cache must be on a writable disk.' },
-  EACCES: { reason: 'permission denied', hint: 'The cache folder must be writable by you.' },
-  EPERM: { reason: 'permission denied', hint: 'The cache folder must be writable by you.' },
+  EACCES: DENIED,
+  EPERM: DENIED,
   EIO: { reason: 'the disk reported an input/output error', hint: 'Check the disk.' },
 };
 
