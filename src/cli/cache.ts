@@ -4,7 +4,7 @@ import { formatBytes } from '../core/format';
 import { formatPlatform } from '../core/platform';
 import { formatReference, parseReference } from '../core/reference';
 import { findCached, inspectImage, notCached, walkImage } from '../core/store';
-import { type Command, parseCommandArgs, plural, terminalText, usageError, writeJson } from './command';
+import { type Command, parseCommandArgs, plural, usageError, writeJson, writeText } from './command';
 import { cacheFolder, ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 
 /** Cache commands never touch the network. */
@@ -44,9 +44,7 @@ export const lsCommand: Command = {
       const w = Math.max(10, ...rows.map((r) => r.name.length));
       process.stdout.write(`${'REFERENCE'.padEnd(w)}  ${'DIGEST'.padEnd(19)}  SIZE\n`);
       for (const r of rows) {
-        process.stdout.write(
-          terminalText(`${r.name.padEnd(w)}  ${r.digest.slice(0, 19)}  ${formatBytes(r.size)}\n`),
-        );
+        writeText(`${r.name.padEnd(w)}  ${r.digest.slice(0, 19)}  ${formatBytes(r.size)}\n`);
       }
     }
     return 0;
@@ -85,7 +83,7 @@ export const inspectCommand: Command = {
       for (const l of p.layers)
         out.push(`    layer ${l.digest} ${formatBytes(l.size)}${l.present ? '' : ' (missing)'}`);
     }
-    process.stdout.write(terminalText(`${out.join('\n')}\n`));
+    writeText(`${out.join('\n')}\n`);
     return 0;
   },
 };
@@ -114,9 +112,9 @@ export const rmCommand: Command = {
         );
       }
       const name = refs[0]?.name ?? (store && (await findCached(store, p)))?.name ?? cachedName(p);
-      if (await store?.removeReference(name)) process.stdout.write(terminalText(`removed ${name}\n`));
+      if (await store?.removeReference(name)) writeText(`removed ${name}\n`);
       else {
-        process.stderr.write(terminalText(`stowage rm: ${name} is not in the cache\n`));
+        writeText(`stowage rm: ${name} is not in the cache\n`, process.stderr);
         missing++;
       }
     }

@@ -63,13 +63,18 @@ function argumentProblem(message: string, options: OptionTable): string {
   return message;
 }
 
-export function writeJson(value: unknown): void {
+export function writeJson(value: unknown, stream: NodeJS.WritableStream = process.stdout): void {
   // JSON.stringify escapes the C0 controls; DEL and the C1 ones (U+009B acts as ESC [) too.
   const json = JSON.stringify(value, null, 2).replace(
     /[\u007f-\u009f]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
-  process.stdout.write(`${json}\n`);
+  stream.write(`${json}\n`);
+}
+
+/** Output for a person, through terminalText: what it quotes of others cannot drive the terminal. */
+export function writeText(text: string, stream: NodeJS.WritableStream = process.stdout): void {
+  stream.write(terminalText(text));
 }
 
 /**

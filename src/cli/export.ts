@@ -9,6 +9,8 @@ import {
   parseCommandArgs,
   plural,
   usageError,
+  writeJson,
+  writeText,
 } from './command';
 import { cacheFolder, ENGINE_OPTIONS, OFFLINE_ACCEPTED, openExistingStore } from './engine';
 import { besideFile, explainPath, FileError } from './files';
@@ -65,10 +67,11 @@ export const exportCommand: Command = {
       // The archive on stdout: the summary, JSON too, goes to stderr.
       const out = toStdout ? process.stderr : process.stdout;
       if (values.json) {
-        out.write(`${JSON.stringify({ ...r, file: values.output, ms: Date.now() - began }, null, 2)}\n`);
+        writeJson({ ...r, file: values.output, ms: Date.now() - began }, out);
       } else if (toStdout) {
-        out.write(
+        writeText(
           `exported ${r.images.map((i) => i.name).join(', ')}: ${plural(r.blobs, 'blob')}, ${formatBytes(r.archiveBytes)}\n`,
+          out,
         );
       } else {
         for (const img of r.images) {
@@ -80,7 +83,7 @@ export const exportCommand: Command = {
           // docker load takes one platform per name: which one, when there is a choice.
           const docker =
             img.platforms.length > 1 && img.dockerPlatform ? `; docker load takes ${img.dockerPlatform}` : '';
-          out.write(`${img.name}@${img.digest} (${img.platforms.join(', ')}${docker})${left}\n`);
+          writeText(`${img.name}@${img.digest} (${img.platforms.join(', ')}${docker})${left}\n`, out);
         }
         out.write(
           `wrote ${values.output}: ${r.images.length} image(s), ${plural(r.blobs, 'blob')}, ${formatBytes(r.archiveBytes)} in ${formatDuration(Date.now() - began)}\n`,

@@ -1,7 +1,15 @@
 import { stat } from 'node:fs/promises';
 import { formatBytes, formatDuration } from '../core/format';
 import { importArchive } from '../core/transfer/import';
-import { type Command, interruptSignal, parseCommandArgs, plural, usageError, writeJson } from './command';
+import {
+  type Command,
+  interruptSignal,
+  parseCommandArgs,
+  plural,
+  usageError,
+  writeJson,
+  writeText,
+} from './command';
 import { ENGINE_OPTIONS, JSON_OPTION, OFFLINE_ACCEPTED, openStore } from './engine';
 import { explainPath, FileError } from './files';
 
@@ -46,7 +54,7 @@ export const importCommand: Command = {
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
         for (const img of r.images) {
-          process.stdout.write(
+          writeText(
             `${img.name}@${img.digest} (${img.platforms.join(', ')})${img.replaced ? ' (replaced an older entry)' : ''}\n`,
           );
         }

@@ -12,9 +12,9 @@ import {
   platformFlags,
   platformOption,
   plural,
-  terminalText,
   usageError,
   writeJson,
+  writeText,
 } from './command';
 import { parseBuildArgs, readDockerfile } from './dockerfile';
 import { createClient, ENGINE_OPTIONS, openStore } from './engine';
@@ -125,7 +125,7 @@ export const pullCommand: Command = {
         error: { code: 'DOCKERFILE', message: u.error },
       }));
       const problem = (text: string) =>
-        view ? view.write(process.stderr, `${text}\n`) : process.stderr.write(`${terminalText(text)}\n`);
+        view ? view.write(process.stderr, `${text}\n`) : writeText(`${text}\n`, process.stderr);
       for (const u of unresolved) problem(`stowage pull: ${u.file}:${u.line}: ${u.error}`);
       let failed = unresolved.length;
       const results: unknown[] = [];
@@ -256,7 +256,7 @@ class ProgressView {
   /** A line of output, above the bar (which the next progress event draws again). */
   write(stream: NodeJS.WriteStream, text: string): void {
     this.clear();
-    stream.write(terminalText(text));
+    writeText(text, stream);
   }
 
   clear(): void {

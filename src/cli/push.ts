@@ -10,14 +10,15 @@ import {
   plural,
   usageError,
   writeJson,
+  writeText,
 } from './command';
-import { createClient, ENGINE_OPTIONS, openStore } from './engine';
+import { createClient, ENGINE_OPTIONS, JSON_OPTION, openStore } from './engine';
 
 const USAGE = 'push [OPTIONS] REF DEST';
 
 const OPTIONS = {
   platform: platformOption('push only this platform of a multi-platform image (default: every cached one)'),
-  json: { type: 'boolean', help: 'print the result as JSON' },
+  json: JSON_OPTION,
   ...ENGINE_OPTIONS,
 } as const satisfies OptionTable;
 
@@ -41,7 +42,7 @@ export const pushCommand: Command = {
       });
       if (values.json) writeJson({ ...r, ms: Date.now() - began });
       else {
-        process.stdout.write(
+        writeText(
           `pushed ${r.source} → ${r.destination}: ${plural(r.uploaded, 'blob')} uploaded (${formatBytes(r.bytesUploaded)}), ${r.mounted} mounted, ${r.existing} already there, ${plural(r.manifests, 'manifest')}, in ${formatDuration(Date.now() - began)}\n`,
         );
       }

@@ -10,6 +10,7 @@ import {
   platformOption,
   usageError,
   writeJson,
+  writeText,
 } from './command';
 import { parseBuildArgs, readDockerfile } from './dockerfile';
 
@@ -87,7 +88,7 @@ export const refsCommand: Command = {
     const uses = resolveDockerfile(await readDockerfile(file), options);
     if (values.json) writeJson(uses.map(json));
     else if (uses.length === 0) process.stdout.write(`${file}: no image references\n`);
-    else process.stdout.write(`${table(uses)}\n`);
+    else writeText(`${table(uses)}\n`);
     return uses.some((u) => u.ref === null) ? 1 : 0;
   },
 };

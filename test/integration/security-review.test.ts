@@ -182,14 +182,14 @@ describe("a registry's error text", () => {
 });
 
 describe('names other tools wrote into the cache', () => {
-  test('stowage ls and inspect write no control character of them to the terminal', async () => {
+  test('stowage ls, inspect and export write no control character of them to the terminal', async () => {
     const cache = await mkdtemp(join(bed.work, 'foreign-'));
     const store = await (await import('../../src/core/store')).Store.open(cache);
     const descriptor = await putTinyImage(store, {
       created: '2024-01-01T00:00:00Z\u001b]0;owned\u0007\u001b[2J',
     });
     // Stowage refuses to record such a name: another tool writes it into index.json.
-    const name = 'evil\u001b[31m\u001b]0;owned\u0007';
+    const name = 'evil\u001b[31m\u001b]0;owned\u0007\u009b2J';
     const indexPath = join(cache, 'index.json');
     const index = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests: unknown[] };
     index.manifests.push({ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': name } });
@@ -200,7 +200,14 @@ describe('names other tools wrote into the cache', () => {
     const inspect = await cli(['inspect', name], cache);
     assert.equal(inspect.code, 0, inspect.stderr);
     assert.match(inspect.stdout, /created/);
-    for (const out of [ls.stdout, inspect.stdout])
+    // export's summary names the image: on stdout, or on stderr (JSON too) when the archive is stdout.
+    const exported = await cli(['export', name, '-o', join(cache, 'out.tar')], cache);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stdout, /^evil.*@sha256:/m);
+    const piped = await cli(['export', name, '-o', '-', '--json'], cache);
+    assert.equal(piped.code, 0, piped.stderr);
+    assert.equal((JSON.parse(piped.stderr) as { images: { name: string }[] }).images[0]?.name, name);
+    for (const out of [ls.stdout, inspect.stdout, exported.stdout, piped.stderr])
       assert.ok(!TERMINAL_CONTROL.test(out), JSON.stringify(out));
   });
 });
