@@ -107,6 +107,18 @@ test('Go to Definition and Find All References: the AS name, else the FROM line;
   assert.equal(stageLocations(DOCKERFILE, 8, col(8, 'alpine') + 1), undefined, 'an image is no stage');
 });
 
+test('flags are read as the resolver reads them: the last from= of a mount, flag names as written', () => {
+  const text = 'FROM alpine AS a\nFROM busybox AS b\nRUN --mount=from=a,from=b true\nCOPY --FROM=a /x /y\n';
+  const mount = text.split('\n')[2]!;
+  assert.equal(
+    stageAt(text, 2, mount.indexOf('from=a') + 6),
+    undefined,
+    'the first from= is not the one used',
+  );
+  assert.equal(stageAt(text, 2, mount.indexOf('from=b') + 6)?.stage.name, 'b');
+  assert.equal(stageAt(text, 3, 13), undefined, 'BuildKit knows no --FROM');
+});
+
 test('AS name: the definition, with the lines that use it', () => {
   const m = at(1, 'Build');
   assert.ok(m?.definition);

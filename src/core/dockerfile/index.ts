@@ -1,10 +1,13 @@
 export { type Directive, escapeDirective, syntaxDirective } from './directives';
 export { parseDockerfile } from './parse';
 export {
+  contains,
   errorReason,
+  flags,
   type ImageInstruction,
   type ImageUse,
   missingBuildArgs,
+  mountFromOption,
   type Position,
   type Range,
   type ResolveOptions,

@@ -199,7 +199,8 @@ export function useAt(uses: readonly ImageUse[], line: number, character: number
   );
 }
 
-function contains(r: Range, line: number, character: number): boolean {
+/** Whether a 0-based position is inside `r` (its ends included). */
+export function contains(r: Range, line: number, character: number): boolean {
   const afterStart = line > r.start.line || (line === r.start.line && character >= r.start.character);
   const beforeEnd = line < r.end.line || (line === r.end.line && character <= r.end.character);
   return afterStart && beforeEnd;
@@ -315,7 +316,8 @@ export function stageName(from: Instruction): string | null {
   return null;
 }
 
-function flags(i: Instruction, name: string): Flag[] {
+/** An instruction's `--name` flags (names are case-sensitive, as BuildKit's). */
+export function flags(i: Instruction, name: string): Flag[] {
   const withFlags = i as Instruction & { getFlags?: () => Flag[] };
   return typeof withFlags.getFlags === 'function'
     ? withFlags.getFlags().filter((f) => f.getName() === name)
@@ -327,7 +329,6 @@ function why(line: number, message: string, reasons: string[] = []): string {
   return `Line ${line}: ${sentences.join('. ')}.`;
 }
 
-/** Why the variables an expansion read may have made it empty or wrong. */
 /**
  * Why a meta ARG's default may be wrong: the ARGs it put in that had no value or were empty when
  * it was declared (a build argument for them would reach it), and those of the ARGs it read.
@@ -345,6 +346,7 @@ function defaultReasons(ctx: Context, name: string, expansion: Expansion): strin
   return reasons;
 }
 
+/** Why the variables an expansion read may have made it empty or wrong. */
 function variableReasons(ctx: Context, expansion: Expansion): string[] {
   const reasons: string[] = [];
   for (const name of expansion.unset) {
@@ -637,6 +639,14 @@ function csvFields(value: string): string[] {
   return fields;
 }
 
+/** The from= option of a RUN --mount flag: the last, as in BuildKit's parseMount; a quote may open the field ("from=…"). */
+export function mountFromOption(mount: Flag): ReturnType<Flag['getOptions']>[number] | undefined {
+  return mount
+    .getOptions()
+    .filter((o) => o.getName().replace(/^["']/, '').toLowerCase() === 'from')
+    .at(-1);
+}
+
 function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null): ImageUse[] {
   const uses: ImageUse[] = [];
   const line = run.getRange().start.line + 1;
@@ -651,11 +661,7 @@ function resolveMountsFrom(ctx: Context, run: Instruction, stage: string | null)
       if (eq >= 0 && field.slice(0, eq).toLowerCase() === 'from') from = field.slice(eq + 1);
     }
     if (!from) continue;
-    // The last from= wins, as in BuildKit's parseMount; a quote may open the field ("from=…").
-    const option = flag
-      .getOptions()
-      .filter((o) => o.getName().replace(/^["']/, '').toLowerCase() === 'from')
-      .at(-1);
+    const option = mountFromOption(flag);
     const range = rangeOf(option?.getValueRange() ?? valueRange);
     const written = option?.getValue() ?? from;
     const dollar = from.indexOf('$');

@@ -1,7 +1,14 @@
 // Build stages of a Dockerfile and the places that name them (FROM stage, COPY --from=stage,
 // RUN --mount=from=stage), for hovers. No vscode import: unit-tested.
-import type { Flag, Instruction } from 'dockerfile-ast';
-import { parseDockerfile, type Range, stageName, unquoteFlagValue } from '../../core/dockerfile';
+import {
+  contains,
+  flags,
+  mountFromOption,
+  parseDockerfile,
+  type Range,
+  stageName,
+  unquoteFlagValue,
+} from '../../core/dockerfile';
 import { code } from './markdown';
 
 /** One `FROM`: a build stage, named or not. */
@@ -125,7 +132,7 @@ export function stageMentions(text: string): Mentions {
       if (stage) out.push({ stage, range, definition: false, line });
     } else if (keyword === 'RUN') {
       for (const mount of flags(instruction, 'mount')) {
-        const option = mount.getOptions().find((o) => o.getName().toLowerCase() === 'from');
+        const option = mountFromOption(mount);
         const value = option?.getValue();
         const range = option?.getValueRange();
         const stage = value ? named(value) : undefined;
@@ -134,19 +141,6 @@ export function stageMentions(text: string): Mentions {
     }
   }
   return { mentions: out, stages: all.length };
-}
-
-function flags(i: Instruction, name: string): Flag[] {
-  const withFlags = i as Instruction & { getFlags?: () => Flag[] };
-  return typeof withFlags.getFlags === 'function'
-    ? withFlags.getFlags().filter((f) => f.getName().toLowerCase() === name)
-    : [];
-}
-
-function contains(r: Range, line: number, character: number): boolean {
-  const afterStart = line > r.start.line || (line === r.start.line && character >= r.start.character);
-  const beforeEnd = line < r.end.line || (line === r.end.line && character <= r.end.character);
-  return afterStart && beforeEnd;
 }
 
 function lines(numbers: readonly number[]): string {
