@@ -29,7 +29,7 @@ export function activateStowage(context: vscode.ExtensionContext): StowageApi {
   const facts = new CacheFacts(stowage);
   const freshness = new Freshness(stowage, facts, new FreshnessStore(context.globalStorageUri.fsPath), log);
   context.subscriptions.push(log, stowage, index, facts, freshness);
-  const features: FeatureContext = { extension: context, stowage, index, facts, freshness, log };
+  const features: FeatureContext = { stowage, index, facts, freshness, log };
   context.subscriptions.push(
     vscode.commands.registerCommand('stowage.showVersion', () => {
       const text = `Stowage ${VERSION}`;

@@ -6,7 +6,6 @@ import type { WorkspaceIndex } from './workspace-index';
 
 /** What every editor feature is registered with. */
 export interface FeatureContext {
-  readonly extension: vscode.ExtensionContext;
   readonly stowage: Stowage;
   readonly index: WorkspaceIndex;
   /** What the cache holds per image use, memoised until the cache changes (hover, CodeLens, trees). */

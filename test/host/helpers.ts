@@ -33,7 +33,6 @@ export function quickFixes(uri: vscode.Uri, range: vscode.Range): Thenable<vscod
 /** The features the extension registered with, over its API, for calling a feature directly. */
 export function featuresOf(api: StowageApi, log: vscode.LogOutputChannel): FeatureContext {
   return {
-    extension: undefined as never,
     stowage: api.stowage,
     index: api.index,
     facts: api.facts,
