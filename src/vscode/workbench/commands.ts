@@ -110,14 +110,11 @@ function reportUnresolved(uses: readonly { ref: string | null; error?: string }[
   if (bad.length === 0) return;
   const first = notificationText(bad[0]?.error ?? 'it cannot be resolved');
   const more = bad.length > 1 ? ` (and ${bad.length - 1} more)` : '';
-  void vscode.window
-    .showWarningMessage(
-      `Skipped ${bad.length} image reference${bad.length === 1 ? '' : 's'} that cannot be pulled: ${first}${more}`,
-      'Show Workspace Images',
-    )
-    .then((picked) => {
-      if (picked) void vscode.commands.executeCommand('stowage.workspaceImages.focus');
-    });
+  showWithActions(
+    vscode.window.showWarningMessage,
+    `Skipped ${bad.length} image reference${bad.length === 1 ? '' : 's'} that cannot be pulled: ${first}${more}`,
+    [{ title: 'Show Workspace Images', command: 'stowage.workspaceImages.focus' }],
+  );
 }
 
 function showError(e: unknown, context: Omit<FailureContext, 'trusted'> = {}): void {
